@@ -1,0 +1,40 @@
+"""aiomoomoo: an asyncio client for the moomoo / Futu OpenD gateway."""
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import (
+    ClientClosedError,
+    ConnectError,
+    ConnectionLostError,
+    MoomooError,
+    ProtocolError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    UnknownSecurityError,
+)
+from ._security import Market
+
+try:
+    __version__ = version("aiomoomoo")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    # Errors
+    "MoomooError",
+    "ConnectionLostError",
+    "ConnectError",
+    "ClientClosedError",
+    "RequestTimeoutError",
+    "ProtocolError",
+    "ServerError",
+    "RateLimitError",
+    "UnknownSecurityError",
+    # Values
+    "Market",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

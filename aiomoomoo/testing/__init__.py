@@ -1,0 +1,37 @@
+"""An OpenD simulator for testing code that talks to OpenD, aiomoomoo's or anyone's.
+
+It speaks the real wire protocol over loopback TCP, so the official SDK and aiomoomoo both
+connect to it unmodified::
+
+    from aiomoomoo.testing import OpenDSimulator, Faults
+
+    async with OpenDSimulator(faults=Faults(drop_after=5)) as sim:
+        async with aiomoomoo.Client(sim.host, sim.port) as client:
+            ...
+"""
+
+from ._history import (
+    BUILTIN_PROFILES,
+    DEFAULT_AS_OF,
+    HkRow,
+    SymbolProfile,
+    UsRow,
+    generate_history,
+)
+from ._simulator import Faults, OpenDSimulator, Quota, SimulatorStats, SimulatorThread
+
+__all__ = [
+    # The simulator
+    "OpenDSimulator",
+    "SimulatorThread",
+    "Faults",
+    "Quota",
+    "SimulatorStats",
+    # Its data
+    "BUILTIN_PROFILES",
+    "DEFAULT_AS_OF",
+    "HkRow",
+    "SymbolProfile",
+    "UsRow",
+    "generate_history",
+]
