@@ -14,6 +14,10 @@ from ._errors import (
     ServerError,
     UnknownSecurityError,
 )
+from ._client import Client, GatewayEvent, ShortInterestPage
+from ._connection import ConnectionInfo
+from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
+from ._quota import RequestLimiter, SlidingWindowLimiter
 from ._security import Market
 
 try:
@@ -23,6 +27,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
 
 __all__ = [
     "__version__",
+    # The client
+    "Client",
+    "ShortInterestPage",
+    "GatewayEvent",
+    "ConnectionInfo",
+    # The quota
+    "SlidingWindowLimiter",
+    "RequestLimiter",
     # Errors
     "MoomooError",
     "ConnectionLostError",
@@ -35,6 +47,9 @@ __all__ = [
     "UnknownSecurityError",
     # Values
     "Market",
+    "US_COLUMNS",
+    "HK_COLUMNS",
+    "trading_dates",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,537 @@
+"""The public client: validation, quota, paging, retries and reconnects, DataFrames.
+
+It never touches bytes: :mod:`aiomoomoo._connection` moves frames, :mod:`aiomoomoo._frames`
+builds tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import warnings
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+import pandas as pd
+from google.protobuf.message import DecodeError
+
+from ._connection import Connection, ConnectionInfo
+from ._errors import (
+    ClientClosedError,
+    ConnectError,
+    ConnectionLostError,
+    MoomooError,
+    ProtocolError,
+    RateLimitError,
+    server_error,
+)
+from ._frames import empty_frame, rows_to_frame
+from ._proto import Notify_pb2, Qot_GetShortInterest_pb2
+from ._quota import Quota, adapt_rate_limit
+from ._security import Market, Security, parse_code
+from ._wire import DEFAULT_MAX_BODY_SIZE, Frame, ProtoId
+
+__all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
+
+logger = logging.getLogger("aiomoomoo")
+
+#: The reply's ``next_key`` when there are no more pages.
+END_OF_DATA: Final = "-1"
+_MIN_NUM: Final = 1
+_MAX_NUM: Final = 50
+_UNSET: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """A Notify (1003) push from OpenD: ``type`` is OpenD's NotifyType number.
+
+    ``description`` carries the event text of gateway events (``type == 1``) and is empty for
+    the others.
+    """
+
+    type: int
+    type_name: str
+    description: str
+
+
+class ShortInterestPage:
+    """One page of short-interest history, newest row first.
+
+    ``us`` and ``hk`` are the official SDK's two DataFrames (the one for the other market is
+    empty); ``frame`` is the one for the code's market. ``next_key`` is the key of the next page,
+    ``"-1"`` when this is the last. Frames are built when first read, so a page you only page
+    through costs no DataFrame.
+    """
+
+    __slots__ = ("_hk", "_hk_items", "_us", "_us_items", "next_key", "security")
+
+    def __init__(
+        self,
+        security: Security,
+        s2c: Qot_GetShortInterest_pb2.S2C,
+        next_key: str,
+    ) -> None:
+        self.security = security
+        self.next_key = next_key
+        self._us_items = s2c.usItemList
+        self._hk_items = s2c.hkItemList
+        self._us: pd.DataFrame | None = None
+        self._hk: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        return f"<ShortInterestPage {self.code} rows={len(self)} next_key={self.next_key!r}>"
+
+    def __len__(self) -> int:
+        return len(self._us_items) + len(self._hk_items)
+
+    @property
+    def code(self) -> str:
+        """The security code the page belongs to, ``"US.AAPL"``."""
+        return self.security.code
+
+    @property
+    def market(self) -> Market:
+        """The code's market."""
+        return self.security.market
+
+    @property
+    def has_more(self) -> bool:
+        """Whether another page follows this one."""
+        return self.next_key != END_OF_DATA
+
+    @property
+    def us(self) -> pd.DataFrame:
+        """US rows, in the official column order (empty for an HK code)."""
+        if self._us is None:
+            self._us = rows_to_frame(Market.US, self._us_items)
+            self._us.attrs["next_key"] = self.next_key
+        return self._us
+
+    @property
+    def hk(self) -> pd.DataFrame:
+        """HK rows, in the official column order (empty for a US code)."""
+        if self._hk is None:
+            self._hk = rows_to_frame(Market.HK, self._hk_items)
+            self._hk.attrs["next_key"] = self.next_key
+        return self._hk
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows of the code's own market: ``us`` for a US code, ``hk`` for an HK one."""
+        return self.us if self.security.market is Market.US else self.hk
+
+    def _items(self) -> list[object]:
+        return list(self._us_items if self.security.market is Market.US else self._hk_items)
+
+
+def _check_num(num: object) -> int | None:
+    if num is None:
+        return None
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise TypeError(f"num must be an int from {_MIN_NUM} to {_MAX_NUM} or None, got {num!r}")
+    if not _MIN_NUM <= num <= _MAX_NUM:
+        raise ValueError(f"num must be from {_MIN_NUM} to {_MAX_NUM}, got {num!r}")
+    return num
+
+
+def _check_next_key(next_key: object) -> str | None:
+    if next_key is None:
+        return None
+    if not isinstance(next_key, str):
+        raise TypeError(f"next_key must be a str from a previous page or None, got {next_key!r}")
+    if next_key == END_OF_DATA:
+        raise ValueError("next_key '-1' marks the last page: there is nothing after it")
+    if not next_key:
+        raise ValueError("next_key '' is not a page key; pass None for the first page")
+    return next_key
+
+
+def _check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_since(since: object) -> dt.date | None:
+    if since is None:
+        return None
+    if isinstance(since, dt.datetime):
+        return since.date()
+    if isinstance(since, dt.date):
+        return since
+    if isinstance(since, str):
+        try:
+            return dt.date.fromisoformat(since)
+        except ValueError:
+            raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
+    raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
+
+
+class Client:
+    """An asyncio client for one OpenD gateway, over one multiplexed connection.
+
+    Use it as an async context manager: ``async with aiomoomoo.Client("127.0.0.1", 11111) as
+    client:`` connects (and fails fast with :class:`ConnectError` if OpenD is not there), and
+    leaving the block closes it. Any number of tasks may call it at once; their requests share the
+    socket and the quota.
+
+    Options (keyword-only):
+
+    - ``rate_limit``: ``(max_requests, period_seconds)``, default OpenD's ``(30, 30.0)``;
+      ``None`` for no client-side limit; or a limiter to share between clients (a
+      :class:`SlidingWindowLimiter`, or any object with an async ``acquire()`` such as
+      ``aiolimiter.AsyncLimiter``).
+    - ``timeout``: seconds to wait for each reply (default 12, as the official SDK), None for ever.
+    - ``connect_timeout``: seconds for TCP connect plus InitConnect.
+    - ``retries``: how many times a read is resent after the connection drops (default 3).
+    - ``reconnect_delay``: first and largest pause between reconnect attempts; the pause doubles,
+      with jitter, from the first to the largest.
+    - ``rate_limit_wait``: the longest a request keeps retrying when OpenD itself answers "rate
+      limit" (another process shares the account); then :class:`RateLimitError` is raised.
+    - ``keepalive_interval``: override OpenD's advertised keep-alive interval (seconds).
+    - ``client_id``: the clientID sent in InitConnect.
+    - ``on_event``: called with a :class:`GatewayEvent` for every Notify push.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 11111,
+        *,
+        rate_limit: object = (30, 30.0),
+        timeout: float | None = 12.0,
+        connect_timeout: float = 10.0,
+        retries: int = 3,
+        reconnect_delay: tuple[float, float] = (0.1, 5.0),
+        rate_limit_wait: float = 60.0,
+        keepalive_interval: float | None = None,
+        client_id: str = "aiomoomoo",
+        on_event: Callable[[GatewayEvent], None] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, got {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port must be an int from 1 to 65535, got {port!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        first, largest = reconnect_delay
+        if not 0 <= first <= largest:
+            raise ValueError(f"reconnect_delay must be (first, largest) with 0 <= first <= largest, "
+                             f"got {reconnect_delay!r}")
+        self.host = host
+        self.port = port
+        self.timeout = _check_timeout(timeout)
+        self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout") or 10.0
+        self.retries = retries
+        self.reconnect_delay = (float(first), float(largest))
+        self.rate_limit_wait = float(rate_limit_wait)
+        self.keepalive_interval = _check_timeout(keepalive_interval, "keepalive_interval")
+        self.client_id = client_id
+        self.on_event = on_event
+        self.max_body_size = max_body_size
+        self._quota: Quota = adapt_rate_limit(rate_limit)
+        self._connection: Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._reconnector: asyncio.Task[None] | None = None
+        self._closed = False
+        self._entered = False
+        self.reconnects = 0
+
+    def __repr__(self) -> str:
+        if self._closed:
+            state = "closed"
+        elif self._connection is not None and self._connection.is_ready:
+            state = "connected"
+        else:
+            state = "disconnected"
+        return f"<Client {self.host}:{self.port} {state} quota={self._quota!r}>"
+
+    @property
+    def rate_limiter(self) -> object:
+        """The limiter this client's requests go through."""
+        return self._quota
+
+    @property
+    def connection_info(self) -> ConnectionInfo | None:
+        """OpenD's InitConnect answer for the current connection, None while disconnected."""
+        connection = self._connection
+        return connection.info if connection is not None and connection.is_ready else None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect now (``async with`` does this); raise :class:`ConnectError` if OpenD is not there."""
+        await self._ready_connection(attempts=1)
+
+    async def close(self) -> None:
+        """Close the connection; requests still waiting fail and new ones are refused."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            try:
+                await self._reconnector
+            except (asyncio.CancelledError, MoomooError):
+                pass
+        if self._connection is not None:
+            self._connection.close()
+
+    async def __aenter__(self) -> Self:
+        self._entered = True
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        connection = getattr(self, "_connection", None)
+        if connection is not None and not getattr(self, "_closed", True) and connection.is_ready:
+            _warn(f"unclosed {self!r}; use 'async with' or await close()", ResourceWarning,
+                  source=self)
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _on_connection_lost(self, connection: Connection, error: BaseException) -> None:
+        if self._closed or connection is not self._connection:
+            return
+        logger.warning("%s; reconnecting", error)
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        try:
+            await self._ready_connection(attempts=None)
+        except ConnectError as exc:
+            # Requests that arrive later start a fresh round of attempts; nothing waits on this.
+            logger.warning("reconnect to OpenD gave up for now: %s", exc)
+
+    async def _ready_connection(self, *, attempts: int | None = None) -> Connection:
+        """The live connection, connecting first if needed; ``attempts`` None means the default."""
+        if self._closed:
+            raise ClientClosedError(f"{self!r} is closed; create a new Client")
+        connection = self._connection
+        if connection is not None and connection.is_ready:
+            return connection
+        async with self._connect_lock:
+            connection = self._connection
+            if connection is not None and connection.is_ready:
+                return connection
+            total = attempts if attempts is not None else self.retries + 1
+            delay, largest = self.reconnect_delay
+            for attempt in range(1, total + 1):
+                if self._closed:
+                    raise ClientClosedError(f"{self!r} is closed; create a new Client")
+                try:
+                    connection = await Connection.open(
+                        self.host,
+                        self.port,
+                        timeout=self.connect_timeout,
+                        client_id=self.client_id,
+                        keepalive_interval=self.keepalive_interval,
+                        max_body_size=self.max_body_size,
+                        on_push=self._on_push,
+                        on_lost=self._on_connection_lost,
+                    )
+                except ConnectError as exc:
+                    if attempt == total:
+                        raise ConnectError(
+                            f"{exc}. Is OpenD running and logged in? Start it, or try "
+                            "`aiomoomoo short-interest --demo` for the built-in simulator"
+                        ) from exc
+                    logger.info("connect attempt %d failed: %s", attempt, exc)
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(max(delay * 2, 0.01), largest)
+                    continue
+                if self._connection is not None:
+                    self.reconnects += 1
+                self._connection = connection
+                return connection
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _on_push(self, frame: Frame) -> None:
+        if frame.proto_id != ProtoId.NOTIFY or self.on_event is None:
+            return
+        try:
+            push = Notify_pb2.Response.FromString(frame.body)
+        except DecodeError:
+            logger.warning("ignoring an undecodable Notify push")
+            return
+        s2c = push.s2c
+        try:
+            name = Notify_pb2.NotifyType.Name(s2c.type).removeprefix("NotifyType_")
+        except ValueError:
+            name = str(s2c.type)
+        self.on_event(GatewayEvent(s2c.type, name, s2c.event.desc if s2c.HasField("event") else ""))
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _call(
+        self, proto_id: int, body: bytes, *, timeout: float | None
+    ) -> Qot_GetShortInterest_pb2.Response:
+        """Send a read request with the quota, retrying across reconnects and server rate limits."""
+        lost = 0
+        waited = 0.0
+        backoff = self._rate_limit_backoff()
+        while True:
+            connection = await self._ready_connection()
+            try:
+                async with self._quota.slot():
+                    frame = await connection.request(proto_id, body, timeout=timeout)
+            except ConnectionLostError:
+                if self._closed:
+                    raise ClientClosedError(f"{self!r} was closed while the request waited") from None
+                lost += 1
+                if lost > self.retries:
+                    raise
+                logger.info("connection lost with proto %d in flight; retry %d", proto_id, lost)
+                continue
+            try:
+                reply = Qot_GetShortInterest_pb2.Response.FromString(frame.body)
+            except DecodeError as exc:
+                raise ProtocolError(f"unreadable reply to proto {proto_id}: {exc}") from exc
+            if reply.retType == 0:
+                return reply
+            error = server_error(
+                reply.retMsg,
+                ret_type=reply.retType,
+                err_code=reply.errCode if reply.HasField("errCode") else None,
+                proto_id=proto_id,
+            )
+            if isinstance(error, RateLimitError) and waited < self.rate_limit_wait:
+                pause = min(backoff, self.rate_limit_wait - waited)
+                logger.info("OpenD answered rate limit (%s); retrying in %.2f s", error.ret_msg, pause)
+                await asyncio.sleep(pause)
+                waited += pause
+                backoff *= 2
+                continue
+            raise error
+
+    def _rate_limit_backoff(self) -> float:
+        limiter = self._quota
+        period = getattr(limiter, "period", 30.0)
+        count = getattr(limiter, "max_requests", 30)
+        return max(period / count, 0.01)
+
+    async def get_short_interest(
+        self,
+        code: str,
+        next_key: str | None = None,
+        num: int | None = None,
+        *,
+        timeout: float | None | object = _UNSET,
+    ) -> ShortInterestPage:
+        """Fetch one page of ``code``'s short-interest history, newest rows first.
+
+        ``code`` is ``"US.<symbol>"`` or ``"HK.<symbol>"``; ``next_key`` is None for the first page
+        and the previous page's ``next_key`` after that; ``num`` is the page size, 1 to 50 (OpenD's
+        default 10 when None). ``timeout`` overrides the client's reply timeout for this call.
+        Bad arguments raise ``TypeError``/``ValueError`` before anything is sent. The request is
+        resent if the connection drops (it is a read), up to ``retries`` times.
+        """
+        security = parse_code(code)
+        key = _check_next_key(next_key)
+        size = _check_num(num)
+        wait = self.timeout if timeout is _UNSET else _check_timeout(timeout)
+        return await self._page(security, key, size, wait)
+
+    async def _page(
+        self, security: Security, next_key: str | None, num: int | None, timeout: float | None
+    ) -> ShortInterestPage:
+        c2s = Qot_GetShortInterest_pb2.C2S()
+        c2s.security.market = int(security.market)
+        c2s.security.code = security.symbol
+        if next_key is not None:
+            c2s.nextKey = next_key
+        if num is not None:
+            c2s.num = num
+        body = Qot_GetShortInterest_pb2.Request(c2s=c2s).SerializeToString()
+        reply = await self._call(ProtoId.GET_SHORT_INTEREST, body, timeout=timeout)
+        s2c = reply.s2c
+        # As the official SDK: a reply without nextKey is the last page.
+        key = s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA
+        return ShortInterestPage(security, s2c, key)
+
+    async def iter_short_interest(
+        self,
+        code: str,
+        *,
+        num: int | None = None,
+        next_key: str | None = None,
+        since: dt.date | str | None = None,
+        timeout: float | None | object = _UNSET,
+    ) -> AsyncIterator[ShortInterestPage]:
+        """Yield ``code``'s history page by page, newest first, until OpenD says ``"-1"``.
+
+        Each page is fetched when the previous one has been consumed. A connection drop mid-walk
+        resends the same ``next_key``, so no page is lost or repeated. Leaving the loop early
+        (``break``) is safe; wrap it in ``contextlib.aclosing`` to release it at once in other
+        cases. ``next_key`` resumes an earlier walk; ``since`` (a date) stops the walk at the
+        first page that reaches rows older than it (that page is yielded whole).
+        """
+        security = parse_code(code)
+        key = _check_next_key(next_key)
+        size = _check_num(num)
+        cutoff = _check_since(since)
+        wait = self.timeout if timeout is _UNSET else _check_timeout(timeout)
+        seen: set[str] = set()
+        while True:
+            page = await self._page(security, key, size, wait)
+            yield page
+            if not page.has_more or (cutoff is not None and _reaches(page, cutoff)):
+                return
+            if not page.next_key or page.next_key in seen:
+                raise ProtocolError(
+                    f"OpenD returned next_key {page.next_key!r} for {security.code} again; "
+                    "stopping instead of looping for ever"
+                )
+            seen.add(page.next_key)
+            key = page.next_key
+
+    async def fetch_short_interest(
+        self,
+        code: str,
+        *,
+        num: int = _MAX_NUM,
+        since: dt.date | str | None = None,
+        timeout: float | None | object = _UNSET,
+    ) -> pd.DataFrame:
+        """Fetch ``code``'s whole history (or back to ``since``) as one DataFrame, newest first.
+
+        Pages of ``num`` rows (default 50, the fewest requests) are walked as in
+        :meth:`iter_short_interest`; the frame has the code's market columns and dtypes, even when
+        empty, and ``attrs["next_key"] == "-1"``.
+        """
+        security = parse_code(code)
+        cutoff = _check_since(since)
+        items: list[object] = []
+        async for page in self.iter_short_interest(code, num=num, since=cutoff, timeout=timeout):
+            items.extend(page._items())
+        frame = rows_to_frame(security.market, items) if items else empty_frame(security.market)
+        if cutoff is not None and len(frame):
+            frame = frame[frame["timestamp_str"] >= cutoff.isoformat()].reset_index(drop=True)
+        frame.attrs["next_key"] = END_OF_DATA
+        return frame
+
+
+def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
+    """Whether the page holds a row dated before ``cutoff`` (rows run newest first)."""
+    items = page._items()
+    if not items:
+        return False
+    last = items[-1].timestampStr  # type: ignore[attr-defined]
+    return bool(last) and str(last) < cutoff.isoformat()

@@ -1,0 +1,204 @@
+"""Client-side request quota: never more than N requests in any sliding window of T seconds.
+
+OpenD counts requests as they arrive and refuses the one that would make N+1 inside any T-second
+window. A limiter that stamps requests when they leave cannot be exact, because the server's
+arrival time lies somewhere between the send and the reply. :class:`SlidingWindowLimiter` therefore
+counts a request from the moment it is granted until ``period`` seconds after its reply arrived:
+the server's arrival stamp for it is no later than that reply, so a request granted ``period``
+after it can never land in the same server window, whatever the network's jitter. The price is one
+round trip per window (well under a millisecond against a local OpenD), and no fudge factor.
+
+Grants are first come, first served; a cancelled waiter gives its place up and a request cancelled
+after its grant but before it was sent gives the slot back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+__all__ = ["RequestLimiter", "SlidingWindowLimiter", "adapt_rate_limit"]
+
+
+@runtime_checkable
+class RequestLimiter(Protocol):
+    """Anything with an async ``acquire()`` that returns when one request may go.
+
+    ``aiolimiter.AsyncLimiter`` is one; so is :class:`SlidingWindowLimiter`.
+    """
+
+    async def acquire(self) -> None: ...
+
+
+class SlidingWindowLimiter:
+    """At most ``max_requests`` requests in any ``period`` seconds, exactly, shared by all tasks.
+
+    Use one instance per OpenD account: pass it as ``rate_limit=`` to every :class:`~aiomoomoo.Client`
+    that shares the account's quota. Clients use :meth:`slot`, which knows when the reply came;
+    :meth:`acquire` is for other code that wants the same budget and counts from the grant.
+    """
+
+    __slots__ = ("_done", "_in_flight", "_timer", "_timer_at", "_waiters", "max_requests", "period")
+
+    def __init__(self, max_requests: int = 30, period: float = 30.0) -> None:
+        if isinstance(max_requests, bool) or not isinstance(max_requests, int):
+            raise TypeError(f"max_requests must be an int, got {max_requests!r}")
+        if max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests!r}")
+        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
+            raise ValueError(f"period must be a positive number of seconds, got {period!r}")
+        self.max_requests = max_requests
+        self.period = float(period)
+        self._in_flight = 0
+        # Completion times, appended as requests finish, so they are already in order.
+        self._done: collections.deque[float] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"<SlidingWindowLimiter {self.max_requests}/{self.period:g}s "
+            f"in_flight={self._in_flight} recent={len(self._done)} "
+            f"waiting={sum(not w.done() for w in self._waiters)}>"
+        )
+
+    def has_capacity(self) -> bool:
+        """Whether a request could be granted right now without waiting."""
+        self._expire(asyncio.get_running_loop().time())
+        return not self._waiting() and self._used() < self.max_requests
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for a slot, run the body (send and await the reply), then start its cool-down."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._done.append(asyncio.get_running_loop().time())
+            self._wake()
+
+    async def acquire(self) -> None:
+        """Wait for a slot and count it as used from now (for callers without replies)."""
+        await self._acquire()
+        self._in_flight -= 1
+        self._done.append(asyncio.get_running_loop().time())
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _used(self) -> int:
+        return self._in_flight + len(self._done)
+
+    def _waiting(self) -> bool:
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()
+        return bool(self._waiters)
+
+    def _expire(self, now: float) -> None:
+        done, period = self._done, self.period
+        while done and done[0] + period <= now:
+            done.popleft()
+
+    async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._expire(loop.time())
+        if not self._waiting() and self._used() < self.max_requests:
+            self._in_flight += 1
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        self._wake()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # Granted, then cancelled before the request could use it: nothing was sent.
+                self._in_flight -= 1
+                self._wake()
+            raise
+
+    def _wake(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._expire(loop.time())
+        while self._waiting() and self._used() < self.max_requests:
+            self._in_flight += 1
+            self._waiters.popleft().set_result(None)
+        if self._waiting() and self._done:
+            at = self._done[0] + self.period
+            if self._timer is None or self._timer_at != at:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_at = at
+                self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()
+
+
+class _NoLimit:
+    """The ``rate_limit=None`` case: every request goes at once."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<no rate limit>"
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        yield
+
+
+class _Acquiring:
+    """Wraps a user's limiter (aiolimiter's, or any ``acquire()``) into the ``slot()`` shape."""
+
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: RequestLimiter) -> None:
+        self.limiter = limiter
+
+    def __repr__(self) -> str:
+        return repr(self.limiter)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.limiter.acquire()
+        yield
+
+
+Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
+
+
+def adapt_rate_limit(rate_limit: object) -> Quota:
+    """Turn the ``rate_limit=`` argument of :class:`~aiomoomoo.Client` into a quota object.
+
+    ``(max_requests, period_seconds)`` builds a private :class:`SlidingWindowLimiter`; ``None``
+    means no client-side limit; a :class:`SlidingWindowLimiter` or any object with an async
+    ``acquire()`` (such as ``aiolimiter.AsyncLimiter``) is shared as it is.
+    """
+    if rate_limit is None:
+        return _NoLimit()
+    if isinstance(rate_limit, SlidingWindowLimiter):
+        return rate_limit
+    if isinstance(rate_limit, tuple):
+        if len(rate_limit) != 2:
+            raise ValueError(
+                f"rate_limit tuple must be (max_requests, period_seconds), got {rate_limit!r}"
+            )
+        return SlidingWindowLimiter(*rate_limit)
+    if isinstance(rate_limit, RequestLimiter):
+        return _Acquiring(rate_limit)
+    raise TypeError(
+        "rate_limit must be (max_requests, period_seconds), None, a SlidingWindowLimiter or "
+        f"an object with an async acquire() such as aiolimiter.AsyncLimiter; got {rate_limit!r}"
+    )
