@@ -153,7 +153,14 @@ class FrameDecoder:
                     break
                 body = bytes(buffer[offset + HEADER_SIZE : end])
                 if self.decrypt is not None:
-                    body = self.decrypt(body)
+                    try:
+                        body = self.decrypt(body)
+                    except ProtocolError:
+                        raise
+                    except Exception as exc:
+                        raise ProtocolError(
+                            f"cannot decrypt frame for proto {proto_id} serial {serial}: {exc}"
+                        ) from exc
                 if hashlib.sha1(body).digest() != digest:
                     raise ProtocolError(
                         f"SHA-1 mismatch in frame for proto {proto_id} serial {serial}: "
