@@ -1,0 +1,124 @@
+"""Run every script in examples/ as a user would, against the in-process OpenD simulator.
+
+Each runs in a fresh interpreter with warnings as errors, must exit as documented and print what
+the docs say it prints. The checkout comes first on ``sys.path``, so the examples test this tree
+whether or not aiomoomoo is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -W error <args>`` from the repository root; return its status and output."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-W", "error", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
+    )
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>`` with ``args``."""
+    return run_python(str(EXAMPLES / name), *args)
+
+
+def test_every_example_is_tested() -> None:
+    tested = {"quickstart.py", "many_symbols.py", "trading_bot.py", "testing_with_faults.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_quickstart() -> None:
+    result = run_example("quickstart.py")
+    assert result.returncode == 0, result.stderr
+    assert "<ShortInterestPage US.AAPL rows=5 next_key=" in result.stdout
+    assert "HK.00700: 50 rows, next_key=" in result.stdout
+    assert "US.AAPL: 176 rows from 2019-01-15 to 2026-04-30" in result.stdout
+
+
+def test_quickstart_reports_an_unreachable_opend() -> None:
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    result = run_example("quickstart.py", "--port", "1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot connect to OpenD at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_many_symbols() -> None:
+    result = run_example("many_symbols.py")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^US\.AAPL +56 +2026-04-30 +2024-01-15$", result.stdout, re.M)
+    assert re.search(r"^HK\.00700 +122 +2026-04-30 +2024-01-05$", result.stdout, re.M)
+    assert "[7/7]" in result.stderr
+
+
+def test_many_symbols_keeps_the_data_of_symbols_that_did_not_fail() -> None:
+    result = run_example("many_symbols.py", "--since", "2026-01-01", "US.AAPL", "US.NOPE")
+    assert result.returncode == 1, result.stderr
+    assert "FAILED US.NOPE: OpenD refused proto 3249: unknown stock US.NOPE" in result.stdout
+    assert re.search(r"^US\.AAPL +8 +2026-04-30 +2026-01-15$", result.stdout, re.M)
+
+
+def test_many_symbols_streaming() -> None:
+    result = run_example("many_symbols.py", "--stream", "--since", "2026-01-01")
+    assert result.returncode == 0, result.stderr
+    assert "US.AAPL: 8 rows in 1 pages" in result.stdout
+    assert "HK.03690: 18 rows in 1 pages" in result.stdout
+
+
+def test_trading_bot() -> None:
+    codes = ["US.AAPL", "US.TSLA", "HK.09988", "US.NOPE"]
+    result = run_example("trading_bot.py", "--interval", "0.2", "--duration", "1", *codes)
+    assert result.returncode == 0, result.stderr
+    assert "ALERT US.AAPL 2026-04-30: days_to_cover 2.03 >= 2" in result.stdout
+    assert "ok    US.TSLA 2026-04-30: days_to_cover 1.48" in result.stdout
+    assert "ALERT HK.09988 2026-04-30: aggregated_short_ratio 1.4 >= 1" in result.stdout
+    assert "dropping US.NOPE from the watchlist: unknown stock US.NOPE" in result.stderr
+    assert "stopped cleanly after" in result.stdout
+    # Each row is reported once, however many rounds ran.
+    assert result.stdout.count("US.AAPL") == 1
+
+
+def test_trading_bot_stops_while_waiting_for_the_quota() -> None:
+    # Six codes every 0.05 s use the 30-request quota up in about 0.3 s; the bot then waits for
+    # the quota and must still stop on time, cleanly.
+    result = run_example("trading_bot.py", "--interval", "0.05", "--duration", "1.5")
+    assert result.returncode == 0, result.stderr
+    assert "stopped cleanly after" in result.stdout
+
+
+def test_testing_with_faults_as_a_script() -> None:
+    result = run_example("testing_with_faults.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all 7 passed" in result.stdout
+
+
+def test_testing_with_faults_under_pytest() -> None:
+    result = run_python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "testing_with_faults.py")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 passed" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["quickstart.py", "many_symbols.py", "trading_bot.py"])
+def test_help(name: str) -> None:
+    result = run_example(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--host" in result.stdout
+    assert "--port" in result.stdout
