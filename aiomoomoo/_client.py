@@ -7,14 +7,16 @@ builds tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, ParamSpec, Self
 
 import pandas as pd
 from google.protobuf.message import DecodeError
@@ -44,6 +46,25 @@ END_OF_DATA: Final = "-1"
 _MIN_NUM: Final = 1
 _MAX_NUM: Final = 50
 _UNSET: Final = object()
+
+_P = ParamSpec("_P")
+
+
+def _weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
+    """``method`` (a bound method) as a callback that does not keep its object alive.
+
+    The connection lives as long as its socket, held by the event loop; if its callbacks held
+    the client, a client its owner forgot to close would never be collected, never warn and
+    keep the socket open for ever.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*args, **kwargs)
+
+    return call
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +245,10 @@ class Client:
             raise ValueError(f"retries must be an int >= 0, got {retries!r}")
         first, largest = reconnect_delay
         if not 0 <= first <= largest:
-            raise ValueError(f"reconnect_delay must be (first, largest) with 0 <= first <= largest, "
-                             f"got {reconnect_delay!r}")
+            raise ValueError(
+                "reconnect_delay must be (first, largest) with 0 <= first <= largest, "
+                f"got {reconnect_delay!r}"
+            )
         self.host = host
         self.port = port
         self.timeout = _check_timeout(timeout)
@@ -268,7 +291,7 @@ class Client:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect now (``async with`` does this); raise :class:`ConnectError` if OpenD is not there."""
+        """Connect now (``async with`` does this); :class:`ConnectError` if OpenD is not there."""
         await self._ready_connection(attempts=1)
 
     async def close(self) -> None:
@@ -278,10 +301,8 @@ class Client:
         self._closed = True
         if self._reconnector is not None:
             self._reconnector.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, MoomooError):
                 await self._reconnector
-            except (asyncio.CancelledError, MoomooError):
-                pass
         if self._connection is not None:
             self._connection.close()
 
@@ -301,8 +322,13 @@ class Client:
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         connection = getattr(self, "_connection", None)
         if connection is not None and not getattr(self, "_closed", True) and connection.is_ready:
-            _warn(f"unclosed {self!r}; use 'async with' or await close()", ResourceWarning,
-                  source=self)
+            message = f"unclosed {self!r}; use 'async with' or await close()"
+            # Closed first, so the socket goes even when the warning is turned into an error,
+            # and marked closed first, so losing the connection starts no reconnect.
+            self._closed = True
+            with contextlib.suppress(RuntimeError):  # the event loop is already closed
+                connection.close()
+            _warn(message, ResourceWarning, source=self)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -344,8 +370,8 @@ class Client:
                         client_id=self.client_id,
                         keepalive_interval=self.keepalive_interval,
                         max_body_size=self.max_body_size,
-                        on_push=self._on_push,
-                        on_lost=self._on_connection_lost,
+                        on_push=_weak_callback(self._on_push),
+                        on_lost=_weak_callback(self._on_connection_lost),
                     )
                 except ConnectError as exc:
                     if attempt == total:
@@ -357,11 +383,19 @@ class Client:
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(max(delay * 2, 0.01), largest)
                     continue
-                if self._connection is not None:
-                    self.reconnects += 1
-                self._connection = connection
-                return connection
+                return self._adopt(connection)
             raise AssertionError("unreachable")  # pragma: no cover
+
+    def _adopt(self, connection: Connection) -> Connection:
+        """Make a freshly opened ``connection`` the client's one."""
+        if self._closed:
+            # close() ran while the connection was being opened: it must not outlive the client.
+            connection.close()
+            raise ClientClosedError(f"{self!r} is closed; create a new Client")
+        if self._connection is not None:
+            self.reconnects += 1
+        self._connection = connection
+        return connection
 
     def _on_push(self, frame: Frame) -> None:
         if frame.proto_id != ProtoId.NOTIFY or self.on_event is None:
@@ -373,10 +407,16 @@ class Client:
             return
         s2c = push.s2c
         try:
-            name = Notify_pb2.NotifyType.Name(s2c.type).removeprefix("NotifyType_")
+            name = Notify_pb2.NotifyType.Name(s2c.type).removeprefix("NotifyType_")  # type: ignore[arg-type]
         except ValueError:
             name = str(s2c.type)
-        self.on_event(GatewayEvent(s2c.type, name, s2c.event.desc if s2c.HasField("event") else ""))
+        event = GatewayEvent(s2c.type, name, s2c.event.desc if s2c.HasField("event") else "")
+        try:
+            self.on_event(event)
+        except Exception:
+            # Raised into the event loop's data_received, it would close the connection and
+            # fail every request in flight on it.
+            logger.exception("on_event callback failed for %r", event)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -394,7 +434,9 @@ class Client:
                     frame = await connection.request(proto_id, body, timeout=timeout)
             except ConnectionLostError:
                 if self._closed:
-                    raise ClientClosedError(f"{self!r} was closed while the request waited") from None
+                    raise ClientClosedError(
+                        f"{self!r} was closed while the request waited"
+                    ) from None
                 lost += 1
                 if lost > self.retries:
                     raise
@@ -414,7 +456,9 @@ class Client:
             )
             if isinstance(error, RateLimitError) and waited < self.rate_limit_wait:
                 pause = min(backoff, self.rate_limit_wait - waited)
-                logger.info("OpenD answered rate limit (%s); retrying in %.2f s", error.ret_msg, pause)
+                logger.info(
+                    "OpenD answered rate limit (%s); retrying in %.2f s", error.ret_msg, pause
+                )
                 await asyncio.sleep(pause)
                 waited += pause
                 backoff *= 2
@@ -422,10 +466,15 @@ class Client:
             raise error
 
     def _rate_limit_backoff(self) -> float:
-        limiter = self._quota
-        period = getattr(limiter, "period", 30.0)
-        count = getattr(limiter, "max_requests", 30)
-        return max(period / count, 0.01)
+        """The first pause after OpenD answers "rate limit": one slot's share of the period."""
+        # A wrapped limiter is looked into: aiolimiter names its budget max_rate/time_period.
+        limiter = getattr(self._quota, "limiter", self._quota)
+        period = getattr(limiter, "period", None) or getattr(limiter, "time_period", None)
+        count = getattr(limiter, "max_requests", None) or getattr(limiter, "max_rate", None)
+        try:
+            return max(float(period or 30.0) / float(count or 30), 0.01)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return 1.0
 
     async def get_short_interest(
         self,
@@ -433,7 +482,7 @@ class Client:
         next_key: str | None = None,
         num: int | None = None,
         *,
-        timeout: float | None | object = _UNSET,
+        timeout: float | object | None = _UNSET,
     ) -> ShortInterestPage:
         """Fetch one page of ``code``'s short-interest history, newest rows first.
 
@@ -473,7 +522,7 @@ class Client:
         num: int | None = None,
         next_key: str | None = None,
         since: dt.date | str | None = None,
-        timeout: float | None | object = _UNSET,
+        timeout: float | object | None = _UNSET,
     ) -> AsyncIterator[ShortInterestPage]:
         """Yield ``code``'s history page by page, newest first, until OpenD says ``"-1"``.
 
@@ -508,7 +557,7 @@ class Client:
         *,
         num: int = _MAX_NUM,
         since: dt.date | str | None = None,
-        timeout: float | None | object = _UNSET,
+        timeout: float | object | None = _UNSET,
     ) -> pd.DataFrame:
         """Fetch ``code``'s whole history (or back to ``since``) as one DataFrame, newest first.
 

@@ -148,7 +148,8 @@ class Connection(asyncio.Protocol):
             ) from None
         except OSError as exc:
             connection.close()
-            raise ConnectError(f"cannot connect to OpenD at {address}: {exc.strerror or exc}") from exc
+            reason = exc.strerror or exc
+            raise ConnectError(f"cannot connect to OpenD at {address}: {reason}") from exc
         except MoomooError as exc:
             connection.close()
             raise ConnectError(f"OpenD at {address} broke off InitConnect: {exc}") from exc
@@ -200,10 +201,12 @@ class Connection(asyncio.Protocol):
         :class:`ConnectionLostError` if the socket dies first. Cancelling the caller forgets the
         request: a late reply to it is discarded.
         """
-        if self._lost is not None:
-            raise ConnectionLostError(str(self._lost)) from self._lost.__cause__
         if self._can_write is not None:
             await asyncio.shield(self._can_write)
+        # Checked after the wait too: losing the socket also wakes the writers paused above,
+        # and a request registered after that would never be answered nor failed.
+        if self._lost is not None:
+            raise ConnectionLostError(str(self._lost)) from self._lost.__cause__
         serial = self._next_serial()
         future: asyncio.Future[Frame] = self._loop.create_future()
         self._pending[serial] = (proto_id, future)
@@ -266,7 +269,8 @@ class Connection(asyncio.Protocol):
                 )
             )
             return
-        body = KeepAlive_pb2.Request(c2s=KeepAlive_pb2.C2S(time=int(time.time()))).SerializeToString()
+        c2s = KeepAlive_pb2.C2S(time=int(time.time()))
+        body = KeepAlive_pb2.Request(c2s=c2s).SerializeToString()
         serial = self._next_serial()
         self._pending[serial] = (ProtoId.KEEP_ALIVE, None)
         self._write(encode_frame(ProtoId.KEEP_ALIVE, serial, body))
@@ -276,7 +280,8 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close the socket; pending requests fail with :class:`ConnectionLostError`."""
-        self.abort(ConnectionLostError(f"connection to OpenD at {self.address} was closed"), graceful=True)
+        error = ConnectionLostError(f"connection to OpenD at {self.address} was closed")
+        self.abort(error, graceful=True)
 
     def abort(self, error: ConnectionLostError, *, graceful: bool = False) -> None:
         """Drop the connection now, failing every pending request with ``error``."""

@@ -16,7 +16,14 @@ import pandas as pd
 
 from ._security import Market
 
-__all__ = ["HK_COLUMNS", "US_COLUMNS", "columns_for", "empty_frame", "rows_to_frame", "trading_dates"]
+__all__ = [
+    "HK_COLUMNS",
+    "US_COLUMNS",
+    "columns_for",
+    "empty_frame",
+    "rows_to_frame",
+    "trading_dates",
+]
 
 _Kind = Literal["int", "float", "str"]
 

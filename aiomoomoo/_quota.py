@@ -36,9 +36,10 @@ class RequestLimiter(Protocol):
 class SlidingWindowLimiter:
     """At most ``max_requests`` requests in any ``period`` seconds, exactly, shared by all tasks.
 
-    Use one instance per OpenD account: pass it as ``rate_limit=`` to every :class:`~aiomoomoo.Client`
-    that shares the account's quota. Clients use :meth:`slot`, which knows when the reply came;
-    :meth:`acquire` is for other code that wants the same budget and counts from the grant.
+    Use one instance per OpenD account: pass it as ``rate_limit=`` to every
+    :class:`~aiomoomoo.Client` that shares the account's quota. Clients use :meth:`slot`, which
+    knows when the reply came; :meth:`acquire` is for other code that wants the same budget and
+    counts from the grant.
     """
 
     __slots__ = ("_done", "_in_flight", "_timer", "_timer_at", "_waiters", "max_requests", "period")
@@ -87,6 +88,9 @@ class SlidingWindowLimiter:
         await self._acquire()
         self._in_flight -= 1
         self._done.append(asyncio.get_running_loop().time())
+        # The used count is unchanged, but the timer may have been armed only for in-flight
+        # slots (or not at all): without this, a waiter behind would never be woken.
+        self._wake()
 
     async def __aenter__(self) -> None:
         await self.acquire()

@@ -1,0 +1,553 @@
+"""The request quota, on a fake loop clock: exact grant times, FCFS, cancellation, the window.
+
+Time is controlled the way aiolimiter's tests control it: the running loop's ``time()`` is
+replaced by a clock that moves only when the test advances it, so timers fire at exact instants
+and nothing here sleeps for real. A test that waits on a timer the clock never reaches would
+block, so every wait is driven by :meth:`FakeClock.advance`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import aiolimiter
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiomoomoo import RequestLimiter, SlidingWindowLimiter
+from aiomoomoo._quota import adapt_rate_limit
+
+pytestmark = pytest.mark.anyio
+
+
+async def settle(rounds: int = 12) -> None:
+    """Let every callback and task that is ready run, and those they make ready, and so on."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def finish(*tasks: asyncio.Task[None]) -> None:
+    """Collect tasks that must have finished by now (awaiting a waiting one would block)."""
+    await settle()
+    waiting = [task.get_name() for task in tasks if not task.done()]
+    assert not waiting, f"still waiting: {waiting}"
+    await asyncio.gather(*tasks)
+
+
+class FakeClock:
+    """The running loop's clock, standing still until :meth:`advance` moves it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    async def advance(self, seconds: float) -> None:
+        """Let what is ready now run, move the clock on, and let everything that became due run."""
+        await settle()
+        self.now += seconds
+        await settle()
+
+    async def advance_to(self, when: float) -> None:
+        assert when >= self.now
+        await self.advance(when - self.now)
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[FakeClock]:
+    fake = FakeClock()
+    with mock.patch.object(asyncio.get_running_loop(), "time", fake.time):
+        yield fake
+
+
+@dataclass
+class Log:
+    """Who was granted when, in grant order."""
+
+    clock: FakeClock
+    grants: list[tuple[str, float]] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.grants]
+
+    def times(self) -> dict[str, float]:
+        return dict(self.grants)
+
+    def acquire(self, limiter: SlidingWindowLimiter, name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            await limiter.acquire()
+            self.grants.append((name, self.clock.now))
+
+        return asyncio.get_running_loop().create_task(run(), name=name)
+
+    def slot(
+        self, limiter: SlidingWindowLimiter, name: str, reply: asyncio.Event
+    ) -> asyncio.Task[None]:
+        """A request that holds its slot until ``reply`` is set (its reply arrived)."""
+
+        async def run() -> None:
+            async with limiter.slot():
+                self.grants.append((name, self.clock.now))
+                await reply.wait()
+
+        return asyncio.get_running_loop().create_task(run(), name=name)
+
+
+# -- construction and state ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((0, 1.0), ValueError, "max_requests must be at least 1, got 0"),
+        ((-3, 1.0), ValueError, "got -3"),
+        ((1.5, 1.0), TypeError, "max_requests must be an int, got 1.5"),
+        (("30", 1.0), TypeError, "got '30'"),
+        ((True, 1.0), TypeError, "got True"),
+        ((None, 1.0), TypeError, "got None"),
+        ((30, 0), ValueError, "period must be a positive number of seconds, got 0"),
+        ((30, -1.0), ValueError, "got -1.0"),
+        ((30, math.nan), ValueError, "got nan"),
+        ((30, "30"), ValueError, "got '30'"),
+        ((30, True), ValueError, "got True"),
+    ],
+)
+def test_bad_constructor_arguments_are_refused(
+    args: tuple[object, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SlidingWindowLimiter(*args)  # type: ignore[arg-type]
+
+
+def test_defaults_are_opends_quota() -> None:
+    limiter = SlidingWindowLimiter()
+    assert (limiter.max_requests, limiter.period) == (30, 30.0)
+    assert isinstance(SlidingWindowLimiter(2, 1).period, float)
+
+
+async def test_repr_shows_the_state(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(2, 10)
+    assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=0 waiting=0>"
+    log = Log(clock)
+    reply = asyncio.Event()
+    tasks = [log.slot(limiter, "a", reply), log.acquire(limiter, "b"), log.acquire(limiter, "c")]
+    await settle()
+    assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=1 recent=1 waiting=1>"
+    reply.set()
+    await settle()
+    await settle()
+    assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=2 waiting=1>"
+    await clock.advance(10)
+    assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=1 waiting=0>"
+    assert log.times() == {"a": 0, "b": 0, "c": 10}
+    await finish(*tasks)
+
+
+async def test_has_capacity(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 5)
+    assert limiter.has_capacity()
+    await limiter.acquire()
+    assert not limiter.has_capacity()
+    await clock.advance(4.999)
+    assert not limiter.has_capacity()
+    await clock.advance(0.001)
+    assert limiter.has_capacity()
+
+
+# -- grant times -----------------------------------------------------------------------------
+
+
+async def test_acquire_grants_at_exact_window_boundaries(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(3, 10)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(8)]
+    await settle()
+    assert log.names() == ["0", "1", "2"]
+    await clock.advance(9.999)
+    assert len(log.grants) == 3
+    await clock.advance_to(10)
+    assert len(log.grants) == 6
+    await clock.advance_to(20)
+    await finish(*tasks)
+    assert log.grants == [(str(i), 10.0 * (i // 3)) for i in range(8)]
+
+
+async def test_acquire_behind_acquire_is_woken(clock: FakeClock) -> None:
+    # Regression: a grant through acquire() re-armed no timer, so the third waiter slept for ever.
+    limiter = SlidingWindowLimiter(1, 10)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(4)]
+    for when in (0, 10, 20, 30):
+        await clock.advance_to(when)
+    await finish(*tasks)
+    assert log.grants == [("0", 0), ("1", 10), ("2", 20), ("3", 30)]
+
+
+async def test_slot_counts_until_period_after_the_reply(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(2, 10)
+    log = Log(clock)
+    replies = {name: asyncio.Event() for name in "abcd"}
+    tasks = [log.slot(limiter, name, replies[name]) for name in "abcd"]
+    await settle()
+    assert log.names() == ["a", "b"]
+    await clock.advance_to(3)
+    replies["a"].set()
+    await settle()
+    await clock.advance_to(5)
+    replies["b"].set()
+    await settle()
+    # The reply to "a" came at 3, so its slot is free at 13, not at 10 (its grant plus period).
+    await clock.advance_to(12.999)
+    assert log.names() == ["a", "b"]
+    await clock.advance_to(13)
+    assert log.times()["c"] == 13
+    await clock.advance_to(14.999)
+    assert "d" not in log.times()
+    await clock.advance_to(15)
+    assert log.times()["d"] == 15
+    replies["c"].set()
+    replies["d"].set()
+    await finish(*tasks)
+
+
+async def test_in_flight_requests_hold_their_slot_however_long(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 1)
+    log = Log(clock)
+    slow, other = asyncio.Event(), asyncio.Event()
+    tasks = [log.slot(limiter, "slow", slow), log.slot(limiter, "next", other)]
+    await settle()
+    await clock.advance(100)
+    assert log.names() == ["slow"]
+    slow.set()
+    await settle()
+    await clock.advance(0.5)
+    assert log.names() == ["slow"]
+    await clock.advance(0.5)
+    assert log.grants == [("slow", 0), ("next", 101)]
+    other.set()
+    await finish(*tasks)
+
+
+async def test_context_manager_acquires(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 2)
+    async with limiter:
+        pass
+    assert not limiter.has_capacity()
+    await clock.advance(2)
+    assert limiter.has_capacity()
+
+
+# -- order and cancellation ------------------------------------------------------------------
+
+
+async def test_first_come_first_served(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 10)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, "a")]
+    await clock.advance(1)
+    tasks.append(log.acquire(limiter, "b"))
+    await clock.advance(1)
+    tasks.append(log.acquire(limiter, "c"))
+    await settle()
+    # At 10 the slot frees; a newcomer that runs before the limiter's timer must still queue.
+    clock.now = 10
+    assert not limiter.has_capacity()
+    tasks.append(log.acquire(limiter, "late"))
+    await settle()
+    for when in (20, 30):
+        await clock.advance_to(when)
+    await finish(*tasks)
+    assert log.grants == [("a", 0), ("b", 10), ("c", 20), ("late", 30)]
+
+
+async def test_cancelled_waiter_gives_up_its_place(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 10)
+    log = Log(clock)
+    tasks = {name: log.acquire(limiter, name) for name in "abcd"}
+    await clock.advance(5)
+    assert "waiting=3" in repr(limiter)
+    tasks["c"].cancel()
+    await settle()
+    assert "waiting=2" in repr(limiter)
+    await clock.advance_to(10)
+    await clock.advance_to(20)
+    assert log.grants == [("a", 0), ("b", 10), ("d", 20)]
+    assert tasks["c"].cancelled()
+    await finish(tasks["a"], tasks["b"], tasks["d"])
+
+
+async def test_cancelled_after_grant_before_running_returns_the_slot(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(1, 10)
+    log = Log(clock)
+    first = log.acquire(limiter, "a")
+    reply = asyncio.Event()
+    granted = log.slot(limiter, "b", reply)
+    behind = log.slot(limiter, "c", reply)
+    await settle()
+    # Step the loop one iteration at a time until the limiter's timer has granted "b"'s slot;
+    # "b" has not run since, so cancelling it now cancels a granted, unused slot.
+    clock.now = 10
+    for _ in range(5):
+        await asyncio.sleep(0)
+        if "in_flight=1" in repr(limiter):
+            break
+    assert "in_flight=1 recent=0 waiting=1" in repr(limiter)
+    assert log.names() == ["a"]
+    granted.cancel()
+    await settle()
+    assert log.grants == [("a", 0), ("c", 10)]
+    assert granted.cancelled()
+    reply.set()
+    await settle()
+    await finish(first, behind)
+    assert "in_flight=0 recent=1 waiting=0" in repr(limiter)
+
+
+async def test_cancelled_while_in_flight_counts_as_sent(clock: FakeClock) -> None:
+    # Cancelled after its grant, inside the slot: the request may have left, so the slot cools
+    # down for a period from the cancellation, as if the reply had come then.
+    limiter = SlidingWindowLimiter(1, 10)
+    log = Log(clock)
+    reply = asyncio.Event()
+    sent = log.slot(limiter, "a", reply)
+    behind = log.slot(limiter, "b", reply)
+    await clock.advance(3)
+    sent.cancel()
+    await clock.advance_to(12.999)
+    assert log.names() == ["a"]
+    await clock.advance_to(13)
+    assert log.grants == [("a", 0), ("b", 13)]
+    reply.set()
+    await settle()
+    await finish(behind)
+    assert sent.cancelled()
+
+
+async def test_cancelling_every_waiter_leaves_a_clean_limiter(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(2, 10)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(6)]
+    await settle()
+    for task in tasks[2:]:
+        task.cancel()
+    await clock.advance(10)
+    assert log.names() == ["0", "1"]
+    assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=0 waiting=0>"
+    assert limiter.has_capacity()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- the window property over random schedules -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    arrival: int
+    hold: int  # seconds from grant to reply
+    cancel_at: int | None
+    use_slot: bool
+
+
+@dataclass
+class Outcome:
+    order: int = -1
+    arrived: float | None = None
+    granted: float | None = None
+    released: float | None = None
+
+
+def run_on_fake_clock(main: Callable[[FakeClock], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` in a fresh event loop whose clock is a :class:`FakeClock`."""
+    fake = FakeClock()
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        with mock.patch.object(loop, "time", fake.time):
+            runner.run(main(fake))
+
+
+schedules = st.tuples(
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.lists(
+        st.builds(
+            Planned,
+            arrival=st.integers(0, 20),
+            hold=st.integers(0, 6),
+            cancel_at=st.none() | st.integers(0, 40),
+            use_slot=st.booleans(),
+        ),
+        min_size=1,
+        max_size=14,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schedules)
+def test_no_window_ever_holds_more_than_max(schedule: tuple[int, int, list[Planned]]) -> None:
+    """Whatever the arrivals, hold times and cancellations, the limiter is exact and fair.
+
+    - At no instant are more than ``max_requests`` requests in use, where a request is in use
+      from its grant until ``period`` after its reply (for ``acquire()``, after its grant).
+    - No request waits while a slot is free: one granted later than it arrived was granted the
+      instant the number in use fell below ``max_requests``.
+    - Grants follow arrival order; a request cancelled while waiting is never granted; every
+      other request is.
+    """
+    max_requests, period, plan = schedule
+    outcomes = [Outcome() for _ in plan]
+    arrivals = iter(range(len(plan)))
+
+    async def main(clock: FakeClock) -> None:
+        limiter = SlidingWindowLimiter(max_requests, period)
+
+        async def request(planned: Planned, outcome: Outcome) -> None:
+            await asyncio.sleep(planned.arrival)
+            outcome.order = next(arrivals)
+            outcome.arrived = clock.now
+            if not planned.use_slot:
+                await limiter.acquire()
+                outcome.granted = outcome.released = clock.now
+                return
+            async with limiter.slot():
+                outcome.granted = clock.now
+                try:
+                    await asyncio.sleep(planned.hold)
+                finally:
+                    outcome.released = clock.now
+
+        tasks = [
+            asyncio.get_running_loop().create_task(request(p, o))
+            for p, o in zip(plan, outcomes, strict=True)
+        ]
+        await settle()
+        for now in range(1, 500):
+            if all(task.done() for task in tasks):
+                break
+            await clock.advance_to(now)
+            for planned, task in zip(plan, tasks, strict=True):
+                if planned.cancel_at == now:
+                    task.cancel()
+            await settle()
+        assert all(task.done() for task in tasks), "requests still waiting at the horizon"
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run_on_fake_clock(main)
+
+    used: list[tuple[float, float]] = []
+    for planned, outcome in zip(plan, outcomes, strict=True):
+        if outcome.granted is None:
+            assert planned.cancel_at is not None, f"{planned} was never granted"
+            continue
+        assert outcome.released is not None
+        used.append((outcome.granted, outcome.released + period))
+    for start, _ in used:
+        in_use = sum(1 for begin, end in used if begin <= start < end)
+        assert in_use <= max_requests, f"{in_use} in use at {start}: {used}"
+    for outcome in outcomes:
+        if outcome.granted is None or outcome.granted == outcome.arrived:
+            continue
+        at = outcome.granted
+        just_before = sum(1 for begin, end in used if begin < at <= end)
+        assert just_before == max_requests, f"waited for no reason until {at}: {used}"
+    fifo = sorted((o for o in outcomes if o.granted is not None), key=lambda o: o.order)
+    grants = [o.granted or 0.0 for o in fifo]
+    assert grants == sorted(grants), "grants out of arrival order"
+
+
+async def test_aiolimiter_lets_more_than_max_into_one_window(clock: FakeClock) -> None:
+    # Why the default limiter is not a leaky bucket: AsyncLimiter(10, 10) grants a burst of 10,
+    # then drips one a second, so 19 land inside the first 10 seconds; OpenD would refuse 9.
+    leaky = aiolimiter.AsyncLimiter(10, 10)
+    exact = SlidingWindowLimiter(10, 10)
+    for limiter, expected in ((leaky, 19), (exact, 10)):
+        granted: list[float] = []
+
+        async def take(limiter: RequestLimiter = limiter, granted: list[float] = granted) -> None:
+            await limiter.acquire()
+            granted.append(clock.now)
+
+        start = clock.now
+        tasks = [asyncio.get_running_loop().create_task(take()) for _ in range(40)]
+        for _ in range(10 * 4):
+            await clock.advance(0.25)
+        in_first_window = sum(1 for t in granted if t < start + 10)
+        assert in_first_window == expected, type(limiter).__name__
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- adapt_rate_limit ------------------------------------------------------------------------
+
+
+async def test_adapt_tuple_builds_a_private_limiter(clock: FakeClock) -> None:
+    quota = adapt_rate_limit((5, 2.5))
+    assert isinstance(quota, SlidingWindowLimiter)
+    assert (quota.max_requests, quota.period) == (5, 2.5)
+    assert adapt_rate_limit((5, 2.5)) is not quota
+
+
+def test_adapt_shares_a_sliding_window_limiter() -> None:
+    limiter = SlidingWindowLimiter(3, 1)
+    assert adapt_rate_limit(limiter) is limiter
+
+
+async def test_adapt_none_never_waits(clock: FakeClock) -> None:
+    quota = adapt_rate_limit(None)
+    assert repr(quota) == "<no rate limit>"
+    for _ in range(1000):
+        async with quota.slot():
+            pass
+
+
+async def test_adapt_wraps_any_async_acquire(clock: FakeClock) -> None:
+    leaky = aiolimiter.AsyncLimiter(2, 10)
+    assert isinstance(leaky, RequestLimiter)
+    quota = adapt_rate_limit(leaky)
+    assert repr(quota) == repr(leaky)
+    async with quota.slot():
+        pass
+    async with quota.slot():
+        pass
+    assert not leaky.has_capacity()
+
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def acquire(self) -> None:
+            self.calls += 1
+
+    counting = Counting()
+    async with adapt_rate_limit(counting).slot():
+        pass
+    assert counting.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "error", "message"),
+    [
+        ((30,), ValueError, r"rate_limit tuple must be \(max_requests, period_seconds\)"),
+        ((30, 30, 30), ValueError, r"got \(30, 30, 30\)"),
+        ((0, 30), ValueError, "max_requests must be at least 1"),
+        ((30, 0), ValueError, "period must be a positive number"),
+        ((30.5, 30), TypeError, "max_requests must be an int"),
+        ([30, 30], TypeError, r"rate_limit must be .*got \[30, 30\]"),
+        ("30/30", TypeError, "got '30/30'"),
+        (30, TypeError, "aiolimiter.AsyncLimiter; got 30"),
+        (object(), TypeError, "got <object object"),
+    ],
+)
+def test_adapt_refuses_what_it_cannot_use(
+    rate_limit: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        adapt_rate_limit(rate_limit)
