@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from .._security import Market, Security, parse_code
 
 __all__ = [
+    "BUILTIN_PROFILES",
     "DEFAULT_AS_OF",
     "DEFAULT_START",
-    "BUILTIN_PROFILES",
     "HkRow",
     "SymbolProfile",
     "UsRow",
@@ -79,28 +79,39 @@ class SymbolProfile:
 
 
 BUILTIN_PROFILES: Final[dict[str, SymbolProfile]] = {
-    "US.AAPL": SymbolProfile(price=271.0, shares=14.8e9, short_percent=0.75, daily_volume=52e6,
-                             volatility=0.28),
-    "US.TSLA": SymbolProfile(price=292.0, shares=2.8e9, short_percent=2.9, daily_volume=98e6,
-                             volatility=0.60),
-    "US.NVDA": SymbolProfile(price=108.0, shares=23.6e9, short_percent=1.05, daily_volume=240e6,
-                             volatility=0.50),
-    "US.SPY": SymbolProfile(price=552.0, shares=0.91e9, short_percent=2.6, daily_volume=72e6,
-                            volatility=0.17),
-    "US.BRK.B": SymbolProfile(price=523.0, shares=1.3e9, short_percent=0.95, daily_volume=4.6e6,
-                              volatility=0.18),
-    "US.MSFT": SymbolProfile(price=395.0, shares=7.43e9, short_percent=0.7, daily_volume=21e6,
-                             volatility=0.25),
-    "HK.00700": SymbolProfile(price=467.8, shares=9.2e9, short_percent=0.55, daily_volume=19e6,
-                              volatility=0.32),
-    "HK.09988": SymbolProfile(price=121.4, shares=19.1e9, short_percent=1.4, daily_volume=95e6,
-                              volatility=0.42),
-    "HK.00005": SymbolProfile(price=96.35, shares=17.9e9, short_percent=0.35, daily_volume=24e6,
-                              volatility=0.2),
-    "HK.02800": SymbolProfile(price=23.46, shares=4.6e9, short_percent=2.2, daily_volume=150e6,
-                              volatility=0.2),
-    "HK.03690": SymbolProfile(price=131.2, shares=6.1e9, short_percent=1.9, daily_volume=22e6,
-                              volatility=0.5),
+    "US.AAPL": SymbolProfile(
+        price=271.0, shares=14.8e9, short_percent=0.75, daily_volume=52e6, volatility=0.28
+    ),
+    "US.TSLA": SymbolProfile(
+        price=292.0, shares=2.8e9, short_percent=2.9, daily_volume=98e6, volatility=0.60
+    ),
+    "US.NVDA": SymbolProfile(
+        price=108.0, shares=23.6e9, short_percent=1.05, daily_volume=240e6, volatility=0.50
+    ),
+    "US.SPY": SymbolProfile(
+        price=552.0, shares=0.91e9, short_percent=2.6, daily_volume=72e6, volatility=0.17
+    ),
+    "US.BRK.B": SymbolProfile(
+        price=523.0, shares=1.3e9, short_percent=0.95, daily_volume=4.6e6, volatility=0.18
+    ),
+    "US.MSFT": SymbolProfile(
+        price=395.0, shares=7.43e9, short_percent=0.7, daily_volume=21e6, volatility=0.25
+    ),
+    "HK.00700": SymbolProfile(
+        price=467.8, shares=9.2e9, short_percent=0.55, daily_volume=19e6, volatility=0.32
+    ),
+    "HK.09988": SymbolProfile(
+        price=121.4, shares=19.1e9, short_percent=1.4, daily_volume=95e6, volatility=0.42
+    ),
+    "HK.00005": SymbolProfile(
+        price=96.35, shares=17.9e9, short_percent=0.35, daily_volume=24e6, volatility=0.2
+    ),
+    "HK.02800": SymbolProfile(
+        price=23.46, shares=4.6e9, short_percent=2.2, daily_volume=150e6, volatility=0.2
+    ),
+    "HK.03690": SymbolProfile(
+        price=131.2, shares=6.1e9, short_percent=1.9, daily_volume=22e6, volatility=0.5
+    ),
 }
 
 
@@ -203,26 +214,30 @@ def generate_history(
         if market is Market.US:
             volume = profile.daily_volume * math.exp(rng.gauss(0.0, 0.25))
             shares_short = int(profile.shares * short_pct / 100)
-            us_rows.append(UsRow(
-                timestamp=timestamp,
-                timestamp_str=day.isoformat(),
-                shares_short=shares_short,
-                short_percent=round(short_pct, 2),
-                avg_daily_share_volume=int(volume),
-                days_to_cover=round(max(shares_short / volume, 1.0), 2),
-                close_price=close,
-                last_close_price=last_close,
-            ))
+            us_rows.append(
+                UsRow(
+                    timestamp=timestamp,
+                    timestamp_str=day.isoformat(),
+                    shares_short=shares_short,
+                    short_percent=round(short_pct, 2),
+                    avg_daily_share_volume=int(volume),
+                    days_to_cover=round(max(shares_short / volume, 1.0), 2),
+                    close_price=close,
+                    last_close_price=last_close,
+                )
+            )
         else:
             aggregated = int(profile.shares * short_pct / 100)
-            hk_rows.append(HkRow(
-                timestamp=timestamp,
-                timestamp_str=day.isoformat(),
-                close_price=close,
-                last_close_price=last_close,
-                aggregated_short=aggregated,
-                aggregated_short_ratio=round(aggregated / profile.shares * 100, 2),
-            ))
+            hk_rows.append(
+                HkRow(
+                    timestamp=timestamp,
+                    timestamp_str=day.isoformat(),
+                    close_price=close,
+                    last_close_price=last_close,
+                    aggregated_short=aggregated,
+                    aggregated_short_ratio=round(aggregated / profile.shares * 100, 2),
+                )
+            )
         price /= math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2)
         short_pct = max(0.01, short_pct + 0.15 * (level - short_pct) + rng.gauss(0.0, 0.08 * level))
     return us_rows if market is Market.US else hk_rows

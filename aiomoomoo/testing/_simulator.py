@@ -14,6 +14,7 @@ import collections
 import contextlib
 import datetime as dt
 import logging
+import math
 import random
 import threading
 import time
@@ -67,8 +68,12 @@ class Quota:
     period: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.max_requests < 1 or self.period <= 0:
-            raise ValueError(f"quota needs max_requests >= 1 and period > 0, got {self!r}")
+        # A NaN or infinite period would never let a request leave the window.
+        if self.max_requests < 1 or not 0 < self.period < math.inf:
+            raise ValueError(
+                f"quota needs max_requests >= 1 and a finite period > 0, got "
+                f"{self.max_requests} requests per {self.period} seconds"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Quota:
@@ -77,9 +82,10 @@ class Quota:
         try:
             if not slash:
                 raise ValueError
-            return cls(int(count), float(seconds))
+            max_requests, period = int(count), float(seconds)
         except ValueError:
             raise ValueError(f"quota {text!r} is not N/SECONDS, for example 30/30") from None
+        return cls(max_requests, period)
 
 
 @dataclass(slots=True)
@@ -131,11 +137,11 @@ def _fail(response: Message, ret_msg: str, err_code: int) -> Message:
 class _History:
     """One symbol's rows, newest first, with the lookup paging needs."""
 
-    __slots__ = ("market", "rows", "_descending")
+    __slots__ = ("_descending", "market", "rows")
 
     def __init__(self, market: Market, rows: Sequence[UsRow] | Sequence[HkRow]) -> None:
         self.market = market
-        self.rows = list(rows)
+        self.rows: list[UsRow | HkRow] = list(rows)
         # Negated so bisect (ascending) can search the newest-first timestamps.
         self._descending = [-(r.timestamp if r.timestamp is not None else 0) for r in self.rows]
 
@@ -152,9 +158,11 @@ class _History:
     def key_after(self, end: int) -> str:
         if end >= len(self.rows):
             return "-1"
+        # Like OpenD, the key is the page's last timestamp. Hand-made histories may repeat
+        # timestamps, leave them out or not be sorted; where the timestamp would not lead back to
+        # exactly this row, page by position instead.
         last = self.rows[end - 1].timestamp
-        # Rows without a timestamp (only in hand-made histories) page by position instead.
-        if last is None or self._descending[end] == -last:
+        if last is None or self.start_after(str(last)) != end:
             return f"@{end}"
         return str(last)
 
@@ -242,7 +250,7 @@ class OpenDSimulator:
 
     def history(self, code: str) -> list[UsRow] | list[HkRow]:
         """The full history served for ``code``, newest first; KeyError if it is not served."""
-        return list(self._history(parse_code(code).code).rows)  # type: ignore[arg-type]
+        return list(self._history(parse_code(code).code).rows)  # type: ignore[return-value]
 
     def _history(self, code: str) -> _History:
         history = self._histories.get(code)
@@ -389,7 +397,10 @@ class _SimulatedConnection:
         else:
             if frame.proto_id == ProtoId.GET_SHORT_INTEREST:
                 faults = sim.faults
-                if faults.drop_after is not None and self._short_interest_count >= faults.drop_after:
+                if (
+                    faults.drop_after is not None
+                    and self._short_interest_count >= faults.drop_after
+                ):
                     sim.stats.dropped += 1
                     self.abort()
                     return
@@ -529,9 +540,12 @@ class _SimulatedConnection:
     def _reply(self, frame: Frame, response: Message) -> None:
         faults = self.simulator.faults
         data = self._encode(frame, response)
-        if frame.proto_id == ProtoId.GET_SHORT_INTEREST and faults.push_every:
-            if self._short_interest_count % faults.push_every == 0:
-                data = self._push_bytes(frame.serial, "simulated push") + data
+        if (
+            frame.proto_id == ProtoId.GET_SHORT_INTEREST
+            and faults.push_every
+            and self._short_interest_count % faults.push_every == 0
+        ):
+            data = self._push_bytes(frame.serial, "simulated push") + data
         delay = faults.reply_delay
         if faults.reply_jitter:
             delay += self.simulator._random.uniform(0, faults.reply_jitter)

@@ -1,0 +1,159 @@
+"""``aiomoomoo simulate``: the simulator as a process, and the command line around it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from aiomoomoo import __version__
+from aiomoomoo._cli import main
+from aiomoomoo.testing import OpenDSimulator
+
+from .conftest import connected
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 20.0
+
+
+@asynccontextmanager
+async def simulate(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, int]]:
+    """Run ``python -m aiomoomoo simulate ARGS``; yield the process and where it listens."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aiomoomoo",
+        "simulate",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        match = re.fullmatch(r"listening on (\S+):(\d+)\n", line.decode())
+        assert match, f"unexpected first line {line!r}"
+        yield process, match[1], int(match[2])
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.communicate()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None:
+    async with simulate("--port", "0", "--quota", "3/1", "--seed", "5") as (process, host, port):
+        assert host == "127.0.0.1"
+        assert port != 0
+        sim = OpenDSimulator(host, port)
+        async with connected(sim) as raw:
+            page = await raw.short_interest("US.AAPL")
+            assert page.retType == 0
+            # The command line's seed and quota reached the simulator.
+            expected = OpenDSimulator(seed=5).history("US.AAPL")[0]
+            assert page.s2c.usItemList[0].closePrice == expected.close_price
+            assert (await raw.short_interest("US.AAPL")).retType == 0
+            assert (await raw.short_interest("US.AAPL")).retType == 0
+            limited = await raw.short_interest("US.AAPL")
+            assert limited.retType == -1
+            assert "3 requests in any 1 seconds" in limited.retMsg
+
+            process.send_signal(signum)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout == b""
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.anyio
+async def test_simulate_options_reach_the_simulator() -> None:
+    args = ("--port", "0", "--no-quota", "--keepalive-interval", "4")
+    async with simulate(*args) as (process, host, port):
+        async with connected(OpenDSimulator(host, port)) as raw:
+            assert (await raw.init_connect()).s2c.keepAliveInterval == 4
+            for _ in range(40):  # more than the default 30/30 quota would allow
+                assert (await raw.short_interest("HK.00700", num=1)).retType == 0
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), START_TIMEOUT)
+    assert process.returncode == 0
+
+
+@pytest.mark.anyio
+async def test_bad_quota_exits_2_with_a_message_from_a_real_process() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aiomoomoo",
+        "simulate",
+        "--quota",
+        "abc",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    assert process.returncode == 2
+    assert stdout == b""
+    assert b"argument --quota: quota 'abc' is not N/SECONDS, for example 30/30" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quota", "abc"], "argument --quota: quota 'abc' is not N/SECONDS"),
+        (["--quota", "0/30"], "argument --quota: quota needs max_requests >= 1"),
+        (["--quota", "3/1", "--no-quota"], "not allowed with argument --quota"),
+        (["--port", "70000"], "argument --port: port '70000' is not a number from 0 to 65535"),
+        (["--keepalive-interval", "60"], "argument --keepalive-interval: keep-alive interval"),
+        (["--seed", "x"], "argument --seed: invalid int value"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["simulate", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"aiomoomoo {__version__}\n"
+
+
+def test_help_lists_simulate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "simulate" in capsys.readouterr().out
+    assert main(["simulate", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--host", "--port", "--quota", "--no-quota", "--seed", "--keepalive-interval"):
+        assert option in out
+
+
+def test_a_busy_port_exits_1_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"aiomoomoo simulate: cannot listen on 127.0.0.1:{port}" in captured.err
