@@ -13,7 +13,7 @@ import logging
 import random
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, ParamSpec, Self
@@ -523,7 +523,7 @@ class Client:
         next_key: str | None = None,
         since: dt.date | str | None = None,
         timeout: float | object | None = _UNSET,
-    ) -> AsyncIterator[ShortInterestPage]:
+    ) -> AsyncGenerator[ShortInterestPage, None]:
         """Yield ``code``'s history page by page, newest first, until OpenD says ``"-1"``.
 
         Each page is fetched when the previous one has been consumed. A connection drop mid-walk
