@@ -431,7 +431,13 @@ class Client:
             connection = await self._ready_connection()
             try:
                 async with self._quota.slot():
+                    if not connection.is_ready:
+                        # It dropped while this request queued for the quota: the request never
+                        # left, so it neither fails nor spends a retry for that.
+                        connection = await self._ready_connection()
                     frame = await connection.request(proto_id, body, timeout=timeout)
+            except ConnectError:
+                raise
             except ConnectionLostError:
                 if self._closed:
                     raise ClientClosedError(

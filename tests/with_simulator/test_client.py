@@ -474,6 +474,25 @@ async def test_a_cancelled_request_waiting_for_quota_is_never_sent() -> None:
         assert sim.stats.requests == 2
 
 
+async def test_a_drop_does_not_fail_requests_still_queued_for_quota() -> None:
+    # Regression: requests waiting for the quota held on to the connection of the moment they
+    # queued; granted after it dropped, they failed without ever being sent.
+    async with (
+        serving(quota=Quota(2, PERIOD)) as sim,
+        client_of(sim, rate_limit=(2, PERIOD), retries=0) as client,
+    ):
+        sim.faults.reply_delay = 0.1
+        tasks = [asyncio.create_task(client.get_short_interest("US.AAPL")) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        sim.faults.reply_delay = 0
+        sim.drop_connections()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r) for r in results[:2]] == [ConnectionLostError] * 2  # were in flight
+    assert all(isinstance(r, ShortInterestPage) for r in results[2:])
+    assert sim.stats.requests == 4
+    assert sim.stats.rate_limited == 0
+
+
 # -- many tasks, faults and reconnects -------------------------------------------------------
 
 
