@@ -536,10 +536,11 @@ async def test_a_walk_survives_reconnects_without_losing_or_repeating_a_page() -
     assert client.reconnects == sim.stats.connections - 1 >= 10
 
 
-async def test_concurrent_walks_survive_reconnects() -> None:
+async def test_concurrent_walks_survive_reconnects_among_other_faults() -> None:
     codes = ["US.AAPL", "US.SPY", "HK.00005", "HK.02800"]
+    faults = Faults(drop_after=5, reply_jitter=0.002, reorder_window=0.002, push_every=2)
     async with (
-        serving(faults=Faults(drop_after=5, reply_jitter=0.002)) as sim,
+        serving(faults=faults) as sim,
         client_of(sim, retries=2) as client,
     ):
         frames = await asyncio.gather(*(client.fetch_short_interest(c, num=40) for c in codes))
