@@ -3,6 +3,8 @@
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from ._client import Client, GatewayEvent, ShortInterestPage
+from ._connection import ConnectionInfo
 from ._errors import (
     ClientClosedError,
     ConnectError,
@@ -14,9 +16,8 @@ from ._errors import (
     ServerError,
     UnknownSecurityError,
 )
-from ._client import Client, GatewayEvent, ShortInterestPage
-from ._connection import ConnectionInfo
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
+from ._many import FetchManyError, Progress, SymbolResult
 from ._quota import RequestLimiter, SlidingWindowLimiter
 from ._security import Market
 
@@ -32,6 +33,9 @@ __all__ = [
     "ShortInterestPage",
     "GatewayEvent",
     "ConnectionInfo",
+    # Many symbols
+    "SymbolResult",
+    "Progress",
     # The quota
     "SlidingWindowLimiter",
     "RequestLimiter",
@@ -45,6 +49,7 @@ __all__ = [
     "ServerError",
     "RateLimitError",
     "UnknownSecurityError",
+    "FetchManyError",
     # Values
     "Market",
     "US_COLUMNS",

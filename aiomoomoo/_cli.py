@@ -1,4 +1,4 @@
-"""The ``aiomoomoo`` command line: ``aiomoomoo simulate`` runs the OpenD simulator.
+"""The ``aiomoomoo`` command line: ``short-interest`` fetches histories, ``simulate`` serves them.
 
 Each subcommand is one ``_add_<name>_parser(subparsers)`` function that builds its parser and
 binds its runner with ``set_defaults(run=...)``; :data:`_SUBCOMMANDS` lists them. Adding a
@@ -10,13 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
+import io
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Final, TypeAlias
 
+import pandas as pd
+
 from . import __version__
+from ._client import Client
+from ._errors import ConnectError, MoomooError
+from ._many import FetchManyError, Progress
+from ._security import parse_code
 from .testing import OpenDSimulator, Quota
 
 __all__ = ["main"]
@@ -171,4 +181,186 @@ async def _serve(simulator: OpenDSimulator) -> None:
         await stop.wait()
 
 
-_SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (_add_simulate_parser,)
+# -- short-interest -------------------------------------------------------------------------
+
+_FORMATS: Final = ("table", "csv", "json", "parquet")
+
+
+def _add_short_interest_parser(subparsers: _SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "short-interest",
+        help="fetch short-interest histories and write them out",
+        description=(
+            "Fetch the short-interest history of each CODE (US.<symbol> or HK.<symbol>) from "
+            "OpenD, concurrently and within its quota, and write them as one table with a "
+            "leading code column."
+        ),
+    )
+    parser.add_argument(
+        "codes", nargs="+", metavar="CODE", type=_code, help="e.g. US.AAPL HK.00700"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
+    parser.add_argument(
+        "--port", type=_port, default=11111, help="OpenD's port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--since", type=_date, metavar="YYYY-MM-DD", help="only rows from this trading date on"
+    )
+    parser.add_argument(
+        "--num", type=_num, default=50, help="rows per request, 1 to 50 (default %(default)s)"
+    )
+    parser.add_argument(
+        "--format", choices=_FORMATS, default="table", help="output format (default %(default)s)"
+    )
+    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here, not stdout")
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=4, help="symbols fetched at once (default 4)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="fetch from the simulator built into aiomoomoo instead of an OpenD",
+    )
+    parser.set_defaults(run=_run_short_interest)
+
+
+def _code(text: str) -> str:
+    try:
+        return parse_code(text).code
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"date {text!r} is not YYYY-MM-DD") from None
+
+
+def _num(text: str) -> int:
+    try:
+        num = int(text)
+    except ValueError:
+        num = 0
+    if not 1 <= num <= 50:
+        raise argparse.ArgumentTypeError(f"num {text!r} is not a whole number from 1 to 50")
+    return num
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _run_short_interest(args: argparse.Namespace) -> int:
+    if len(set(args.codes)) != len(args.codes):
+        print("aiomoomoo short-interest: a code is listed twice", file=sys.stderr)
+        return 2
+    if args.format == "parquet":
+        if args.output is None:
+            print("aiomoomoo short-interest: --format parquet needs --output FILE", file=sys.stderr)
+            return 2
+        try:
+            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            print(
+                "aiomoomoo short-interest: parquet output needs pyarrow: "
+                "pip install 'aiomoomoo[parquet]'",
+                file=sys.stderr,
+            )
+            return 1
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        frame, failures = asyncio.run(_fetch(args, progress))
+    except ConnectError as exc:
+        print(f"aiomoomoo short-interest: {exc}", file=sys.stderr)
+        return 1
+    except MoomooError as exc:
+        print(f"aiomoomoo short-interest: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if progress is not None:
+            progress.finish()
+    _write(frame, args.format, args.output)
+    for code, error in failures.items():
+        print(f"aiomoomoo short-interest: {code}: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+async def _fetch(
+    args: argparse.Namespace, progress: _ProgressLine | None
+) -> tuple[pd.DataFrame, dict[str, MoomooError]]:
+    async with contextlib.AsyncExitStack() as stack:
+        host, port = args.host, args.port
+        if args.demo:
+            simulator = await stack.enter_async_context(OpenDSimulator(port=0))
+            host, port = simulator.host, simulator.port
+        client = await stack.enter_async_context(Client(host, port, retries=3))
+        try:
+            frame = await client.fetch_short_interest_many(
+                args.codes,
+                since=args.since,
+                num=args.num,
+                concurrency=args.concurrency,
+                on_progress=progress.update if progress is not None else None,
+            )
+        except FetchManyError as exc:
+            return exc.frame, exc.failures
+        return frame, {}
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
+    if fmt == "parquet":
+        assert output is not None
+        frame.to_parquet(output, index=False)
+        return
+    if fmt == "csv":
+        text = frame.to_csv(index=False)
+    elif fmt == "json":
+        text = frame.to_json(orient="records", indent=1) + "\n"
+    else:
+        text = (frame.to_string(index=False) if len(frame) else "(no rows)") + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+class _ProgressLine:
+    """A one-line progress display on a terminal's stderr, redrawn in place."""
+
+    def __init__(self, stream: io.TextIOBase | Any) -> None:
+        self._stream = stream
+        self._width = max(40, min(os.get_terminal_size(stream.fileno()).columns, 120))
+
+    def update(self, progress: Progress) -> None:
+        done, total = progress.symbols_done, progress.symbols_total
+        filled = int(20 * done / total) if total else 20
+        bar = "#" * filled + "-" * (20 - filled)
+        line = (
+            f"[{bar}] {done}/{total} symbols, {progress.pages} pages, {progress.rows} rows"
+            f" ({progress.code} {progress.event})"
+        )
+        self._stream.write("\r" + line[: self._width - 1].ljust(self._width - 1))
+        self._stream.flush()
+
+    def finish(self) -> None:
+        self._stream.write("\r" + " " * (self._width - 1) + "\r")
+        self._stream.flush()
+
+
+_SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (
+    _add_short_interest_parser,
+    _add_simulate_parser,
+)

@@ -13,7 +13,7 @@ import logging
 import random
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, ParamSpec, Self
@@ -21,6 +21,7 @@ from typing import Final, ParamSpec, Self
 import pandas as pd
 from google.protobuf.message import DecodeError
 
+from ._arguments import END_OF_DATA, check_next_key, check_num, check_since, check_timeout
 from ._connection import Connection, ConnectionInfo
 from ._errors import (
     ClientClosedError,
@@ -31,7 +32,8 @@ from ._errors import (
     RateLimitError,
     server_error,
 )
-from ._frames import empty_frame, rows_to_frame
+from ._frames import history_frame, rows_to_frame
+from ._many import Progress, SymbolResult, fetch_many, iter_many
 from ._proto import Notify_pb2, Qot_GetShortInterest_pb2
 from ._quota import Quota, adapt_rate_limit
 from ._security import Market, Security, parse_code
@@ -41,10 +43,6 @@ __all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
 
 logger = logging.getLogger("aiomoomoo")
 
-#: The reply's ``next_key`` when there are no more pages.
-END_OF_DATA: Final = "-1"
-_MIN_NUM: Final = 1
-_MAX_NUM: Final = 50
 _UNSET: Final = object()
 
 _P = ParamSpec("_P")
@@ -150,51 +148,6 @@ class ShortInterestPage:
         return list(self._us_items if self.security.market is Market.US else self._hk_items)
 
 
-def _check_num(num: object) -> int | None:
-    if num is None:
-        return None
-    if isinstance(num, bool) or not isinstance(num, int):
-        raise TypeError(f"num must be an int from {_MIN_NUM} to {_MAX_NUM} or None, got {num!r}")
-    if not _MIN_NUM <= num <= _MAX_NUM:
-        raise ValueError(f"num must be from {_MIN_NUM} to {_MAX_NUM}, got {num!r}")
-    return num
-
-
-def _check_next_key(next_key: object) -> str | None:
-    if next_key is None:
-        return None
-    if not isinstance(next_key, str):
-        raise TypeError(f"next_key must be a str from a previous page or None, got {next_key!r}")
-    if next_key == END_OF_DATA:
-        raise ValueError("next_key '-1' marks the last page: there is nothing after it")
-    if not next_key:
-        raise ValueError("next_key '' is not a page key; pass None for the first page")
-    return next_key
-
-
-def _check_timeout(timeout: object, name: str = "timeout") -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
-    return float(timeout)
-
-
-def _check_since(since: object) -> dt.date | None:
-    if since is None:
-        return None
-    if isinstance(since, dt.datetime):
-        return since.date()
-    if isinstance(since, dt.date):
-        return since
-    if isinstance(since, str):
-        try:
-            return dt.date.fromisoformat(since)
-        except ValueError:
-            raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
-    raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
-
-
 class Client:
     """An asyncio client for one OpenD gateway, over one multiplexed connection.
 
@@ -251,12 +204,12 @@ class Client:
             )
         self.host = host
         self.port = port
-        self.timeout = _check_timeout(timeout)
-        self.connect_timeout = _check_timeout(connect_timeout, "connect_timeout") or 10.0
+        self.timeout = check_timeout(timeout)
+        self.connect_timeout = check_timeout(connect_timeout, "connect_timeout") or 10.0
         self.retries = retries
         self.reconnect_delay = (float(first), float(largest))
         self.rate_limit_wait = float(rate_limit_wait)
-        self.keepalive_interval = _check_timeout(keepalive_interval, "keepalive_interval")
+        self.keepalive_interval = check_timeout(keepalive_interval, "keepalive_interval")
         self.client_id = client_id
         self.on_event = on_event
         self.max_body_size = max_body_size
@@ -499,9 +452,9 @@ class Client:
         resent if the connection drops (it is a read), up to ``retries`` times.
         """
         security = parse_code(code)
-        key = _check_next_key(next_key)
-        size = _check_num(num)
-        wait = self.timeout if timeout is _UNSET else _check_timeout(timeout)
+        key = check_next_key(next_key)
+        size = check_num(num)
+        wait = self.timeout if timeout is _UNSET else check_timeout(timeout)
         return await self._page(security, key, size, wait)
 
     async def _page(
@@ -539,10 +492,10 @@ class Client:
         first page that reaches rows older than it (that page is yielded whole).
         """
         security = parse_code(code)
-        key = _check_next_key(next_key)
-        size = _check_num(num)
-        cutoff = _check_since(since)
-        wait = self.timeout if timeout is _UNSET else _check_timeout(timeout)
+        key = check_next_key(next_key)
+        size = check_num(num)
+        cutoff = check_since(since)
+        wait = self.timeout if timeout is _UNSET else check_timeout(timeout)
         seen: set[str] = set()
         while True:
             page = await self._page(security, key, size, wait)
@@ -561,26 +514,65 @@ class Client:
         self,
         code: str,
         *,
-        num: int = _MAX_NUM,
+        num: int = 50,
         since: dt.date | str | None = None,
         timeout: float | object | None = _UNSET,
     ) -> pd.DataFrame:
         """Fetch ``code``'s whole history (or back to ``since``) as one DataFrame, newest first.
 
         Pages of ``num`` rows (default 50, the fewest requests) are walked as in
-        :meth:`iter_short_interest`; the frame has the code's market columns and dtypes, even when
+        `iter_short_interest`; the frame has the code's market columns and dtypes, even when
         empty, and ``attrs["next_key"] == "-1"``.
         """
         security = parse_code(code)
-        cutoff = _check_since(since)
+        cutoff = check_since(since)
         items: list[object] = []
         async for page in self.iter_short_interest(code, num=num, since=cutoff, timeout=timeout):
             items.extend(page._items())
-        frame = rows_to_frame(security.market, items) if items else empty_frame(security.market)
-        if cutoff is not None and len(frame):
-            frame = frame[frame["timestamp_str"] >= cutoff.isoformat()].reset_index(drop=True)
+        frame = history_frame(security.market, items, cutoff)
         frame.attrs["next_key"] = END_OF_DATA
         return frame
+
+    def iter_short_interest_many(
+        self,
+        codes: Iterable[str],
+        *,
+        since: dt.date | str | None = None,
+        num: int = 50,
+        concurrency: int = 4,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> AsyncGenerator[SymbolResult, None]:
+        """Fetch many codes' histories concurrently; yield each `SymbolResult` as it completes.
+
+        At most ``concurrency`` walks run at once, all over this client's connection and quota.
+        A symbol that fails (unknown code, server error, lost connection after the retries)
+        yields a result with its ``error`` and does not stop the others. ``since`` stops each walk
+        at that date; ``on_progress`` is called with a `Progress` after every page and at the end
+        of every symbol. Codes are validated, and duplicates refused, before anything is sent.
+        """
+        return iter_many(
+            self, codes, since=since, num=num, concurrency=concurrency, on_progress=on_progress
+        )
+
+    async def fetch_short_interest_many(
+        self,
+        codes: Iterable[str],
+        *,
+        since: dt.date | str | None = None,
+        num: int = 50,
+        concurrency: int = 4,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> pd.DataFrame:
+        """Fetch many codes' histories into one DataFrame with a leading ``code`` column.
+
+        Arguments as in `iter_short_interest_many`. Rows are grouped by code in the order given,
+        newest first within each; columns are the union of the markets' columns. If any symbol
+        fails, `FetchManyError` is raised carrying ``failures`` and the ``frame`` of every symbol
+        that did arrive, so no fetched data is lost.
+        """
+        return await fetch_many(
+            self, codes, since=since, num=num, concurrency=concurrency, on_progress=on_progress
+        )
 
 
 def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:

@@ -59,7 +59,9 @@ def load_rsa_private_key(key: str | os.PathLike[str] | bytes) -> RSAPrivateKey:
         try:
             pem = path.read_bytes()
         except OSError as exc:
-            raise ValueError(f"cannot read RSA private key file {str(path)!r}: {exc.strerror}") from None
+            raise ValueError(
+                f"cannot read RSA private key file {str(path)!r}: {exc.strerror}"
+            ) from None
         origin = f"RSA private key file {str(path)!r}"
     else:
         raise TypeError(
@@ -68,7 +70,11 @@ def load_rsa_private_key(key: str | os.PathLike[str] | bytes) -> RSAPrivateKey:
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
-        reason = "it is password-protected" if "password" in str(exc).lower() else "it is not a PEM private key"
+        reason = (
+            "it is password-protected"
+            if "password" in str(exc).lower()
+            else "it is not a PEM private key"
+        )
         raise ValueError(f"cannot load {origin}: {reason}") from None
     if not isinstance(private, RSAPrivateKey):
         raise ValueError(f"{origin} is not an RSA key")

@@ -74,12 +74,16 @@ class UnknownSecurityError(ServerError):
 # differently. English and Chinese wordings both occur in OpenD's messages.
 _CLASSIFIERS: list[tuple[re.Pattern[str], type[ServerError]]] = [
     (re.compile(r"rate limit|too frequent|frequency|频率|頻率|频繁|頻繁", re.I), RateLimitError),
-    (re.compile(r"unknown (stock|security)|stock not exist|未知股票|股票不存在", re.I),
-     UnknownSecurityError),
+    (
+        re.compile(r"unknown (stock|security)|stock not exist|未知股票|股票不存在", re.I),
+        UnknownSecurityError,
+    ),
 ]
 
 
-def server_error(ret_msg: str, *, ret_type: int, err_code: int | None, proto_id: int) -> ServerError:
+def server_error(
+    ret_msg: str, *, ret_type: int, err_code: int | None, proto_id: int
+) -> ServerError:
     """Build the most specific :class:`ServerError` subclass for a failed reply."""
     cls: type[ServerError] = ServerError
     for pattern, candidate in _CLASSIFIERS:

@@ -8,8 +8,10 @@ floats, ``string`` for text.
 
 from __future__ import annotations
 
+import datetime as dt
+import operator
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ __all__ = [
     "US_COLUMNS",
     "columns_for",
     "empty_frame",
+    "history_frame",
     "rows_to_frame",
     "trading_dates",
 ]
@@ -49,11 +52,26 @@ _HK_SPEC: Final[tuple[tuple[str, str, _Kind], ...]] = (
 )
 _SPECS: Final = {Market.US: _US_SPEC, Market.HK: _HK_SPEC}
 
-#: US frame columns, in the official SDK's order.
-US_COLUMNS: Final = tuple(column for column, _, _ in _US_SPEC)
-#: HK frame columns, in the official SDK's order.
-HK_COLUMNS: Final = tuple(column for column, _, _ in _HK_SPEC)
-
+US_COLUMNS: Final = (
+    "timestamp",
+    "timestamp_str",
+    "shares_short",
+    "short_percent",
+    "avg_daily_share_volume",
+    "days_to_cover",
+    "close_price",
+    "last_close_price",
+)
+"""US frame columns, in the official SDK's order."""
+HK_COLUMNS: Final = (
+    "timestamp",
+    "timestamp_str",
+    "aggregated_short",
+    "aggregated_short_ratio",
+    "close_price",
+    "last_close_price",
+)
+"""HK frame columns, in the official SDK's order."""
 _STRING: Final = pd.StringDtype()
 
 
@@ -62,27 +80,62 @@ def columns_for(market: Market) -> tuple[str, ...]:
     return US_COLUMNS if market is Market.US else HK_COLUMNS
 
 
-def _column(items: Sequence[object], field: str, kind: _Kind) -> object:
-    values = [getattr(item, field) for item in items]
-    missing = [not item.HasField(field) for item in items]  # type: ignore[attr-defined]
+_GETTERS: Final = {
+    market: operator.attrgetter(*(field for _, field, _ in spec)) for market, spec in _SPECS.items()
+}
+_INDEXES: Final = {market: pd.Index(columns_for(market)) for market in _SPECS}
+# What an absent proto2 optional field reads as: only a column holding one can have gaps.
+_DEFAULTS: Final[dict[_Kind, object]] = {"int": 0, "float": 0.0, "str": ""}
+
+
+def _array(values: list[Any], items: Sequence[Any], field: str, kind: _Kind) -> Any:
+    # HasField is the one costly call per cell, so it is asked only of columns where a default
+    # value shows up, which is where a field can have been left out.
+    missing = [not item.HasField(field) for item in items] if _DEFAULTS[kind] in values else None
+    gaps = missing is not None and any(missing)
     if kind == "str":
-        if any(missing):
-            values = [None if gone else value for value, gone in zip(values, missing, strict=True)]
+        if gaps:
+            values = [None if gone else value for value, gone in zip(values, missing, strict=True)]  # type: ignore[arg-type]
         return pd.array(values, dtype=_STRING)
     if kind == "float":
         array = np.array(values, dtype=np.float64)
-        if any(missing):
-            array[np.array(missing)] = np.nan
+        if gaps:
+            array[np.array(missing, dtype=bool)] = np.nan
         return array
-    return pd.arrays.IntegerArray(np.array(values, dtype=np.int64), np.array(missing, dtype=bool))
+    mask = np.array(missing, dtype=bool) if gaps else np.zeros(len(values), dtype=bool)
+    return pd.arrays.IntegerArray(np.array(values, dtype=np.int64), mask)
 
 
-def rows_to_frame(market: Market, items: Sequence[object]) -> pd.DataFrame:
+def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:
     """Build ``market``'s frame from protobuf row messages (``UsShortInterestItem`` for US...)."""
-    return pd.DataFrame(
-        {column: _column(items, field, kind) for column, field, kind in _SPECS[market]},
-        copy=False,
-    )
+    spec = _SPECS[market]
+    # One C-level attribute fetch per row, transposed into columns.
+    columns = zip(*map(_GETTERS[market], items), strict=True) if items else [()] * len(spec)
+    arrays = [
+        _array(list(values), items, field, kind)
+        for values, (_, field, kind) in zip(columns, spec, strict=True)
+    ]
+    try:
+        # The public constructor spends most of its time re-checking what is known here.
+        return pd.DataFrame._from_arrays(  # type: ignore[attr-defined,no-any-return]
+            arrays,
+            columns=_INDEXES[market],
+            index=pd.RangeIndex(len(items)),
+            verify_integrity=False,
+        )
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
+        return pd.DataFrame(dict(zip(_INDEXES[market], arrays, strict=True)), copy=False)
+
+
+def history_frame(market: Market, items: Sequence[Any], since: dt.date | None) -> pd.DataFrame:
+    """A whole history from its rows, without rows dated before ``since`` (undated rows stay)."""
+    frame = rows_to_frame(market, items)
+    if since is not None and len(frame):
+        dates = frame["timestamp_str"]
+        older = (dates < since.isoformat()).fillna(False).to_numpy(dtype=bool)
+        if older.any():
+            frame = frame[~older].reset_index(drop=True)
+    return frame
 
 
 def empty_frame(market: Market) -> pd.DataFrame:

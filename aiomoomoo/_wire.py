@@ -104,7 +104,7 @@ class FrameDecoder:
     raise :class:`ProtocolError` for a body it cannot decrypt.
     """
 
-    __slots__ = ("_buffer", "_broken", "decrypt", "max_body_size")
+    __slots__ = ("_broken", "_buffer", "decrypt", "max_body_size")
 
     def __init__(
         self,

@@ -1,0 +1,72 @@
+"""Checks for the arguments of the public calls, raised before anything is sent.
+
+Each names the bad value and what is allowed; bool is refused where an int is wanted, since
+``True`` would otherwise pass as 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+__all__ = [
+    "END_OF_DATA",
+    "MAX_NUM",
+    "MIN_NUM",
+    "check_next_key",
+    "check_num",
+    "check_since",
+    "check_timeout",
+]
+
+END_OF_DATA: Final = "-1"
+"""The reply's ``next_key`` when there are no more pages."""
+MIN_NUM: Final = 1
+"""Fewest rows a page may ask for."""
+MAX_NUM: Final = 50
+"""Most rows a page may ask for."""
+
+
+def check_num(num: object) -> int | None:
+    if num is None:
+        return None
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise TypeError(f"num must be an int from {MIN_NUM} to {MAX_NUM} or None, got {num!r}")
+    if not MIN_NUM <= num <= MAX_NUM:
+        raise ValueError(f"num must be from {MIN_NUM} to {MAX_NUM}, got {num!r}")
+    return num
+
+
+def check_next_key(next_key: object) -> str | None:
+    if next_key is None:
+        return None
+    if not isinstance(next_key, str):
+        raise TypeError(f"next_key must be a str from a previous page or None, got {next_key!r}")
+    if next_key == END_OF_DATA:
+        raise ValueError("next_key '-1' marks the last page: there is nothing after it")
+    if not next_key:
+        raise ValueError("next_key '' is not a page key; pass None for the first page")
+    return next_key
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
+    return float(timeout)
+
+
+def check_since(since: object) -> dt.date | None:
+    if since is None:
+        return None
+    if isinstance(since, dt.datetime):
+        return since.date()
+    if isinstance(since, dt.date):
+        return since
+    if isinstance(since, str):
+        try:
+            return dt.date.fromisoformat(since)
+        except ValueError:
+            raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
+    raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")

@@ -1,0 +1,204 @@
+"""Many symbols at once: concurrent history walks over one client, one quota.
+
+Each symbol's walk runs in its own task, at most ``concurrency`` at a time; every request still
+goes through the client's quota, so the walks share OpenD's budget fairly (first come, first
+served). A symbol that fails is reported with its error; the other symbols' data is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncGenerator, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from ._arguments import check_num, check_since
+from ._errors import MoomooError
+from ._frames import HK_COLUMNS, US_COLUMNS, empty_frame, history_frame
+from ._security import Security, parse_code
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolResult:
+    """One symbol's outcome: its whole history in ``frame``, or the ``error`` that stopped it.
+
+    ``frame`` holds the code's market columns (empty, with the same dtypes, when it failed).
+    """
+
+    code: str
+    frame: pd.DataFrame
+    pages: int
+    error: MoomooError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the symbol's history arrived in full."""
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress report: ``event`` is ``"page"`` after each page, ``"done"`` or ``"failed"`` at
+    the end of a symbol; the counts are the totals so far over all symbols.
+    """
+
+    event: Literal["page", "done", "failed"]
+    code: str
+    pages: int
+    rows: int
+    symbols_done: int
+    symbols_total: int
+
+
+class FetchManyError(MoomooError):
+    """Some symbols failed; ``frame`` holds every row of the symbols that did not.
+
+    ``failures`` maps each failed code to its error.
+    """
+
+    def __init__(self, frame: pd.DataFrame, failures: dict[str, MoomooError]) -> None:
+        self.frame = frame
+        self.failures = failures
+        detail = "; ".join(f"{code}: {error}" for code, error in failures.items())
+        super().__init__(f"{len(failures)} of the symbols failed ({detail})")
+
+
+def _parse_codes(codes: Iterable[str]) -> list[Security]:
+    if isinstance(codes, str):
+        raise TypeError(
+            f"codes must be an iterable of codes, not one str {codes!r}; wrap it in a list"
+        )
+    securities = [parse_code(code) for code in codes]
+    seen: set[str] = set()
+    for security in securities:
+        if security.code in seen:
+            raise ValueError(f"code {security.code!r} is listed twice")
+        seen.add(security.code)
+    return securities
+
+
+def _check_concurrency(concurrency: object) -> int:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    return concurrency
+
+
+async def iter_many(
+    client: Client,
+    codes: Iterable[str],
+    *,
+    since: dt.date | str | None = None,
+    num: int = 50,
+    concurrency: int = 4,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> AsyncGenerator[SymbolResult, None]:
+    """Walk every code's history concurrently; yield each :class:`SymbolResult` as it completes."""
+    securities = _parse_codes(codes)
+    cutoff = check_since(since)
+    num = check_num(num) or 50
+    limit = asyncio.Semaphore(_check_concurrency(concurrency))
+    total = len(securities)
+    counts = {"pages": 0, "rows": 0, "done": 0}
+
+    def report(event: Literal["page", "done", "failed"], code: str) -> None:
+        if on_progress is not None:
+            on_progress(
+                Progress(event, code, counts["pages"], counts["rows"], counts["done"], total)
+            )
+
+    async def walk(security: Security) -> SymbolResult:
+        async with limit:
+            pages = 0
+            try:
+                items: list[object] = []
+                async for page in client.iter_short_interest(security.code, num=num, since=cutoff):
+                    pages += 1
+                    items.extend(page._items())
+                    counts["pages"] += 1
+                    counts["rows"] += len(page)
+                    report("page", security.code)
+                frame = history_frame(security.market, items, cutoff)
+            except MoomooError as error:
+                counts["done"] += 1
+                report("failed", security.code)
+                return SymbolResult(security.code, empty_frame(security.market), pages, error)
+            counts["done"] += 1
+            report("done", security.code)
+            return SymbolResult(security.code, frame, pages)
+
+    tasks = [asyncio.ensure_future(walk(security)) for security in securities]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fetch_many(
+    client: Client,
+    codes: Iterable[str],
+    *,
+    since: dt.date | str | None = None,
+    num: int = 50,
+    concurrency: int = 4,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> pd.DataFrame:
+    """Fetch every code's history into one frame with a leading ``code`` column.
+
+    Rows are grouped by code in the order the codes were given, newest first within each. Mixed
+    markets share ``timestamp``, ``timestamp_str`` and the price columns; a column of the other
+    market is missing (``<NA>``/NaN) on a row. If any symbol fails, :class:`FetchManyError`
+    carries the failures and the frame of everything that did arrive.
+    """
+    securities = _parse_codes(codes)
+    results: dict[str, SymbolResult] = {}
+    async for result in iter_many(
+        client,
+        [s.code for s in securities],
+        since=since,
+        num=num,
+        concurrency=concurrency,
+        on_progress=on_progress,
+    ):
+        results[result.code] = result
+    columns = ["code", *_union_columns(securities)]
+    parts = [
+        results[s.code].frame.assign(code=s.code)
+        for s in securities
+        if results[s.code].ok and len(results[s.code].frame)
+    ]
+    if parts:
+        frame = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+    else:
+        frame = _empty_combined(securities, columns)
+    frame["code"] = frame["code"].astype(pd.StringDtype())
+    frame.attrs["next_key"] = "-1"
+    failures = {code: r.error for code, r in results.items() if r.error is not None}
+    if failures:
+        raise FetchManyError(frame, failures)
+    return frame
+
+
+def _union_columns(securities: list[Security]) -> list[str]:
+    columns: list[str] = []
+    markets = {s.market.name for s in securities}
+    for name, market_columns in (("US", US_COLUMNS), ("HK", HK_COLUMNS)):
+        if name in markets or not markets:
+            columns.extend(c for c in market_columns if c not in columns)
+    return columns
+
+
+def _empty_combined(securities: list[Security], columns: list[str]) -> pd.DataFrame:
+    parts = [empty_frame(market) for market in {s.market for s in securities}]
+    base = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return base.assign(code=pd.Series([], dtype=pd.StringDtype())).reindex(columns=columns)
