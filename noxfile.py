@@ -1,4 +1,4 @@
-"""Developer and CI tasks: ``nox -s tests``, ``nox -s lint``, ``nox -s mypy``, ``nox -s proto``."""
+"""Developer and CI tasks: ``nox -s tests``, ``lint``, ``mypy``, ``docs``, ``proto``, ``bench``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PROTO_TOOLS = ("grpcio-tools==1.85.1", "mypy-protobuf==5.1.0")
 
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
-nox.options.sessions = ["tests", "lint", "mypy"]
+nox.options.sessions = ["tests", "lint", "mypy", "docs"]
 
 
 def install(session: nox.Session, *extras: str) -> None:
@@ -42,7 +42,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def mypy(session: nox.Session) -> None:
     """Type-check the package, the tests and this file (paths come from pyproject.toml)."""
-    install(session, "test", "lint", "crypto", "parquet", "cli")
+    install(session, "test", "lint", "crypto", "parquet")
     session.run("mypy", *session.posargs)
 
 
@@ -84,3 +84,17 @@ def proto(session: nox.Session) -> None:
             f"the generated modules in {GENERATED} were out of date with proto/ and have been "
             f"regenerated{new}. Review the changes and commit them."
         )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; any warning fails the build."""
+    install(session, "docs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark against the official client; writes docs/benchmarks.md and docs/benchmarks.png."""
+    install(session, "test", "parquet", "bench")
+    session.run("python", "bench/run.py", *session.posargs)

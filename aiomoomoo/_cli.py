@@ -1,7 +1,7 @@
 """The ``aiomoomoo`` command line: ``short-interest`` fetches histories, ``simulate`` serves them.
 
 Each subcommand is one ``_add_<name>_parser(subparsers)`` function that builds its parser and
-binds its runner with ``set_defaults(run=...)``; :data:`_SUBCOMMANDS` lists them. Adding a
+binds its runner with ``set_defaults(run=...)``; `_SUBCOMMANDS` lists them. Adding a
 subcommand means writing one such function and appending it there, nothing else.
 """
 

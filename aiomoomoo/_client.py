@@ -1,6 +1,6 @@
 """The public client: validation, quota, paging, retries and reconnects, DataFrames.
 
-It never touches bytes: :mod:`aiomoomoo._connection` moves frames, :mod:`aiomoomoo._frames`
+It never touches bytes: `aiomoomoo._connection` moves frames, `aiomoomoo._frames`
 builds tables.
 """
 
@@ -152,7 +152,7 @@ class Client:
     """An asyncio client for one OpenD gateway, over one multiplexed connection.
 
     Use it as an async context manager: ``async with aiomoomoo.Client("127.0.0.1", 11111) as
-    client:`` connects (and fails fast with :class:`ConnectError` if OpenD is not there), and
+    client:`` connects (and fails fast with `ConnectError` if OpenD is not there), and
     leaving the block closes it. Any number of tasks may call it at once; their requests share the
     socket and the quota.
 
@@ -160,7 +160,7 @@ class Client:
 
     - ``rate_limit``: ``(max_requests, period_seconds)``, default OpenD's ``(30, 30.0)``;
       ``None`` for no client-side limit; or a limiter to share between clients (a
-      :class:`SlidingWindowLimiter`, or any object with an async ``acquire()`` such as
+      `SlidingWindowLimiter`, or any object with an async ``acquire()`` such as
       ``aiolimiter.AsyncLimiter``).
     - ``timeout``: seconds to wait for each reply (default 12, as the official SDK), None for ever.
     - ``connect_timeout``: seconds for TCP connect plus InitConnect.
@@ -168,10 +168,10 @@ class Client:
     - ``reconnect_delay``: first and largest pause between reconnect attempts; the pause doubles,
       with jitter, from the first to the largest.
     - ``rate_limit_wait``: the longest a request keeps retrying when OpenD itself answers "rate
-      limit" (another process shares the account); then :class:`RateLimitError` is raised.
+      limit" (another process shares the account); then `RateLimitError` is raised.
     - ``keepalive_interval``: override OpenD's advertised keep-alive interval (seconds).
     - ``client_id``: the clientID sent in InitConnect.
-    - ``on_event``: called with a :class:`GatewayEvent` for every Notify push.
+    - ``on_event``: called with a `GatewayEvent` for every Notify push.
     """
 
     def __init__(
@@ -244,7 +244,7 @@ class Client:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect now (``async with`` does this); :class:`ConnectError` if OpenD is not there."""
+        """Connect now (``async with`` does this); `ConnectError` if OpenD is not there."""
         await self._ready_connection(attempts=1)
 
     async def close(self) -> None:

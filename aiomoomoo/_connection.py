@@ -1,10 +1,10 @@
 """One OpenD socket: InitConnect, serial-numbered requests in flight at once, keep-alive.
 
 The connection is an ``asyncio.Protocol``: the event loop hands it every chunk the socket reads,
-the :class:`~aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply resolves the
+the `aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply resolves the
 future waiting under its serial number, in whatever order replies come. Writes made in one loop
 iteration leave in one ``send``. When the socket dies every pending request fails at once with
-:class:`ConnectionLostError`. It knows proto ids and bodies, never DataFrames.
+`ConnectionLostError`. It knows proto ids and bodies, never DataFrames.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ConnectionInfo:
 
 
 class Connection(asyncio.Protocol):
-    """A connected, initialised OpenD socket; create it with :meth:`open`."""
+    """A connected, initialised OpenD socket; create it with `open`."""
 
     def __init__(
         self,
@@ -119,7 +119,7 @@ class Connection(asyncio.Protocol):
         on_push: PushHandler | None = None,
         on_lost: LostHandler | None = None,
     ) -> Connection:
-        """Connect, send InitConnect and start the keep-alive; raise :class:`ConnectError`.
+        """Connect, send InitConnect and start the keep-alive; raise `ConnectError`.
 
         ``keepalive_interval`` overrides the interval OpenD advertises (for tests that want to see
         keep-alive work in milliseconds).
@@ -197,8 +197,8 @@ class Connection(asyncio.Protocol):
     async def request(self, proto_id: int, body: bytes, *, timeout: float | None) -> Frame:
         """Send one request and return its reply frame.
 
-        Raises :class:`RequestTimeoutError` after ``timeout`` seconds (None waits for ever) and
-        :class:`ConnectionLostError` if the socket dies first. Cancelling the caller forgets the
+        Raises `RequestTimeoutError` after ``timeout`` seconds (None waits for ever) and
+        `ConnectionLostError` if the socket dies first. Cancelling the caller forgets the
         request: a late reply to it is discarded.
         """
         if self._can_write is not None:
@@ -279,7 +279,7 @@ class Connection(asyncio.Protocol):
     # -- closing ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the socket; pending requests fail with :class:`ConnectionLostError`."""
+        """Close the socket; pending requests fail with `ConnectionLostError`."""
         error = ConnectionLostError(f"connection to OpenD at {self.address} was closed")
         self.abort(error, graceful=True)
 

@@ -7,7 +7,7 @@
   "FTAES ECB": zero padding to the block size plus a 16-byte plain trailer whose last byte is the
   plaintext length modulo 16.
 
-The frame header's SHA-1 is always over the plaintext; :mod:`aiomoomoo._wire` applies these as
+The frame header's SHA-1 is always over the plaintext; `aiomoomoo._wire` applies these as
 body transforms. Needs the ``cryptography`` package (``pip install aiomoomoo[crypto]``).
 """
 

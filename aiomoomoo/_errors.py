@@ -1,6 +1,6 @@
 """The exceptions aiomoomoo raises.
 
-Everything that goes wrong on the server, the connection or the wire is a :class:`MoomooError`.
+Everything that goes wrong on the server, the connection or the wire is a `MoomooError`.
 Bad arguments are plain ``ValueError`` / ``TypeError`` raised before anything is sent.
 """
 
@@ -84,7 +84,7 @@ _CLASSIFIERS: list[tuple[re.Pattern[str], type[ServerError]]] = [
 def server_error(
     ret_msg: str, *, ret_type: int, err_code: int | None, proto_id: int
 ) -> ServerError:
-    """Build the most specific :class:`ServerError` subclass for a failed reply."""
+    """Build the most specific `ServerError` subclass for a failed reply."""
     cls: type[ServerError] = ServerError
     for pattern, candidate in _CLASSIFIERS:
         if pattern.search(ret_msg):

@@ -100,7 +100,7 @@ async def iter_many(
     concurrency: int = 4,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AsyncGenerator[SymbolResult, None]:
-    """Walk every code's history concurrently; yield each :class:`SymbolResult` as it completes."""
+    """Walk every code's history concurrently; yield each `SymbolResult` as it completes."""
     securities = _parse_codes(codes)
     cutoff = check_since(since)
     num = check_num(num) or 50
@@ -157,7 +157,7 @@ async def fetch_many(
 
     Rows are grouped by code in the order the codes were given, newest first within each. Mixed
     markets share ``timestamp``, ``timestamp_str`` and the price columns; a column of the other
-    market is missing (``<NA>``/NaN) on a row. If any symbol fails, :class:`FetchManyError`
+    market is missing (``<NA>``/NaN) on a row. If any symbol fails, `FetchManyError`
     carries the failures and the frame of everything that did arrive.
     """
     securities = _parse_codes(codes)

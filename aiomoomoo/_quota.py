@@ -2,7 +2,7 @@
 
 OpenD counts requests as they arrive and refuses the one that would make N+1 inside any T-second
 window. A limiter that stamps requests when they leave cannot be exact, because the server's
-arrival time lies somewhere between the send and the reply. :class:`SlidingWindowLimiter` therefore
+arrival time lies somewhere between the send and the reply. `SlidingWindowLimiter` therefore
 counts a request from the moment it is granted until ``period`` seconds after its reply arrived:
 the server's arrival stamp for it is no later than that reply, so a request granted ``period``
 after it can never land in the same server window, whatever the network's jitter. The price is one
@@ -27,7 +27,7 @@ __all__ = ["RequestLimiter", "SlidingWindowLimiter", "adapt_rate_limit"]
 class RequestLimiter(Protocol):
     """Anything with an async ``acquire()`` that returns when one request may go.
 
-    ``aiolimiter.AsyncLimiter`` is one; so is :class:`SlidingWindowLimiter`.
+    ``aiolimiter.AsyncLimiter`` is one; so is `SlidingWindowLimiter`.
     """
 
     async def acquire(self) -> None: ...
@@ -37,8 +37,8 @@ class SlidingWindowLimiter:
     """At most ``max_requests`` requests in any ``period`` seconds, exactly, shared by all tasks.
 
     Use one instance per OpenD account: pass it as ``rate_limit=`` to every
-    :class:`~aiomoomoo.Client` that shares the account's quota. Clients use :meth:`slot`, which
-    knows when the reply came; :meth:`acquire` is for other code that wants the same budget and
+    `aiomoomoo.Client` that shares the account's quota. Clients use `slot`, which
+    knows when the reply came; `acquire` is for other code that wants the same budget and
     counts from the grant.
     """
 
@@ -184,10 +184,10 @@ Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
 
 
 def adapt_rate_limit(rate_limit: object) -> Quota:
-    """Turn the ``rate_limit=`` argument of :class:`~aiomoomoo.Client` into a quota object.
+    """Turn the ``rate_limit=`` argument of `aiomoomoo.Client` into a quota object.
 
-    ``(max_requests, period_seconds)`` builds a private :class:`SlidingWindowLimiter`; ``None``
-    means no client-side limit; a :class:`SlidingWindowLimiter` or any object with an async
+    ``(max_requests, period_seconds)`` builds a private `SlidingWindowLimiter`; ``None``
+    means no client-side limit; a `SlidingWindowLimiter` or any object with an async
     ``acquire()`` (such as ``aiolimiter.AsyncLimiter``) is shared as it is.
     """
     if rate_limit is None:

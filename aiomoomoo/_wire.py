@@ -97,11 +97,11 @@ class FrameDecoder:
     """Incremental decoder: feed it bytes as they arrive, however split or coalesced.
 
     ``feed`` returns the frames completed by the new bytes, in stream order. A bad magic, a body
-    length over ``max_body_size`` or a SHA-1 mismatch raises :class:`ProtocolError`; the stream
+    length over ``max_body_size`` or a SHA-1 mismatch raises `ProtocolError`; the stream
     cannot be trusted after that, so the decoder refuses further input.
 
     ``decrypt``, when given, turns the wire body into plaintext before the SHA-1 check; it may
-    raise :class:`ProtocolError` for a body it cannot decrypt.
+    raise `ProtocolError` for a body it cannot decrypt.
     """
 
     __slots__ = ("_broken", "_buffer", "decrypt", "max_body_size")

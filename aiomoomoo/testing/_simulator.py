@@ -172,7 +172,7 @@ class OpenDSimulator:
 
     Use it as an async context manager; ``port=0`` picks a free port, read it from ``port``
     afterwards. The built-in universe holds US.AAPL, US.TSLA, US.NVDA, US.SPY, US.BRK.B, US.MSFT,
-    HK.00700, HK.09988, HK.00005, HK.02800 and HK.03690; :meth:`add_symbol` adds more.
+    HK.00700, HK.09988, HK.00005, HK.02800 and HK.03690; `add_symbol` adds more.
 
     ``quota`` is the short-interest request quota shared by every connection (None for none),
     ``seed`` makes the generated histories and connection keys reproducible, ``faults`` the
@@ -644,11 +644,11 @@ _PB_FIELDS: Final[dict[type, Callable[..., tuple[tuple[str, object], ...]]]] = {
 
 
 class SimulatorThread:
-    """Run an :class:`OpenDSimulator` on its own event loop in a background thread.
+    """Run an `OpenDSimulator` on its own event loop in a background thread.
 
     For synchronous code (the official SDK, a notebook): ``with SimulatorThread() as sim:``
     yields the started simulator; its ``host`` and ``port`` are ready to connect to. Keyword
-    arguments go to :class:`OpenDSimulator`.
+    arguments go to `OpenDSimulator`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
