@@ -290,9 +290,17 @@ def _run_short_interest(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.finish()
-    _write(frame, args.format, args.output)
     for code, error in failures.items():
         print(f"aiomoomoo short-interest: {code}: {error}", file=sys.stderr)
+    try:
+        _write(frame, args.format, args.output)
+    except OSError as exc:
+        where = args.output if args.output is not None else "standard output"
+        print(
+            f"aiomoomoo short-interest: cannot write {where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if failures else 0
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
 import warnings
 import weakref
@@ -23,6 +24,7 @@ from google.protobuf.message import DecodeError
 
 from ._arguments import END_OF_DATA, check_next_key, check_num, check_since, check_timeout
 from ._connection import Connection, ConnectionInfo
+from ._crypto import ClientEncryption, load_rsa_private_key
 from ._errors import (
     ClientClosedError,
     ConnectError,
@@ -172,6 +174,13 @@ class Client:
     - ``keepalive_interval``: override OpenD's advertised keep-alive interval (seconds).
     - ``client_id``: the clientID sent in InitConnect.
     - ``on_event``: called with a `GatewayEvent` for every Notify push.
+    - ``max_body_size``: the largest reply body accepted, in bytes; a larger announced size is a
+      protocol error (it protects against a corrupt or hostile header).
+    - ``rsa_private_key``: encrypt the connection, as OpenD does when it is configured with an
+      RSA key: the same 1024-bit private key as a PEM file path or PEM bytes. InitConnect then
+      travels under RSA and everything after under AES. Needs ``pip install aiomoomoo[crypto]``.
+      A key that cannot be read raises ``ValueError`` here; a key OpenD does not share fails the
+      connect with `ConnectError`. The key never appears in logs or reprs.
     """
 
     def __init__(
@@ -189,6 +198,7 @@ class Client:
         client_id: str = "aiomoomoo",
         on_event: Callable[[GatewayEvent], None] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        rsa_private_key: str | os.PathLike[str] | bytes | None = None,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty str, got {host!r}")
@@ -214,6 +224,10 @@ class Client:
         self.on_event = on_event
         self.max_body_size = max_body_size
         self._quota: Quota = adapt_rate_limit(rate_limit)
+        # Loaded now, so a wrong or unreadable key fails here rather than on the wire.
+        self._rsa_key = (
+            load_rsa_private_key(rsa_private_key) if rsa_private_key is not None else None
+        )
         self._connection: Connection | None = None
         self._connect_lock = asyncio.Lock()
         self._reconnector: asyncio.Task[None] | None = None
@@ -228,7 +242,8 @@ class Client:
             state = "connected"
         else:
             state = "disconnected"
-        return f"<Client {self.host}:{self.port} {state} quota={self._quota!r}>"
+        encrypted = " encrypted" if self._rsa_key is not None else ""
+        return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
 
     @property
     def rate_limiter(self) -> object:
@@ -325,13 +340,13 @@ class Client:
                         max_body_size=self.max_body_size,
                         on_push=_weak_callback(self._on_push),
                         on_lost=_weak_callback(self._on_connection_lost),
+                        encryption=(
+                            ClientEncryption(self._rsa_key) if self._rsa_key is not None else None
+                        ),
                     )
                 except ConnectError as exc:
                     if attempt == total:
-                        raise ConnectError(
-                            f"{exc}. Is OpenD running and logged in? Start it, or try "
-                            "`aiomoomoo short-interest --demo` for the built-in simulator"
-                        ) from exc
+                        raise
                     logger.info("connect attempt %d failed: %s", attempt, exc)
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(max(delay * 2, 0.01), largest)

@@ -15,10 +15,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from google.protobuf.message import DecodeError
 
+from ._crypto import ClientEncryption
 from ._errors import (
     ConnectError,
     ConnectionLostError,
@@ -39,6 +41,8 @@ PUSH_PROTO_IDS: Final = frozenset(
     {1003, 2208, 2218, 3005, 3007, 3009, 3011, 3013, 3015, 3019, 3261, 3310, 3450, 3451, 3452}
 )
 _CLIENT_VERSION: Final = 300
+_NO_ENCRYPTION: Final = -1  # Common.PacketEncAlgo_None
+_AES_CBC: Final = 2  # Common.PacketEncAlgo_AES_CBC
 _MAX_SERIAL: Final = 0xFFFFFFFE
 # OpenD asks for a KeepAlive every keepAliveInterval seconds; like the official client we send at
 # 4/5 of it, and give the link up when nothing at all has arrived for 3.3 intervals (33 s at 10).
@@ -58,6 +62,8 @@ class ConnectionInfo:
     server_version: int
     login_user_id: int
     keepalive_interval: float
+    encryption: str = "none"
+    """``"none"``, ``"aes-cbc"`` or ``"aes-ecb"``: how frame bodies travel."""
 
 
 class Connection(asyncio.Protocol):
@@ -70,10 +76,13 @@ class Connection(asyncio.Protocol):
         max_body_size: int,
         on_push: PushHandler | None,
         on_lost: LostHandler | None,
+        encryption: ClientEncryption | None = None,
     ) -> None:
         self.address = address
         self.info: ConnectionInfo | None = None
-        self._decoder = FrameDecoder(max_body_size=max_body_size)
+        self._encryption = encryption
+        decrypt = encryption.decrypt if encryption is not None else None
+        self._decoder = FrameDecoder(max_body_size=max_body_size, decrypt=decrypt)
         self._on_push = on_push
         self._on_lost = on_lost
         self._loop = asyncio.get_running_loop()
@@ -118,15 +127,25 @@ class Connection(asyncio.Protocol):
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         on_push: PushHandler | None = None,
         on_lost: LostHandler | None = None,
+        encryption: ClientEncryption | None = None,
     ) -> Connection:
         """Connect, send InitConnect and start the keep-alive; raise `ConnectError`.
 
         ``keepalive_interval`` overrides the interval OpenD advertises (for tests that want to see
-        keep-alive work in milliseconds).
+        keep-alive work in milliseconds). ``encryption``, a fresh `ClientEncryption` per
+        connection, encrypts InitConnect with RSA and everything after with AES.
         """
         loop = asyncio.get_running_loop()
         address = f"{host}:{port}"
-        connection = cls(address, max_body_size=max_body_size, on_push=None, on_lost=None)
+        connection = cls(
+            address, max_body_size=max_body_size, on_push=None, on_lost=None, encryption=encryption
+        )
+        # Said with every InitConnect failure while encrypting: the usual cause is a key mismatch.
+        hint = (
+            " (is OpenD configured with the same RSA private key?)"
+            if encryption is not None
+            else ""
+        )
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: connection, host, port)
@@ -135,7 +154,9 @@ class Connection(asyncio.Protocol):
                         clientVer=_CLIENT_VERSION,
                         clientID=client_id,
                         recvNotify=True,
-                        packetEncAlgo=-1,
+                        # Like the official client, ask for CBC; OpenD answers with its IV, or
+                        # without one for its ECB flavour.
+                        packetEncAlgo=_AES_CBC if encryption is not None else _NO_ENCRYPTION,
                         pushProtoFmt=0,
                         programmingLanguage="Python",
                     )
@@ -146,13 +167,17 @@ class Connection(asyncio.Protocol):
             raise ConnectError(
                 f"OpenD at {address} did not complete InitConnect within {timeout:g} s"
             ) from None
-        except OSError as exc:
-            connection.close()
-            reason = exc.strerror or exc
-            raise ConnectError(f"cannot connect to OpenD at {address}: {reason}") from exc
         except MoomooError as exc:
             connection.close()
-            raise ConnectError(f"OpenD at {address} broke off InitConnect: {exc}") from exc
+            raise ConnectError(f"OpenD at {address} broke off InitConnect: {exc}{hint}") from exc
+        except OSError as exc:
+            # After MoomooError: a lost connection is a ConnectionError, hence an OSError, too.
+            connection.close()
+            reason = exc.strerror or exc
+            raise ConnectError(
+                f"cannot connect to OpenD at {address}: {reason}. Is OpenD running and logged "
+                "in? Start it, or try `aiomoomoo short-interest --demo` for the built-in simulator"
+            ) from exc
         except BaseException:
             connection.close()
             raise
@@ -160,7 +185,9 @@ class Connection(asyncio.Protocol):
             reply = InitConnect_pb2.Response.FromString(frame.body)
         except DecodeError as exc:
             connection.close()
-            raise ConnectError(f"OpenD at {address} sent an unreadable InitConnect reply") from exc
+            raise ConnectError(
+                f"OpenD at {address} sent an unreadable InitConnect reply{hint}"
+            ) from exc
         if reply.retType != 0:
             connection.close()
             error = server_error(
@@ -177,6 +204,7 @@ class Connection(asyncio.Protocol):
             server_version=s2c.serverVer,
             login_user_id=s2c.loginUserID,
             keepalive_interval=keepalive_interval or server_interval,
+            encryption=(encryption.mode or "none") if encryption is not None else "none",
         )
         connection._on_push = on_push
         connection._on_lost = on_lost
@@ -210,7 +238,7 @@ class Connection(asyncio.Protocol):
         serial = self._next_serial()
         future: asyncio.Future[Frame] = self._loop.create_future()
         self._pending[serial] = (proto_id, future)
-        self._write(encode_frame(proto_id, serial, body))
+        self._write(self._encode(proto_id, serial, body))
         self.requests_sent += 1
         timer = (
             self._loop.call_later(timeout, self._time_out, serial, timeout)
@@ -223,6 +251,12 @@ class Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
             self._pending.pop(serial, None)
+
+    def _encode(self, proto_id: int, serial: int, body: bytes) -> bytes:
+        encryption = self._encryption
+        if encryption is None:
+            return encode_frame(proto_id, serial, body)
+        return encode_frame(proto_id, serial, body, encrypt=partial(encryption.encrypt, proto_id))
 
     def _time_out(self, serial: int, timeout: float) -> None:
         entry = self._pending.pop(serial, None)
@@ -273,7 +307,7 @@ class Connection(asyncio.Protocol):
         body = KeepAlive_pb2.Request(c2s=c2s).SerializeToString()
         serial = self._next_serial()
         self._pending[serial] = (ProtoId.KEEP_ALIVE, None)
-        self._write(encode_frame(ProtoId.KEEP_ALIVE, serial, body))
+        self._write(self._encode(ProtoId.KEEP_ALIVE, serial, body))
         self._keepalive = self._loop.call_later(self._keepalive_period, self._keepalive_tick)
 
     # -- closing ----------------------------------------------------------------------------

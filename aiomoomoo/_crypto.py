@@ -22,12 +22,13 @@ from ._errors import ProtocolError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-__all__ = ["AesCipher", "RsaCipher", "load_rsa_private_key"]
+__all__ = ["AesCipher", "ClientEncryption", "RsaCipher", "load_rsa_private_key"]
 
 _RSA_KEY_BITS: Final = 1024
 _RSA_PLAIN_CHUNK: Final = 100
 _RSA_CIPHER_CHUNK: Final = _RSA_KEY_BITS // 8
 _BLOCK: Final = 16
+_INIT_CONNECT: Final = 1001
 
 AesMode = Literal["cbc", "ecb"]
 
@@ -182,3 +183,57 @@ class AesCipher:
         decryptor = self._ecb.decryptor()
         plain = decryptor.update(body) + decryptor.finalize()
         return plain[: len(plain) - (_BLOCK - remainder)] if remainder else plain
+
+
+class ClientEncryption:
+    """The encryption state of one client connection.
+
+    InitConnect travels under RSA; its reply names the AES key (and, for CBC, the IV) of every
+    later frame. The reply is read here, as it is decrypted, so a frame that follows it in the
+    same read is already decrypted with the right key.
+    """
+
+    __slots__ = ("_aes", "_rsa")
+
+    def __init__(self, private_key: RSAPrivateKey) -> None:
+        self._rsa = RsaCipher(private_key)
+        self._aes: AesCipher | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClientEncryption {self.mode or 'awaiting InitConnect'}>"
+
+    @property
+    def mode(self) -> str | None:
+        """``"aes-cbc"`` or ``"aes-ecb"`` once InitConnect succeeded, else None."""
+        return f"aes-{self._aes.mode}" if self._aes is not None else None
+
+    def encrypt(self, proto_id: int, body: bytes) -> bytes:
+        """Encrypt a request body for the wire."""
+        if proto_id == _INIT_CONNECT:
+            return self._rsa.encrypt(body)
+        if self._aes is None:
+            raise ProtocolError(f"cannot encrypt proto {proto_id} before InitConnect succeeded")
+        return self._aes.encrypt(body)
+
+    def decrypt(self, proto_id: int, body: bytes) -> bytes:
+        """Decrypt a frame body from the wire (the `FrameDecoder` hook)."""
+        if proto_id != _INIT_CONNECT:
+            if self._aes is None:
+                raise ProtocolError(
+                    f"encrypted proto {proto_id} arrived before InitConnect's reply"
+                )
+            return self._aes.decrypt(body)
+        plain = self._rsa.decrypt(body)
+        from google.protobuf.message import DecodeError
+
+        from ._proto import InitConnect_pb2
+
+        try:
+            reply = InitConnect_pb2.Response.FromString(plain)
+        except DecodeError:
+            return plain  # the SHA-1 check or the reader will say what is wrong
+        if reply.retType == 0 and reply.HasField("s2c"):
+            s2c = reply.s2c
+            iv = s2c.aesCBCiv.encode() if s2c.HasField("aesCBCiv") else None
+            self._aes = AesCipher(s2c.connAESKey.encode(), iv=iv)
+        return plain

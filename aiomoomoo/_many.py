@@ -11,14 +11,14 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from ._arguments import check_num, check_since
 from ._errors import MoomooError
-from ._frames import HK_COLUMNS, US_COLUMNS, empty_frame, history_frame
-from ._security import Security, parse_code
+from ._frames import empty_frame, history_frame
+from ._security import Market, Security, parse_code
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -171,17 +171,18 @@ async def fetch_many(
         on_progress=on_progress,
     ):
         results[result.code] = result
-    columns = ["code", *_union_columns(securities)]
+    dtypes = _union_dtypes(securities)
     parts = [
         results[s.code].frame.assign(code=s.code)
         for s in securities
         if results[s.code].ok and len(results[s.code].frame)
     ]
     if parts:
-        frame = pd.concat(parts, ignore_index=True).reindex(columns=columns)
+        # A market none of whose codes brought rows has no part to lend its columns their
+        # dtypes: reindexing alone would make its Int64 columns float64.
+        frame = pd.concat(parts, ignore_index=True).reindex(columns=list(dtypes)).astype(dtypes)
     else:
-        frame = _empty_combined(securities, columns)
-    frame["code"] = frame["code"].astype(pd.StringDtype())
+        frame = pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
     frame.attrs["next_key"] = "-1"
     failures = {code: r.error for code, r in results.items() if r.error is not None}
     if failures:
@@ -189,16 +190,12 @@ async def fetch_many(
     return frame
 
 
-def _union_columns(securities: list[Security]) -> list[str]:
-    columns: list[str] = []
-    markets = {s.market.name for s in securities}
-    for name, market_columns in (("US", US_COLUMNS), ("HK", HK_COLUMNS)):
-        if name in markets or not markets:
-            columns.extend(c for c in market_columns if c not in columns)
-    return columns
-
-
-def _empty_combined(securities: list[Security], columns: list[str]) -> pd.DataFrame:
-    parts = [empty_frame(market) for market in {s.market for s in securities}]
-    base = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return base.assign(code=pd.Series([], dtype=pd.StringDtype())).reindex(columns=columns)
+def _union_dtypes(securities: list[Security]) -> dict[str, Any]:
+    """``code``, then the columns of the codes' markets (US first) with their dtypes."""
+    dtypes: dict[str, Any] = {"code": pd.StringDtype()}
+    markets = {s.market for s in securities}
+    for market in (Market.US, Market.HK):
+        if market in markets or not markets:
+            for column, dtype in empty_frame(market).dtypes.items():
+                dtypes.setdefault(str(column), dtype)
+    return dtypes

@@ -42,6 +42,7 @@ _RESERVED: Final = bytes(8)
 _MAX_U32: Final = 0xFFFFFFFF
 
 BodyTransform = Callable[[bytes], bytes]
+FrameDecrypt = Callable[[int, bytes], bytes]
 
 
 class ProtoId:
@@ -100,8 +101,10 @@ class FrameDecoder:
     length over ``max_body_size`` or a SHA-1 mismatch raises `ProtocolError`; the stream
     cannot be trusted after that, so the decoder refuses further input.
 
-    ``decrypt``, when given, turns the wire body into plaintext before the SHA-1 check; it may
-    raise `ProtocolError` for a body it cannot decrypt.
+    ``decrypt``, when given, is called with the proto id and the wire body of each frame, in
+    stream order, and returns the plaintext that the SHA-1 is checked against; OpenD encrypts
+    InitConnect differently from the rest, hence the proto id. An exception from it becomes a
+    `ProtocolError`.
     """
 
     __slots__ = ("_broken", "_buffer", "decrypt", "max_body_size")
@@ -110,7 +113,7 @@ class FrameDecoder:
         self,
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        decrypt: BodyTransform | None = None,
+        decrypt: FrameDecrypt | None = None,
     ) -> None:
         if max_body_size < 1:
             raise ValueError(f"max_body_size must be at least 1, got {max_body_size!r}")
@@ -154,7 +157,7 @@ class FrameDecoder:
                 body = bytes(buffer[offset + HEADER_SIZE : end])
                 if self.decrypt is not None:
                     try:
-                        body = self.decrypt(body)
+                        body = self.decrypt(proto_id, body)
                     except ProtocolError:
                         raise
                     except Exception as exc:

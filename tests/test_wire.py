@@ -163,7 +163,10 @@ def test_body_transforms_hash_the_plaintext_and_frame_the_ciphertext() -> None:
     def encrypt(body: bytes) -> bytes:
         return bytes(b ^ 0x5A for b in body) + b"pad"
 
-    def decrypt(body: bytes) -> bytes:
+    seen: list[int] = []
+
+    def decrypt(proto_id: int, body: bytes) -> bytes:
+        seen.append(proto_id)
         return bytes(b ^ 0x5A for b in body[:-3])
 
     plaintext = b"hello opend"
@@ -176,6 +179,19 @@ def test_body_transforms_hash_the_plaintext_and_frame_the_ciphertext() -> None:
     assert FrameDecoder(decrypt=decrypt).feed(data) == [
         Frame(ProtoId.GET_SHORT_INTEREST, 3, plaintext)
     ]
+    assert seen == [ProtoId.GET_SHORT_INTEREST]
+
+
+def test_a_failing_decrypt_is_a_protocol_error_and_breaks_the_decoder() -> None:
+    def decrypt(proto_id: int, body: bytes) -> bytes:
+        raise ValueError("bad padding")
+
+    decoder = FrameDecoder(decrypt=decrypt)
+    data = encode_frame(ProtoId.KEEP_ALIVE, 1, b"body")
+    with pytest.raises(ProtocolError, match="cannot decrypt frame for proto 1004.*bad padding"):
+        decoder.feed(data)
+    with pytest.raises(ProtocolError, match="already failed"):
+        decoder.feed(data)
 
 
 # --- Property-based: chunking and garbage ---

@@ -15,17 +15,20 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Final, Self
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, EncodeError, Message
 
+from .._crypto import AesCipher, AesMode, RsaCipher, load_rsa_private_key
 from .._errors import ProtocolError
 from .._proto import (
     GetGlobalState_pb2,
@@ -58,6 +61,8 @@ _ERR_PARAM: Final = 1
 _ERR_UNKNOWN_SECURITY: Final = 2
 _ERR_RATE_LIMIT: Final = 3
 _ERR_UNSUPPORTED: Final = 4
+_NO_ENCRYPTION: Final = -1  # Common.PacketEncAlgo_None
+_AES_CBC: Final = 2  # Common.PacketEncAlgo_AES_CBC
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,11 @@ class OpenDSimulator:
     ``seed`` makes the generated histories and connection keys reproducible, ``faults`` the
     misbehaviour to inject, ``keepalive_interval`` what InitConnect tells clients, ``as_of`` the
     newest day of the generated histories and ``clock`` the monotonic clock the quota uses.
+
+    ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
+    encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
+    encryption every later frame travels under AES, ``aes_mode="cbc"`` (with an IV, as current
+    OpenD) or ``"ecb"`` (OpenD's FTAES-ECB, for clients that do not ask for CBC or older gateways).
     """
 
     def __init__(
@@ -191,7 +201,17 @@ class OpenDSimulator:
         keepalive_interval: int = 10,
         as_of: dt.date = DEFAULT_AS_OF,
         clock: Callable[[], float] = time.monotonic,
+        rsa_private_key: str | os.PathLike[str] | bytes | None = None,
+        aes_mode: AesMode = "cbc",
     ) -> None:
+        if aes_mode not in ("cbc", "ecb"):
+            raise ValueError(f"aes_mode must be 'cbc' or 'ecb', got {aes_mode!r}")
+        self.rsa: RsaCipher | None = (
+            RsaCipher(load_rsa_private_key(rsa_private_key))
+            if rsa_private_key is not None
+            else None
+        )
+        self.aes_mode: AesMode = aes_mode
         self.host = host
         self.port = port
         self.quota = quota
@@ -318,7 +338,7 @@ class OpenDSimulator:
         self.stats.connections += 1
         connection = _SimulatedConnection(self, writer)
         self._connections.add(connection)
-        decoder = FrameDecoder()
+        decoder = FrameDecoder(decrypt=connection.decrypt if self.rsa is not None else None)
         try:
             while data := await reader.read(256 * 1024):
                 for frame in decoder.feed(data):
@@ -359,6 +379,12 @@ class _SimulatedConnection:
         self.writer = writer
         self.conn_id = 0
         self.closed = False
+        # Encryption: whether InitConnect came under RSA and its reply goes back under RSA, and
+        # the AES cipher that takes over once that reply has been encoded.
+        self._rsa_request = False
+        self._rsa_reply = False
+        self._next_aes: AesCipher | None = None
+        self._aes: AesCipher | None = None
         self._short_interest_count = 0
         self._held: list[bytes] = []
         self._outbox: asyncio.Queue[bytes] | None = None
@@ -374,6 +400,31 @@ class _SimulatedConnection:
         if self._pump is not None:
             self._pump.cancel()
         self.writer.transport.abort()
+
+    def decrypt(self, proto_id: int, body: bytes) -> bytes:
+        """The decoder's hook when the simulator has an RSA key."""
+        rsa = self.simulator.rsa
+        assert rsa is not None
+        if proto_id == ProtoId.INIT_CONNECT:
+            try:
+                plain = rsa.decrypt(body)
+            except ProtocolError:
+                # Perhaps a client without the key: the SHA-1 check tells plaintext from garbage,
+                # and _init_connect refuses it politely.
+                self._rsa_request = False
+                return body
+            self._rsa_request = True
+            return plain
+        return self._aes.decrypt(body) if self._aes is not None else body
+
+    def _encrypt(self, proto_id: int, body: bytes) -> bytes:
+        if proto_id == ProtoId.INIT_CONNECT and self._rsa_reply:
+            rsa = self.simulator.rsa
+            assert rsa is not None
+            encrypted = rsa.encrypt(body)
+            self._aes, self._next_aes = self._next_aes, None
+            return encrypted
+        return self._aes.encrypt(body) if self._aes is not None else body
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -428,9 +479,25 @@ class _SimulatedConnection:
         response = InitConnect_pb2.Response()
         if not self._parse(frame, request):
             return _fail(response, "malformed InitConnect request", _ERR_PARAM)
-        if request.c2s.HasField("packetEncAlgo") and request.c2s.packetEncAlgo != -1:
-            return _fail(response, "this simulator is not configured for encryption", _ERR_PARAM)
         sim = self.simulator
+        algorithm = request.c2s.packetEncAlgo if request.c2s.HasField("packetEncAlgo") else None
+        wants_encryption = algorithm != _NO_ENCRYPTION
+        if sim.rsa is None:
+            if algorithm is not None and wants_encryption:
+                return _fail(
+                    response, "this simulator is not configured for encryption", _ERR_PARAM
+                )
+        elif not self._rsa_request:
+            return _fail(
+                response,
+                "this OpenD requires encrypted connections: configure the client with its RSA "
+                "private key",
+                _ERR_PARAM,
+            )
+        else:
+            # As OpenD: the reply goes back under RSA when the client asked for encryption, and
+            # with no algorithm named OpenD picks its FTAES-ECB.
+            self._rsa_reply = wants_encryption
         if not self.conn_id:
             self.conn_id = sim._new_conn_id()
         response.retType = _RET_OK
@@ -440,6 +507,12 @@ class _SimulatedConnection:
         s2c.connID = self.conn_id
         s2c.connAESKey = f"{sim._random.getrandbits(64):016X}"
         s2c.keepAliveInterval = sim.keepalive_interval
+        if self._rsa_reply:
+            iv: bytes | None = None
+            if sim.aes_mode == "cbc" and algorithm == _AES_CBC:
+                s2c.aesCBCiv = f"{sim._random.getrandbits(64):016x}"
+                iv = s2c.aesCBCiv.encode()
+            self._next_aes = AesCipher(s2c.connAESKey.encode(), iv=iv)
         return response
 
     def _keep_alive(self, frame: Frame) -> Message:
@@ -535,7 +608,13 @@ class _SimulatedConnection:
         except EncodeError:  # pragma: no cover - a simulator bug, not a client's
             logger.exception("simulator built an incomplete reply")
             raise
-        return encode_frame(frame.proto_id, frame.serial, body, fmt=frame.fmt)
+        return encode_frame(
+            frame.proto_id,
+            frame.serial,
+            body,
+            fmt=frame.fmt,
+            encrypt=partial(self._encrypt, frame.proto_id),
+        )
 
     def _reply(self, frame: Frame, response: Message) -> None:
         faults = self.simulator.faults
@@ -583,7 +662,12 @@ class _SimulatedConnection:
         push.s2c.type = Notify_pb2.NotifyType_GtwEvent
         push.s2c.event.eventType = Notify_pb2.GtwEventType_None
         push.s2c.event.desc = desc
-        return encode_frame(ProtoId.NOTIFY, serial, push.SerializeToString())
+        return encode_frame(
+            ProtoId.NOTIFY,
+            serial,
+            push.SerializeToString(),
+            encrypt=partial(self._encrypt, ProtoId.NOTIFY),
+        )
 
     def push(self, *, serial: int, desc: str) -> None:
         self._send(self._push_bytes(serial, desc))
