@@ -394,7 +394,7 @@ class Client:
         """Send a read request with the quota, retrying across reconnects and server rate limits."""
         lost = 0
         waited = 0.0
-        backoff = self._rate_limit_backoff()
+        backoff = 0.0
         while True:
             connection = await self._ready_connection()
             try:
@@ -429,6 +429,7 @@ class Client:
                 proto_id=proto_id,
             )
             if isinstance(error, RateLimitError) and waited < self.rate_limit_wait:
+                backoff = backoff or self._rate_limit_backoff()
                 pause = min(backoff, self.rate_limit_wait - waited)
                 logger.info(
                     "OpenD answered rate limit (%s); retrying in %.2f s", error.ret_msg, pause

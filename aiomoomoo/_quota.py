@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Final, Protocol, runtime_checkable
 
 __all__ = ["RequestLimiter", "SlidingWindowLimiter", "adapt_rate_limit"]
 
@@ -72,16 +72,14 @@ class SlidingWindowLimiter:
         self._expire(asyncio.get_running_loop().time())
         return not self._waiting() and self._used() < self.max_requests
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> AbstractAsyncContextManager[None]:
         """Wait for a slot, run the body (send and await the reply), then start its cool-down."""
-        await self._acquire()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            self._done.append(asyncio.get_running_loop().time())
-            self._wake()
+        return _Slot(self._acquire, self._release)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._done.append(asyncio.get_running_loop().time())
+        self._wake()
 
     async def acquire(self) -> None:
         """Wait for a slot and count it as used from now (for callers without replies)."""
@@ -150,6 +148,29 @@ class SlidingWindowLimiter:
         self._wake()
 
 
+class _Slot:
+    """``async with quota.slot():`` without a generator-based context manager per request."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(
+        self, acquire: Callable[[], Awaitable[None]] | None, release: Callable[[], None] | None
+    ) -> None:
+        self._acquire = acquire
+        self._release = release
+
+    async def __aenter__(self) -> None:
+        if self._acquire is not None:
+            await self._acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._release is not None:
+            self._release()
+
+
+_FREE_SLOT: Final = _Slot(None, None)
+
+
 class _NoLimit:
     """The ``rate_limit=None`` case: every request goes at once."""
 
@@ -158,9 +179,8 @@ class _NoLimit:
     def __repr__(self) -> str:
         return "<no rate limit>"
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        yield
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        return _FREE_SLOT
 
 
 class _Acquiring:
@@ -174,10 +194,8 @@ class _Acquiring:
     def __repr__(self) -> str:
         return repr(self.limiter)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.limiter.acquire()
-        yield
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        return _Slot(self.limiter.acquire, None)
 
 
 Quota = SlidingWindowLimiter | _NoLimit | _Acquiring

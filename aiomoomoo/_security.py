@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Final, NamedTuple
 
 __all__ = ["Market", "Security", "parse_code"]
@@ -51,6 +52,12 @@ def parse_code(code: object) -> Security:
         raise TypeError(
             f"code must be a str like 'US.AAPL' or 'HK.00700', got {type(code).__name__} {code!r}"
         )
+    return _parse_str(code)
+
+
+# Bots ask for the same few codes over and over; parsing is pure, so remember it.
+@functools.lru_cache(maxsize=4096)
+def _parse_str(code: str) -> Security:
     prefix, dot, symbol = code.partition(".")
     if not dot or not symbol:
         raise ValueError(
