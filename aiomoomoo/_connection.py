@@ -3,7 +3,8 @@
 The connection is an ``asyncio.Protocol``: the event loop hands it every chunk the socket reads,
 the `aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply resolves the
 future waiting under its serial number, in whatever order replies come. Writes made in one loop
-iteration leave in one ``send``. When the socket dies every pending request fails at once with
+iteration leave in one ``send`` (a lone request on an idle connection goes at once). When the
+socket dies every pending request fails at once with
 `ConnectionLostError`. It knows proto ids and bodies, never DataFrames.
 """
 
@@ -269,6 +270,11 @@ class Connection(asyncio.Protocol):
             )
 
     def _write(self, data: bytes) -> None:
+        if not self._flush_scheduled and len(self._pending) <= 1 and self._transport is not None:
+            # A lone request on an idle connection: nothing to batch it with, so sending now
+            # saves the extra loop iteration a deferred flush costs.
+            self._transport.write(data)
+            return
         self._outgoing.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -50,11 +50,18 @@ def load_rsa_private_key(key: str | os.PathLike[str] | bytes) -> RSAPrivateKey:
     never contains the key material.
     """
     _require_cryptography()
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
     if isinstance(key, bytes):
         pem, origin = key, "the rsa_private_key bytes"
+    elif isinstance(key, str) and "-----BEGIN" in key:
+        # Taken as a path it would be echoed in the "cannot read" message: the key, in a log.
+        raise ValueError(
+            "rsa_private_key is PEM text in a str, where a str means a file path; "
+            "pass the PEM as bytes (text.encode()) or the key file's path"
+        )
     elif isinstance(key, str | os.PathLike):
         path = Path(key)
         try:
@@ -77,6 +84,8 @@ def load_rsa_private_key(key: str | os.PathLike[str] | bytes) -> RSAPrivateKey:
             else "it is not a PEM private key"
         )
         raise ValueError(f"cannot load {origin}: {reason}") from None
+    except UnsupportedAlgorithm:
+        raise ValueError(f"{origin} is not an RSA key") from None
     if not isinstance(private, RSAPrivateKey):
         raise ValueError(f"{origin} is not an RSA key")
     if private.key_size != _RSA_KEY_BITS:
@@ -108,7 +117,12 @@ class RsaCipher:
         )
 
     def decrypt(self, ciphertext: bytes) -> bytes:
-        """Decrypt 128-byte chunks with the private key; raise ProtocolError if it fails."""
+        """Decrypt 128-byte chunks with the private key; raise ProtocolError if it fails.
+
+        A body of the wrong length always fails here. A wrong key may not: OpenSSL 3.2 and later
+        answer a bad PKCS#1 v1.5 block with random bytes (implicit rejection) instead of an
+        error, and then the frame header's SHA-1 check is what refuses the body.
+        """
         from cryptography.hazmat.primitives.asymmetric import padding
 
         if len(ciphertext) % _RSA_CIPHER_CHUNK:

@@ -72,7 +72,6 @@ HK_COLUMNS: Final = (
     "last_close_price",
 )
 """HK frame columns, in the official SDK's order."""
-_STRING: Final = pd.StringDtype()
 
 
 def columns_for(market: Market) -> tuple[str, ...]:
@@ -95,8 +94,9 @@ def _array(values: list[Any], items: Sequence[Any], field: str, kind: _Kind) -> 
     gaps = missing is not None and any(missing)
     if kind == "str":
         if gaps:
-            values = [None if gone else value for value, gone in zip(values, missing, strict=True)]  # type: ignore[arg-type]
-        return pd.array(values, dtype=_STRING)
+            values = [pd.NA if gone else value for value, gone in zip(values, missing, strict=True)]  # type: ignore[arg-type]
+        # Built directly: pd.array() would check every element again.
+        return pd.arrays.StringArray(np.array(values, dtype=object))
     if kind == "float":
         array = np.array(values, dtype=np.float64)
         if gaps:
