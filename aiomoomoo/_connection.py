@@ -166,7 +166,7 @@ class Connection(asyncio.Protocol):
         except TimeoutError:
             connection.close()
             raise ConnectError(
-                f"OpenD at {address} did not complete InitConnect within {timeout:g} s"
+                f"OpenD at {address} did not complete InitConnect within {timeout:g} s{hint}"
             ) from None
         except MoomooError as exc:
             connection.close()
