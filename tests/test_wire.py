@@ -188,7 +188,7 @@ def test_a_failing_decrypt_is_a_protocol_error_and_breaks_the_decoder() -> None:
 
     decoder = FrameDecoder(decrypt=decrypt)
     data = encode_frame(ProtoId.KEEP_ALIVE, 1, b"body")
-    with pytest.raises(ProtocolError, match="cannot decrypt frame for proto 1004.*bad padding"):
+    with pytest.raises(ProtocolError, match=r"cannot decrypt frame for proto 1004.*bad padding"):
         decoder.feed(data)
     with pytest.raises(ProtocolError, match="already failed"):
         decoder.feed(data)
