@@ -396,7 +396,9 @@ class Client:
         waited = 0.0
         backoff = 0.0
         while True:
-            connection = await self._ready_connection()
+            connection = self._connection
+            if connection is None or not connection.is_ready or self._closed:
+                connection = await self._ready_connection()
             try:
                 async with self._quota.slot():
                     if not connection.is_ready:

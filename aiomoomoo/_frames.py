@@ -87,7 +87,7 @@ _INDEXES: Final = {market: pd.Index(columns_for(market)) for market in _SPECS}
 _DEFAULTS: Final[dict[_Kind, object]] = {"int": 0, "float": 0.0, "str": ""}
 
 
-def _array(values: list[Any], items: Sequence[Any], field: str, kind: _Kind) -> Any:
+def _array(values: Sequence[Any], items: Sequence[Any], field: str, kind: _Kind) -> Any:
     # HasField is the one costly call per cell, so it is asked only of columns where a default
     # value shows up, which is where a field can have been left out.
     missing = [not item.HasField(field) for item in items] if _DEFAULTS[kind] in values else None
@@ -112,7 +112,7 @@ def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:
     # One C-level attribute fetch per row, transposed into columns.
     columns = zip(*map(_GETTERS[market], items), strict=True) if items else [()] * len(spec)
     arrays = [
-        _array(list(values), items, field, kind)
+        _array(values, items, field, kind)
         for values, (_, field, kind) in zip(columns, spec, strict=True)
     ]
     try:
