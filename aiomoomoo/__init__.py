@@ -18,7 +18,7 @@ from ._errors import (
 )
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
 from ._many import FetchManyError, Progress, SymbolResult
-from ._quota import RequestLimiter, SlidingWindowLimiter
+from ._quota import RateLimit, RequestLimiter, SlidingWindowLimiter
 from ._security import Market
 
 try:
@@ -39,6 +39,7 @@ __all__ = [
     # The quota
     "SlidingWindowLimiter",
     "RequestLimiter",
+    "RateLimit",
     # Errors
     "MoomooError",
     "ConnectionLostError",

@@ -37,7 +37,14 @@ from ._errors import (
 from ._frames import history_frame, rows_to_frame
 from ._many import Progress, SymbolResult, fetch_many, iter_many
 from ._proto import Notify_pb2, Qot_GetShortInterest_pb2
-from ._quota import Quota, adapt_rate_limit
+from ._quota import (
+    Quota,
+    RateLimit,
+    RequestLimiter,
+    SlidingWindowLimiter,
+    adapt_rate_limit,
+    unwrap_rate_limit,
+)
 from ._security import Market, Security, parse_code
 from ._wire import DEFAULT_MAX_BODY_SIZE, Frame, ProtoId
 
@@ -98,7 +105,9 @@ class ShortInterestPage:
         next_key: str,
     ) -> None:
         self.security = security
+        """The parsed code: its `Market` and symbol."""
         self.next_key = next_key
+        """The key of the next page, for `get_short_interest`; ``"-1"`` on the last page."""
         self._us_items = s2c.usItemList
         self._hk_items = s2c.hkItemList
         self._us: pd.DataFrame | None = None
@@ -188,7 +197,7 @@ class Client:
         host: str = "127.0.0.1",
         port: int = 11111,
         *,
-        rate_limit: object = (30, 30.0),
+        rate_limit: RateLimit = (30, 30.0),
         timeout: float | None = 12.0,
         connect_timeout: float = 10.0,
         retries: int = 3,
@@ -246,9 +255,10 @@ class Client:
         return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
 
     @property
-    def rate_limiter(self) -> object:
-        """The limiter this client's requests go through."""
-        return self._quota
+    def rate_limiter(self) -> SlidingWindowLimiter | RequestLimiter | None:
+        """The limiter this client's requests go through: the one passed in, or the one built
+        from a ``(max_requests, period)`` tuple; None without a client-side limit."""
+        return unwrap_rate_limit(self._quota)
 
     @property
     def connection_info(self) -> ConnectionInfo | None:

@@ -341,7 +341,10 @@ class Connection(asyncio.Protocol):
         pending, self._pending = self._pending, {}
         for _, future in pending.values():
             if future is not None and not future.done():
-                future.set_exception(ConnectionLostError(str(error)))
+                # One exception object per waiter (each gets its own traceback), same cause.
+                failure = ConnectionLostError(str(error))
+                failure.__cause__ = error.__cause__
+                future.set_exception(failure)
         if self._can_write is not None and not self._can_write.done():
             self._can_write.set_result(None)
         if self._on_lost is not None:

@@ -20,7 +20,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["RequestLimiter", "SlidingWindowLimiter", "adapt_rate_limit"]
+__all__ = [
+    "RateLimit",
+    "RequestLimiter",
+    "SlidingWindowLimiter",
+    "adapt_rate_limit",
+    "unwrap_rate_limit",
+]
 
 
 @runtime_checkable
@@ -199,6 +205,19 @@ class _Acquiring:
 
 
 Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
+
+RateLimit = tuple[int, float] | SlidingWindowLimiter | RequestLimiter | None
+"""What ``Client(rate_limit=...)`` takes: ``(max_requests, period_seconds)``, a shared limiter, or
+None for no client-side limit."""
+
+
+def unwrap_rate_limit(quota: Quota) -> SlidingWindowLimiter | RequestLimiter | None:
+    """The user-facing limiter behind a quota object (None for no limit)."""
+    if isinstance(quota, _Acquiring):
+        return quota.limiter
+    if isinstance(quota, _NoLimit):
+        return None
+    return quota
 
 
 def adapt_rate_limit(rate_limit: object) -> Quota:

@@ -569,3 +569,12 @@ async def test_exhausted_retries_raise_and_the_walk_resumes_from_its_next_key() 
         ):
             pages.append(page)
     assert dates(pages) == history_dates(sim, "US.AAPL")
+
+
+def test_rate_limiter_is_the_limiter_the_user_configured() -> None:
+    shared = aiolimiter.AsyncLimiter(30, 30)
+    assert Client(rate_limit=shared).rate_limiter is shared
+    assert Client(rate_limit=None).rate_limiter is None
+    built = Client(rate_limit=(5, 2.0)).rate_limiter
+    assert isinstance(built, SlidingWindowLimiter)
+    assert (built.max_requests, built.period) == (5, 2.0)
