@@ -19,7 +19,7 @@ from ._errors import (
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
 from ._many import FetchManyError, Progress, SymbolResult
 from ._quota import RateLimit, RequestLimiter, SlidingWindowLimiter
-from ._security import Market
+from ._security import Market, Security
 
 try:
     __version__ = version("aiomoomoo")
@@ -53,6 +53,7 @@ __all__ = [
     "FetchManyError",
     # Values
     "Market",
+    "Security",
     "US_COLUMNS",
     "HK_COLUMNS",
     "trading_dates",

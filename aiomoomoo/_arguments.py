@@ -7,14 +7,17 @@ Each names the bad value and what is allowed; bool is refused where an int is wa
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Final
 
 __all__ = [
     "END_OF_DATA",
     "MAX_NUM",
     "MIN_NUM",
+    "check_int",
     "check_next_key",
     "check_num",
+    "check_seconds",
     "check_since",
     "check_timeout",
 ]
@@ -52,9 +55,30 @@ def check_next_key(next_key: object) -> str | None:
 def check_timeout(timeout: object, name: str = "timeout") -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{name} must be a number of seconds or None, got {timeout!r}")
+    if not timeout > 0:
         raise ValueError(f"{name} must be a positive number of seconds or None, got {timeout!r}")
     return float(timeout)
+
+
+def check_seconds(seconds: object, name: str) -> float:
+    """A finite number of seconds, zero or more."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {seconds!r}")
+    if not 0 <= seconds < math.inf:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {seconds!r}")
+    return float(seconds)
+
+
+def check_int(value: object, name: str, *, low: int, high: int | None = None) -> int:
+    """An int (not a bool) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
 
 
 def check_since(since: object) -> dt.date | None:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import __version__
 from ._client import Client
-from ._errors import ConnectError, MoomooError
+from ._errors import MoomooError
 from ._many import FetchManyError, Progress
 from ._security import parse_code
 from .testing import OpenDSimulator, Quota
@@ -279,9 +279,6 @@ def _run_short_interest(args: argparse.Namespace) -> int:
     progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
     try:
         frame, failures = asyncio.run(_fetch(args, progress))
-    except ConnectError as exc:
-        print(f"aiomoomoo short-interest: {exc}", file=sys.stderr)
-        return 1
     except MoomooError as exc:
         print(f"aiomoomoo short-interest: {exc}", file=sys.stderr)
         return 1

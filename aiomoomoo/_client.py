@@ -22,14 +22,21 @@ from typing import Final, ParamSpec, Self
 import pandas as pd
 from google.protobuf.message import DecodeError
 
-from ._arguments import END_OF_DATA, check_next_key, check_num, check_since, check_timeout
+from ._arguments import (
+    END_OF_DATA,
+    check_int,
+    check_next_key,
+    check_num,
+    check_seconds,
+    check_since,
+    check_timeout,
+)
 from ._connection import Connection, ConnectionInfo
 from ._crypto import ClientEncryption, load_rsa_private_key
 from ._errors import (
     ClientClosedError,
     ConnectError,
     ConnectionLostError,
-    MoomooError,
     ProtocolError,
     RateLimitError,
     server_error,
@@ -209,29 +216,35 @@ class Client:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         rsa_private_key: str | os.PathLike[str] | bytes | None = None,
     ) -> None:
-        if not isinstance(host, str) or not host:
-            raise TypeError(f"host must be a non-empty str, got {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"port must be an int from 1 to 65535, got {port!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
-        first, largest = reconnect_delay
-        if not 0 <= first <= largest:
-            raise ValueError(
-                "reconnect_delay must be (first, largest) with 0 <= first <= largest, "
-                f"got {reconnect_delay!r}"
-            )
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {host!r}")
+        if not host:
+            raise ValueError("host must not be empty")
         self.host = host
-        self.port = port
+        self.port = check_int(port, "port", low=1, high=65535)
         self.timeout = check_timeout(timeout)
-        self.connect_timeout = check_timeout(connect_timeout, "connect_timeout") or 10.0
-        self.retries = retries
-        self.reconnect_delay = (float(first), float(largest))
-        self.rate_limit_wait = float(rate_limit_wait)
+        connect_within = check_timeout(connect_timeout, "connect_timeout")
+        if connect_within is None:
+            raise ValueError("connect_timeout must be a positive number of seconds, not None")
+        self.connect_timeout = connect_within
+        self.retries = check_int(retries, "retries", low=0)
+        if not isinstance(reconnect_delay, tuple) or len(reconnect_delay) != 2:
+            raise TypeError(
+                f"reconnect_delay must be a (first, largest) tuple, got {reconnect_delay!r}"
+            )
+        first, largest = (check_seconds(v, "reconnect_delay") for v in reconnect_delay)
+        if first > largest:
+            raise ValueError(f"reconnect_delay must have first <= largest, got {reconnect_delay!r}")
+        self.reconnect_delay = (first, largest)
+        self.rate_limit_wait = check_seconds(rate_limit_wait, "rate_limit_wait")
         self.keepalive_interval = check_timeout(keepalive_interval, "keepalive_interval")
+        if not isinstance(client_id, str) or not client_id:
+            raise TypeError(f"client_id must be a non-empty str, got {client_id!r}")
         self.client_id = client_id
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable or None, got {on_event!r}")
         self.on_event = on_event
-        self.max_body_size = max_body_size
+        self.max_body_size = check_int(max_body_size, "max_body_size", low=1)
         self._quota: Quota = adapt_rate_limit(rate_limit)
         # Loaded now, so a wrong or unreadable key fails here rather than on the wire.
         self._rsa_key = (
@@ -241,8 +254,8 @@ class Client:
         self._connect_lock = asyncio.Lock()
         self._reconnector: asyncio.Task[None] | None = None
         self._closed = False
-        self._entered = False
         self.reconnects = 0
+        """How many times the client has reconnected after losing its connection."""
 
     def __repr__(self) -> str:
         if self._closed:
@@ -279,13 +292,13 @@ class Client:
         self._closed = True
         if self._reconnector is not None:
             self._reconnector.cancel()
-            with contextlib.suppress(asyncio.CancelledError, MoomooError):
-                await self._reconnector
+            # gather, not a suppress(CancelledError): a cancellation of close() itself must
+            # still reach its caller.
+            await asyncio.gather(self._reconnector, return_exceptions=True)
         if self._connection is not None:
             self._connection.close()
 
     async def __aenter__(self) -> Self:
-        self._entered = True
         await self.connect()
         return self
 
@@ -398,10 +411,11 @@ class Client:
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _call(
-        self, proto_id: int, body: bytes, *, timeout: float | None
+    async def _request_short_interest(
+        self, body: bytes, *, timeout: float | None
     ) -> Qot_GetShortInterest_pb2.Response:
-        """Send a read request with the quota, retrying across reconnects and server rate limits."""
+        """Send a 3249 request with the quota, retrying across reconnects and server rate limits."""
+        proto_id = ProtoId.GET_SHORT_INTEREST
         lost = 0
         waited = 0.0
         backoff = 0.0
@@ -416,8 +430,6 @@ class Client:
                         # left, so it neither fails nor spends a retry for that.
                         connection = await self._ready_connection()
                     frame = await connection.request(proto_id, body, timeout=timeout)
-            except ConnectError:
-                raise
             except ConnectionLostError:
                 if self._closed:
                     raise ClientClosedError(
@@ -496,7 +508,7 @@ class Client:
         if num is not None:
             c2s.num = num
         body = Qot_GetShortInterest_pb2.Request(c2s=c2s).SerializeToString()
-        reply = await self._call(ProtoId.GET_SHORT_INTEREST, body, timeout=timeout)
+        reply = await self._request_short_interest(body, timeout=timeout)
         s2c = reply.s2c
         # As the official SDK: a reply without nextKey is the last page.
         key = s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA
@@ -552,12 +564,28 @@ class Client:
         `iter_short_interest`; the frame has the code's market columns and dtypes, even when
         empty, and ``attrs["next_key"] == "-1"``.
         """
-        security = parse_code(code)
-        cutoff = check_since(since)
+        return await self._history(
+            parse_code(code), num=check_num(num), since=check_since(since), timeout=timeout
+        )
+
+    async def _history(
+        self,
+        security: Security,
+        *,
+        num: int | None,
+        since: dt.date | None,
+        timeout: float | object | None = _UNSET,
+        on_page: Callable[[ShortInterestPage], None] | None = None,
+    ) -> pd.DataFrame:
+        """Walk ``security``'s pages into one frame (arguments already checked)."""
         items: list[object] = []
-        async for page in self.iter_short_interest(code, num=num, since=cutoff, timeout=timeout):
+        async for page in self.iter_short_interest(
+            security.code, num=num, since=since, timeout=timeout
+        ):
             items.extend(page._items())
-        frame = history_frame(security.market, items, cutoff)
+            if on_page is not None:
+                on_page(page)
+        frame = history_frame(security.market, items, since)
         frame.attrs["next_key"] = END_OF_DATA
         return frame
 

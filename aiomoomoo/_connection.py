@@ -98,6 +98,7 @@ class Connection(asyncio.Protocol):
         self._last_received = self._loop.time()
         self._keepalive: asyncio.TimerHandle | None = None
         self._keepalive_period = 0.0
+        self._keepalive_serial: int | None = None
         self.requests_sent = 0
         self.pushes_received = 0
 
@@ -147,9 +148,11 @@ class Connection(asyncio.Protocol):
             if encryption is not None
             else ""
         )
+        stage = "accept the connection"
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: connection, host, port)
+                stage = "complete InitConnect"
                 body = InitConnect_pb2.Request(
                     c2s=InitConnect_pb2.C2S(
                         clientVer=_CLIENT_VERSION,
@@ -165,8 +168,9 @@ class Connection(asyncio.Protocol):
                 frame = await connection.request(ProtoId.INIT_CONNECT, body, timeout=None)
         except TimeoutError:
             connection.close()
+            why = hint if stage == "complete InitConnect" else ""
             raise ConnectError(
-                f"OpenD at {address} did not complete InitConnect within {timeout:g} s{hint}"
+                f"OpenD at {address} did not {stage} within {timeout:g} s{why}"
             ) from None
         except MoomooError as exc:
             connection.close()
@@ -198,6 +202,11 @@ class Connection(asyncio.Protocol):
                 proto_id=ProtoId.INIT_CONNECT,
             )
             raise ConnectError(f"OpenD at {address} refused InitConnect: {error}") from error
+        if not reply.HasField("s2c"):
+            connection.close()
+            raise ConnectError(
+                f"OpenD at {address} accepted InitConnect but sent no connection data"
+            )
         s2c = reply.s2c
         server_interval = max(float(s2c.keepAliveInterval), _MIN_SERVER_KEEPALIVE)
         connection.info = ConnectionInfo(
@@ -209,6 +218,9 @@ class Connection(asyncio.Protocol):
         )
         connection._on_push = on_push
         connection._on_lost = on_lost
+        if connection._lost is not None:
+            # It died between the reply and now, before anyone was listening for that.
+            raise ConnectError(f"OpenD at {address} dropped the connection right after InitConnect")
         connection._start_keepalive()
         logger.debug("connected to OpenD %s, conn_id=%d", address, s2c.connID)
         return connection
@@ -230,8 +242,15 @@ class Connection(asyncio.Protocol):
         `ConnectionLostError` if the socket dies first. Cancelling the caller forgets the
         request: a late reply to it is discarded.
         """
-        if self._can_write is not None:
-            await asyncio.shield(self._can_write)
+        if self._can_write is not None and not self._can_write.done():
+            # OpenD is not reading: wait, but no longer than the request may take in all.
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self._can_write)
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"OpenD at {self.address} did not read proto {proto_id} within {timeout:g} s"
+                ) from None
         # Checked after the wait too: losing the socket also wakes the writers paused above,
         # and a request registered after that would never be answered nor failed.
         if self._lost is not None:
@@ -311,7 +330,11 @@ class Connection(asyncio.Protocol):
             return
         c2s = KeepAlive_pb2.C2S(time=int(time.time()))
         body = KeepAlive_pb2.Request(c2s=c2s).SerializeToString()
-        serial = self._next_serial()
+        # Only the newest KeepAlive is remembered: any reply proves liveness, and forgetting the
+        # older ones keeps an OpenD that never answers them from growing the pending table.
+        if self._keepalive_serial is not None:
+            self._pending.pop(self._keepalive_serial, None)
+        serial = self._keepalive_serial = self._next_serial()
         self._pending[serial] = (ProtoId.KEEP_ALIVE, None)
         self._write(self._encode(ProtoId.KEEP_ALIVE, serial, body))
         self._keepalive = self._loop.call_later(self._keepalive_period, self._keepalive_tick)
@@ -323,8 +346,8 @@ class Connection(asyncio.Protocol):
         error = ConnectionLostError(f"connection to OpenD at {self.address} was closed")
         self.abort(error, graceful=True)
 
-    def abort(self, error: ConnectionLostError, *, graceful: bool = False) -> None:
-        """Drop the connection now, failing every pending request with ``error``."""
+    def abort(self, error: ConnectionLostError | ProtocolError, *, graceful: bool = False) -> None:
+        """Drop the connection now, failing every pending request with ``error``'s kind."""
         if self._lost is None:
             self._lose(error)
         if self._transport is not None:
@@ -334,15 +357,21 @@ class Connection(asyncio.Protocol):
             else:
                 self._transport.abort()
 
-    def _lose(self, error: ConnectionLostError) -> None:
-        self._lost = error
+    def _lose(self, error: ConnectionLostError | ProtocolError) -> None:
+        if isinstance(error, ConnectionLostError):
+            self._lost = error
+        else:
+            # A broken peer: its waiters learn it is a protocol error (not retried); later
+            # requests on this dead connection just see it lost.
+            self._lost = ConnectionLostError(str(error))
+            self._lost.__cause__ = error
         if self._keepalive is not None:
             self._keepalive.cancel()
         pending, self._pending = self._pending, {}
         for _, future in pending.values():
             if future is not None and not future.done():
                 # One exception object per waiter (each gets its own traceback), same cause.
-                failure = ConnectionLostError(str(error))
+                failure = type(error)(str(error))
                 failure.__cause__ = error.__cause__
                 future.set_exception(failure)
         if self._can_write is not None and not self._can_write.done():
@@ -375,7 +404,7 @@ class Connection(asyncio.Protocol):
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
-            error = ConnectionLostError(f"OpenD at {self.address} broke the protocol: {exc}")
+            error = ProtocolError(f"OpenD at {self.address} broke the protocol: {exc}")
             error.__cause__ = exc
             self.abort(error)
             return
@@ -399,7 +428,7 @@ class Connection(asyncio.Protocol):
             proto_id, future = entry
             if proto_id != frame.proto_id:
                 self.abort(
-                    ConnectionLostError(
+                    ProtocolError(
                         f"OpenD at {self.address} answered serial {frame.serial} with proto "
                         f"{frame.proto_id}, but it was a request for proto {proto_id}"
                     )

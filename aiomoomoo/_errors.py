@@ -30,8 +30,12 @@ class ConnectionLostError(MoomooError, ConnectionError):
     """The connection to OpenD dropped while a request was waiting for its reply."""
 
 
-class ConnectError(ConnectionLostError):
-    """No connection to OpenD could be made (refused, unreachable, or InitConnect failed)."""
+class ConnectError(MoomooError, ConnectionError):
+    """No connection to OpenD could be made (refused, unreachable, or InitConnect failed).
+
+    Raised once the client's connect attempts are used up; unlike `ConnectionLostError` it is
+    not retried, since nothing was in flight.
+    """
 
 
 class ClientClosedError(MoomooError):
@@ -61,6 +65,14 @@ class ServerError(MoomooError):
         detail = f"retType={ret_type}" + (f", errCode={err_code}" if err_code is not None else "")
         super().__init__(f"OpenD refused proto {proto_id}: {ret_msg or '(no message)'} ({detail})")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: the default reduce would call cls(message) and fail, which
+        # breaks sending the error across processes (multiprocessing, concurrent.futures).
+        return (
+            _rebuild_server_error,
+            (type(self), self.ret_msg, self.ret_type, self.err_code, self.proto_id),
+        )
+
 
 class RateLimitError(ServerError):
     """OpenD refused a request because the account's request quota was used up."""
@@ -68,6 +80,12 @@ class RateLimitError(ServerError):
 
 class UnknownSecurityError(ServerError):
     """OpenD does not know the security the request named."""
+
+
+def _rebuild_server_error(
+    cls: type[ServerError], ret_msg: str, ret_type: int, err_code: int | None, proto_id: int
+) -> ServerError:
+    return cls(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
 
 
 # OpenD reports failures as free text; these patterns pick out the cases callers handle

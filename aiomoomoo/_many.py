@@ -17,11 +17,11 @@ import pandas as pd
 
 from ._arguments import check_num, check_since
 from ._errors import MoomooError
-from ._frames import empty_frame, history_frame
+from ._frames import empty_frame
 from ._security import Market, Security, parse_code
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._client import Client, ShortInterestPage
 
 __all__ = ["FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
 
@@ -69,6 +69,9 @@ class FetchManyError(MoomooError):
         self.failures = failures
         detail = "; ".join(f"{code}: {error}" for code, error in failures.items())
         super().__init__(f"{len(failures)} of the symbols failed ({detail})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.frame, self.failures))
 
 
 def _parse_codes(codes: Iterable[str]) -> list[Security]:
@@ -118,14 +121,15 @@ async def iter_many(
         async with limit:
             pages = 0
             try:
-                items: list[object] = []
-                async for page in client.iter_short_interest(security.code, num=num, since=cutoff):
+
+                def on_page(page: ShortInterestPage) -> None:
+                    nonlocal pages
                     pages += 1
-                    items.extend(page._items())
                     counts["pages"] += 1
                     counts["rows"] += len(page)
                     report("page", security.code)
-                frame = history_frame(security.market, items, cutoff)
+
+                frame = await client._history(security, num=num, since=cutoff, on_page=on_page)
             except MoomooError as error:
                 counts["done"] += 1
                 report("failed", security.code)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol, runtime_checkable
@@ -238,6 +239,14 @@ def adapt_rate_limit(rate_limit: object) -> Quota:
             )
         return SlidingWindowLimiter(*rate_limit)
     if isinstance(rate_limit, RequestLimiter):
+        # A semaphore or lock also has acquire(), but its slots come back only through
+        # release(), which nothing here would call: every request past its count would hang.
+        if hasattr(rate_limit, "release") or not inspect.iscoroutinefunction(rate_limit.acquire):
+            raise TypeError(
+                f"rate_limit {rate_limit!r} has no async acquire() that spends one request, or "
+                "needs release() as a semaphore or lock does; pass a SlidingWindowLimiter, an "
+                "aiolimiter.AsyncLimiter, (max_requests, period_seconds) or None"
+            )
         return _Acquiring(rate_limit)
     raise TypeError(
         "rate_limit must be (max_requests, period_seconds), None, a SlidingWindowLimiter or "

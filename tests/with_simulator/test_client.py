@@ -255,7 +255,7 @@ BAD_PAGE_ARGUMENTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"next_key": "-1"}, ValueError, "next_key '-1' marks the last page"),
     ({"next_key": ""}, ValueError, "next_key '' is not a page key"),
     ({"timeout": 0}, ValueError, "timeout must be a positive number of seconds or None, got 0"),
-    ({"timeout": "1"}, ValueError, "got '1'"),
+    ({"timeout": "1"}, TypeError, "got '1'"),
 ]
 
 
@@ -301,11 +301,20 @@ async def test_bad_since_is_refused_before_sending(
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"port": 0}, ValueError, "port must be an int from 1 to 65535, got 0"),
-        ({"port": "11111"}, ValueError, "got '11111'"),
-        ({"host": ""}, TypeError, "host must be a non-empty str, got ''"),
-        ({"retries": -1}, ValueError, "retries must be an int >= 0, got -1"),
-        ({"retries": True}, ValueError, "got True"),
+        ({"port": 0}, ValueError, "port must be from 1 to 65535, got 0"),
+        ({"port": "11111"}, TypeError, "port must be an int, got '11111'"),
+        ({"host": ""}, ValueError, "host must not be empty"),
+        ({"host": 1}, TypeError, "host must be a str, got 1"),
+        ({"retries": -1}, ValueError, "retries must be >= 0, got -1"),
+        ({"retries": True}, TypeError, "retries must be an int, got True"),
+        ({"reconnect_delay": 5}, TypeError, "reconnect_delay must be a \\(first, largest\\) tuple"),
+        ({"rate_limit_wait": -5}, ValueError, "rate_limit_wait must be a finite number"),
+        ({"rate_limit_wait": "x"}, TypeError, "rate_limit_wait must be a number of seconds"),
+        ({"connect_timeout": None}, ValueError, "connect_timeout must be a positive number"),
+        ({"client_id": 123}, TypeError, "client_id must be a non-empty str, got 123"),
+        ({"on_event": 42}, TypeError, "on_event must be callable or None, got 42"),
+        ({"max_body_size": 0}, ValueError, "max_body_size must be >= 1, got 0"),
+        ({"rate_limit": asyncio.Semaphore(2)}, TypeError, "needs release\\(\\)"),
         ({"reconnect_delay": (1.0, 0.5)}, ValueError, r"got \(1.0, 0.5\)"),
         ({"timeout": -1}, ValueError, "timeout must be a positive number"),
         ({"rate_limit": "30/30"}, TypeError, "rate_limit must be"),
