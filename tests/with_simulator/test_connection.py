@@ -225,9 +225,10 @@ async def test_a_request_times_out_with_an_error_that_is_a_timeout_error(
     ):
         first = connection_of(client)
         start = time.monotonic()
+        # Raised instead of the page that comes at 0.3 s: the timeout fired first.
         with pytest.raises(RequestTimeoutError, match=r"did not answer proto 3249 .* 0\.05 s"):
             await client.get_short_interest("US.AAPL")
-        assert 0.05 <= time.monotonic() - start < 0.25
+        assert 0.05 <= time.monotonic() - start < 1.0
         assert waiting_requests(first) == []
         # A per-call timeout overrides the client's.
         with pytest.raises(TimeoutError):
@@ -308,7 +309,7 @@ async def test_a_drop_fails_pending_requests_fast_and_the_client_reconnects() ->
         start = time.monotonic()
         sim.drop_connections()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert time.monotonic() - start < 0.2
+        assert time.monotonic() - start < 1.0  # the replies were 2 s away
         assert all(isinstance(r, ConnectionLostError) for r in results), results
         assert all(isinstance(r, ConnectionError) for r in results)
         assert "lost" in str(results[0])
@@ -407,7 +408,7 @@ async def test_closing_fails_requests_in_flight_with_client_closed() -> None:
         await client.close()
         with pytest.raises(ClientClosedError, match="was closed while the request waited"):
             await task
-        assert time.monotonic() - start < 0.2
+        assert time.monotonic() - start < 0.9  # the reply was 1 s away
         assert isinstance(task.exception(), MoomooError)
 
 
