@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import enum
 import logging
 import os
 import random
@@ -59,7 +60,15 @@ __all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
 
 logger = logging.getLogger("aiomoomoo")
 
-_UNSET: Final = object()
+
+class _ClientTimeout(enum.Enum):
+    """The type of `CLIENT_TIMEOUT`."""
+
+    CLIENT_TIMEOUT = "the client's timeout"
+
+
+CLIENT_TIMEOUT: Final = _ClientTimeout.CLIENT_TIMEOUT
+"""The default of the calls' ``timeout=``: use the `Client`'s own ``timeout``."""
 
 _P = ParamSpec("_P")
 
@@ -481,7 +490,7 @@ class Client:
         next_key: str | None = None,
         num: int | None = None,
         *,
-        timeout: float | object | None = _UNSET,
+        timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT,
     ) -> ShortInterestPage:
         """Fetch one page of ``code``'s short-interest history, newest rows first.
 
@@ -494,7 +503,7 @@ class Client:
         security = parse_code(code)
         key = check_next_key(next_key)
         size = check_num(num)
-        wait = self.timeout if timeout is _UNSET else check_timeout(timeout)
+        wait = self.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
         return await self._page(security, key, size, wait)
 
     async def _page(
@@ -521,7 +530,7 @@ class Client:
         num: int | None = None,
         next_key: str | None = None,
         since: dt.date | str | None = None,
-        timeout: float | object | None = _UNSET,
+        timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT,
     ) -> AsyncGenerator[ShortInterestPage, None]:
         """Yield ``code``'s history page by page, newest first, until OpenD says ``"-1"``.
 
@@ -535,7 +544,7 @@ class Client:
         key = check_next_key(next_key)
         size = check_num(num)
         cutoff = check_since(since)
-        wait = self.timeout if timeout is _UNSET else check_timeout(timeout)
+        wait = self.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
         seen: set[str] = set()
         while True:
             page = await self._page(security, key, size, wait)
@@ -556,7 +565,7 @@ class Client:
         *,
         num: int = 50,
         since: dt.date | str | None = None,
-        timeout: float | object | None = _UNSET,
+        timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT,
     ) -> pd.DataFrame:
         """Fetch ``code``'s whole history (or back to ``since``) as one DataFrame, newest first.
 
@@ -574,7 +583,7 @@ class Client:
         *,
         num: int | None,
         since: dt.date | None,
-        timeout: float | object | None = _UNSET,
+        timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT,
         on_page: Callable[[ShortInterestPage], None] | None = None,
     ) -> pd.DataFrame:
         """Walk ``security``'s pages into one frame (arguments already checked)."""
