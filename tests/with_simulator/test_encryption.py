@@ -15,9 +15,7 @@ import importlib
 import logging
 import math
 import re
-import signal
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from aiomoomoo._wire import ProtoId
 from aiomoomoo.testing import Faults, OpenDSimulator, SimulatorThread
 
 from ._fixtures import TIMEOUT, client_of, serving
+from ._official import import_moomoo, quote_context
 from .conftest import RawClient
 
 AesMode = Literal["cbc", "ecb"]
@@ -481,12 +480,7 @@ async def test_keys_and_plaintext_never_reach_reprs_or_logs(
 @pytest.fixture(scope="module")
 def moomoo() -> ModuleType:
     """The official SDK, imported without keeping the SIGINT handler it installs."""
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        return importlib.import_module("moomoo")
-    finally:
-        # Its handler calls os._exit(0), which would make Ctrl-C kill pytest without a report.
-        signal.signal(signal.SIGINT, previous)
+    return import_moomoo()
 
 
 @contextlib.contextmanager
@@ -513,39 +507,6 @@ def official_encryption(moomoo: ModuleType, key_file: Path) -> Iterator[None]:
             sys_config.RSA_OBJ,
             rsa_crypt.CHIPPER,
         ) = saved
-
-
-@contextlib.contextmanager
-def quote_context(moomoo: ModuleType, sim: OpenDSimulator) -> Iterator[Any]:
-    """An official ``OpenQuoteContext`` on ``sim``, closed afterwards.
-
-    Its constructor retries InitConnect for ever; if the simulator fails it, a timer closes the
-    context so the failure stays in this test.
-    """
-    created: list[Any] = []
-
-    class QuoteContext(moomoo.OpenQuoteContext):  # type: ignore[misc, name-defined]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            created.append(self)
-            super().__init__(*args, **kwargs)
-
-    gave_up = threading.Event()
-
-    def give_up() -> None:
-        gave_up.set()
-        created[0].close()
-
-    timer = threading.Timer(10.0, give_up)
-    timer.start()
-    try:
-        ctx = QuoteContext(host=sim.host, port=sim.port)
-    finally:
-        timer.cancel()
-    try:
-        assert not gave_up.is_set(), f"the official client's InitConnect failed for {sim!r}"
-        yield ctx
-    finally:
-        ctx.close()
 
 
 def official_rows(moomoo: ModuleType, ctx: Any, code: str, num: int) -> list[tuple[object, ...]]:
