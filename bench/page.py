@@ -8,11 +8,13 @@ updated with the key: the lean server builds a fresh page per request for the pr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Final
 
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
 from aiomoomoo.testing import BUILTIN_PROFILES, UsRow, generate_history
+from aiomoomoo.testing._simulator import write_row
 
 __all__ = ["CODE", "KEY_WIDTH", "LAST_PAGE_KEY", "ROWS", "KeyedPage", "page_body"]
 
@@ -35,20 +37,9 @@ def page_body(next_key: str) -> bytes:
     for row in rows:
         if not isinstance(row, UsRow):
             raise TypeError(f"{CODE} history holds {row!r}, not US rows")
-        item = s2c.usItemList.add()
-        for field, value in (
-            ("timestamp", row.timestamp),
-            ("timestampStr", row.timestamp_str),
-            ("sharesShort", row.shares_short),
-            ("shortPercent", row.short_percent),
-            ("avgDailyShareVolume", row.avg_daily_share_volume),
-            ("daysToCover", row.days_to_cover),
-            ("closePrice", row.close_price),
-            ("lastClosePrice", row.last_close_price),
-        ):
-            if value is None:
-                raise ValueError(f"{CODE} row {row!r} lacks {field}: the page must be full")
-            setattr(item, field, value)
+        if None in dataclasses.astuple(row):
+            raise ValueError(f"{CODE} row {row!r} lacks a field: the page must be full")
+        write_row(s2c.usItemList.add(), row)
     s2c.nextKey = next_key
     return response.SerializeToString()
 

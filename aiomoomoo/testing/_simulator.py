@@ -590,10 +590,7 @@ class _SimulatedConnection:
         s2c = response.s2c
         items = s2c.usItemList if history.market is Market.US else s2c.hkItemList
         for row in history.rows[start:end]:
-            item = items.add()
-            for name, value in _PB_FIELDS[type(row)](row):
-                if value is not None:
-                    setattr(item, name, value)
+            write_row(items.add(), row)
         s2c.nextKey = history.key_after(end)
         return response
 
@@ -725,6 +722,13 @@ _PB_FIELDS: Final[dict[type, Callable[..., tuple[tuple[str, object], ...]]]] = {
     UsRow: _us_fields,
     HkRow: _hk_fields,
 }
+
+
+def write_row(item: Message, row: UsRow | HkRow) -> None:
+    """Fill a ``UsShortInterestItem`` / ``HkShortInterestItem`` from ``row``; None stays absent."""
+    for name, value in _PB_FIELDS[type(row)](row):
+        if value is not None:
+            setattr(item, name, value)
 
 
 class SimulatorThread:
