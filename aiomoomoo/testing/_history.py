@@ -32,6 +32,8 @@ __all__ = [
 
 #: The newest day the built-in histories reach: the seed documents' latest HK row.
 DEFAULT_AS_OF: Final = dt.date(2026, 4, 30)
+# Per reporting step, the share of the log distance to the profile's price that is closed.
+_PRICE_PULL: Final = 0.03
 #: The oldest day of the built-in histories.
 DEFAULT_START: Final = dt.date(2019, 1, 1)
 
@@ -238,6 +240,9 @@ def generate_history(
                     aggregated_short_ratio=round(aggregated / profile.shares * 100, 2),
                 )
             )
-        price /= math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2)
+        # A pull back towards the profile's price keeps years of random walk in a believable
+        # band for the stock (a pure walk drifts to prices the stock never saw).
+        pull = _PRICE_PULL * math.log(profile.price / price)
+        price /= math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2 - pull)
         short_pct = max(0.01, short_pct + 0.15 * (level - short_pct) + rng.gauss(0.0, 0.08 * level))
     return us_rows if market is Market.US else hk_rows
