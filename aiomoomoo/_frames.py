@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import pandas as pd
 
+from ._errors import ProtocolError
 from ._security import Market
 
 __all__ = [
@@ -103,7 +104,12 @@ def _array(values: Sequence[Any], items: Sequence[Any], field: str, kind: _Kind)
             array[np.array(missing, dtype=bool)] = np.nan
         return array
     mask = np.array(missing, dtype=bool) if gaps else np.zeros(len(values), dtype=bool)
-    return pd.arrays.IntegerArray(np.array(values, dtype=np.int64), mask)
+    try:
+        integers = np.array(values, dtype=np.int64)
+    except OverflowError:
+        # uint64 on the wire; no share count comes near 2**63, so one that does is corrupt.
+        raise ProtocolError(f"OpenD sent a {field} beyond the int64 range: {max(values)}") from None
+    return pd.arrays.IntegerArray(integers, mask)
 
 
 def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:

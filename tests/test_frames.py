@@ -236,3 +236,12 @@ def test_trading_dates_of_missing_and_empty() -> None:
     empty = trading_dates(empty_frame(Market.US), Market.US)
     assert len(empty) == 0
     assert str(empty.dt.tz) == "America/New_York"
+
+
+def test_a_share_count_beyond_int64_is_a_protocol_error() -> None:
+    from aiomoomoo import ProtocolError
+    from aiomoomoo._proto import Qot_GetShortInterest_pb2
+
+    item = Qot_GetShortInterest_pb2.UsShortInterestItem(timestamp=1, sharesShort=2**63)
+    with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
+        rows_to_frame(Market.US, [item])
