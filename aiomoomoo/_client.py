@@ -15,10 +15,10 @@ import os
 import random
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, ParamSpec, Self
+from typing import Any, Final, ParamSpec, Self
 
 import pandas as pd
 from google.protobuf.message import DecodeError
@@ -112,7 +112,7 @@ class ShortInterestPage:
     through costs no DataFrame.
     """
 
-    __slots__ = ("_hk", "_hk_items", "_us", "_us_items", "next_key", "security")
+    __slots__ = ("_frames", "_rows", "next_key", "security")
 
     def __init__(
         self,
@@ -124,16 +124,17 @@ class ShortInterestPage:
         """The parsed code: its `Market` and symbol."""
         self.next_key = next_key
         """The key of the next page, for `get_short_interest`; ``"-1"`` on the last page."""
-        self._us_items = s2c.usItemList
-        self._hk_items = s2c.hkItemList
-        self._us: pd.DataFrame | None = None
-        self._hk: pd.DataFrame | None = None
+        self._rows: dict[Market, Sequence[Any]] = {
+            Market.US: s2c.usItemList,
+            Market.HK: s2c.hkItemList,
+        }
+        self._frames: dict[Market, pd.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"<ShortInterestPage {self.code} rows={len(self)} next_key={self.next_key!r}>"
 
     def __len__(self) -> int:
-        return len(self._us_items) + len(self._hk_items)
+        return sum(len(rows) for rows in self._rows.values())
 
     @property
     def code(self) -> str:
@@ -153,26 +154,28 @@ class ShortInterestPage:
     @property
     def us(self) -> pd.DataFrame:
         """US rows, in the official column order (empty for an HK code)."""
-        if self._us is None:
-            self._us = rows_to_frame(Market.US, self._us_items)
-            self._us.attrs["next_key"] = self.next_key
-        return self._us
+        return self._frame_of(Market.US)
 
     @property
     def hk(self) -> pd.DataFrame:
         """HK rows, in the official column order (empty for a US code)."""
-        if self._hk is None:
-            self._hk = rows_to_frame(Market.HK, self._hk_items)
-            self._hk.attrs["next_key"] = self.next_key
-        return self._hk
+        return self._frame_of(Market.HK)
 
     @property
     def frame(self) -> pd.DataFrame:
         """The rows of the code's own market: ``us`` for a US code, ``hk`` for an HK one."""
-        return self.us if self.security.market is Market.US else self.hk
+        return self._frame_of(self.security.market)
 
-    def _items(self) -> list[object]:
-        return list(self._us_items if self.security.market is Market.US else self._hk_items)
+    def _frame_of(self, market: Market) -> pd.DataFrame:
+        frame = self._frames.get(market)
+        if frame is None:
+            frame = self._frames[market] = rows_to_frame(market, self._rows[market])
+            frame.attrs["next_key"] = self.next_key
+        return frame
+
+    def _items(self) -> Sequence[Any]:
+        """The protobuf rows of the code's own market."""
+        return self._rows[self.security.market]
 
 
 class Client:
@@ -587,7 +590,7 @@ class Client:
         on_page: Callable[[ShortInterestPage], None] | None = None,
     ) -> pd.DataFrame:
         """Walk ``security``'s pages into one frame (arguments already checked)."""
-        items: list[object] = []
+        items: list[Any] = []
         async for page in self.iter_short_interest(
             security.code, num=num, since=since, timeout=timeout
         ):
@@ -645,5 +648,5 @@ def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
     items = page._items()
     if not items:
         return False
-    last = items[-1].timestampStr  # type: ignore[attr-defined]
+    last = items[-1].timestampStr
     return bool(last) and str(last) < cutoff.isoformat()

@@ -31,28 +31,6 @@ __all__ = [
 
 _Kind = Literal["int", "float", "str"]
 
-# (column, protobuf field, kind), in the column order the official SDK uses. HK puts the
-# aggregated columns before the prices, the reverse of the protobuf's field order.
-_US_SPEC: Final[tuple[tuple[str, str, _Kind], ...]] = (
-    ("timestamp", "timestamp", "int"),
-    ("timestamp_str", "timestampStr", "str"),
-    ("shares_short", "sharesShort", "int"),
-    ("short_percent", "shortPercent", "float"),
-    ("avg_daily_share_volume", "avgDailyShareVolume", "int"),
-    ("days_to_cover", "daysToCover", "float"),
-    ("close_price", "closePrice", "float"),
-    ("last_close_price", "lastClosePrice", "float"),
-)
-_HK_SPEC: Final[tuple[tuple[str, str, _Kind], ...]] = (
-    ("timestamp", "timestamp", "int"),
-    ("timestamp_str", "timestampStr", "str"),
-    ("aggregated_short", "aggregatedShort", "int"),
-    ("aggregated_short_ratio", "aggregatedShortRatio", "float"),
-    ("close_price", "closePrice", "float"),
-    ("last_close_price", "lastClosePrice", "float"),
-)
-_SPECS: Final = {Market.US: _US_SPEC, Market.HK: _HK_SPEC}
-
 US_COLUMNS: Final = (
     "timestamp",
     "timestamp_str",
@@ -72,13 +50,34 @@ HK_COLUMNS: Final = (
     "close_price",
     "last_close_price",
 )
-"""HK frame columns, in the official SDK's order."""
+"""HK frame columns, in the official SDK's order (the aggregated columns before the prices,
+the reverse of the protobuf's field order)."""
+
+# Where each column comes from: the protobuf field of the row message, and its kind.
+_SOURCES: Final[dict[str, tuple[str, _Kind]]] = {
+    "timestamp": ("timestamp", "int"),
+    "timestamp_str": ("timestampStr", "str"),
+    "shares_short": ("sharesShort", "int"),
+    "short_percent": ("shortPercent", "float"),
+    "avg_daily_share_volume": ("avgDailyShareVolume", "int"),
+    "days_to_cover": ("daysToCover", "float"),
+    "close_price": ("closePrice", "float"),
+    "last_close_price": ("lastClosePrice", "float"),
+    "aggregated_short": ("aggregatedShort", "int"),
+    "aggregated_short_ratio": ("aggregatedShortRatio", "float"),
+}
 
 
 def columns_for(market: Market) -> tuple[str, ...]:
     """The column names of ``market``'s frames."""
     return US_COLUMNS if market is Market.US else HK_COLUMNS
 
+
+# (column, protobuf field, kind) per market, in column order.
+_SPECS: Final = {
+    market: tuple((column, *_SOURCES[column]) for column in columns_for(market))
+    for market in Market
+}
 
 _GETTERS: Final = {
     market: operator.attrgetter(*(field for _, field, _ in spec)) for market, spec in _SPECS.items()

@@ -49,7 +49,16 @@ class SlidingWindowLimiter:
     counts from the grant.
     """
 
-    __slots__ = ("_done", "_in_flight", "_timer", "_timer_at", "_waiters", "max_requests", "period")
+    __slots__ = (
+        "_done",
+        "_in_flight",
+        "_slot",
+        "_timer",
+        "_timer_at",
+        "_waiters",
+        "max_requests",
+        "period",
+    )
 
     def __init__(self, max_requests: int = 30, period: float = 30.0) -> None:
         if isinstance(max_requests, bool) or not isinstance(max_requests, int):
@@ -66,6 +75,8 @@ class SlidingWindowLimiter:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        # Stateless, so one serves every request.
+        self._slot = _Slot(self._acquire, self._release)
 
     def __repr__(self) -> str:
         return (
@@ -81,7 +92,7 @@ class SlidingWindowLimiter:
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         """Wait for a slot, run the body (send and await the reply), then start its cool-down."""
-        return _Slot(self._acquire, self._release)
+        return self._slot
 
     def _release(self) -> None:
         self._in_flight -= 1
@@ -193,16 +204,17 @@ class _NoLimit:
 class _Acquiring:
     """Wraps a user's limiter (aiolimiter's, or any ``acquire()``) into the ``slot()`` shape."""
 
-    __slots__ = ("limiter",)
+    __slots__ = ("_slot", "limiter")
 
     def __init__(self, limiter: RequestLimiter) -> None:
         self.limiter = limiter
+        self._slot = _Slot(limiter.acquire, None)
 
     def __repr__(self) -> str:
         return repr(self.limiter)
 
     def slot(self) -> AbstractAsyncContextManager[None]:
-        return _Slot(self.limiter.acquire, None)
+        return self._slot
 
 
 Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
