@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -43,10 +44,11 @@ def run_all(
     """Run ``aiomoomoo`` once per argument list, all at the same time; wait for every one."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    processes = [
-        (
-            args,
-            subprocess.Popen(
+    processes: list[tuple[Sequence[str], subprocess.Popen[str]]] = []
+    done: list[subprocess.CompletedProcess[str]] = []
+    try:
+        for args in commands:
+            process = subprocess.Popen(
                 command(*args),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -54,14 +56,17 @@ def run_all(
                 text=True,
                 env=env,
                 cwd=cwd,
-            ),
-        )
-        for args in commands
-    ]
-    done: list[subprocess.CompletedProcess[str]] = []
-    for args, process in processes:
-        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
-        done.append(subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr))
+            )
+            processes.append((args, process))
+        for args, process in processes:
+            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+            done.append(subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr))
+    finally:
+        # A command that hangs (or a failure starting the next one) must not leave any of them
+        # running after the test.
+        for _, process in processes[len(done) :]:
+            process.kill()
+            process.communicate()
     for result in done:
         assert "Traceback" not in result.stderr, f"{result.args}: {result.stderr}"
     return done
@@ -327,3 +332,30 @@ def test_an_unwritable_output_is_one_line_not_a_traceback(
         assert out == ""
         assert err.startswith(f"aiomoomoo short-interest: cannot write {missing}: ")
         assert len(err.splitlines()) == 1
+
+
+# -- the helpers themselves -----------------------------------------------------------------
+
+
+def test_a_command_that_hangs_is_killed_not_left_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[subprocess.Popen[str]] = []
+    popen = subprocess.Popen
+
+    def recording(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        process: subprocess.Popen[str] = popen(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", recording)
+    monkeypatch.setattr(sys.modules[__name__], "RUN_TIMEOUT", 1.0)
+    try:
+        # The simulator serves until it is stopped: it outlives any timeout.
+        with pytest.raises(subprocess.TimeoutExpired):
+            run_all(["simulate", "--port", "0"], ["--version"])
+        assert len(started) == 2
+        assert [process.poll() is not None for process in started] == [True, True]
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()

@@ -51,6 +51,18 @@ async def simulate(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process
         await process.communicate()
 
 
+async def ended(
+    process: asyncio.subprocess.Process, timeout: float = START_TIMEOUT
+) -> tuple[bytes, bytes]:
+    """``process``'s output once it exits; killed, not left running, if it has not in time."""
+    try:
+        return await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None:
@@ -71,7 +83,7 @@ async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None
             assert "3 requests in any 1 seconds" in limited.retMsg
 
             process.send_signal(signum)
-            stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+            stdout, stderr = await ended(process)
     assert process.returncode == 0, stderr.decode()
     assert stdout == b""
     assert b"Traceback" not in stderr
@@ -86,7 +98,7 @@ async def test_simulate_options_reach_the_simulator() -> None:
             for _ in range(40):  # more than the default 30/30 quota would allow
                 assert (await raw.short_interest("HK.00700", num=1)).retType == 0
         process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), START_TIMEOUT)
+        await ended(process)
     assert process.returncode == 0
 
 
@@ -103,7 +115,7 @@ async def test_bad_quota_exits_2_with_a_message_from_a_real_process() -> None:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    stdout, stderr = await ended(process)
     assert process.returncode == 2
     assert stdout == b""
     assert b"argument --quota: quota 'abc' is not N/SECONDS, for example 30/30" in stderr
@@ -157,3 +169,17 @@ def test_a_busy_port_exits_1_with_a_message(capsys: pytest.CaptureFixture[str]) 
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"aiomoomoo simulate: cannot listen on 127.0.0.1:{port}" in captured.err
+
+
+@pytest.mark.anyio
+async def test_a_process_that_does_not_end_in_time_is_killed() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import time; time.sleep(60)",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    with pytest.raises(TimeoutError):
+        await ended(process, timeout=0.2)
+    assert process.returncode is not None
