@@ -42,7 +42,7 @@ from ._errors import (
     RateLimitError,
     server_error,
 )
-from ._frames import history_frame, rows_to_frame
+from ._frames import HistoryColumns, rows_to_frame
 from ._many import Progress, SymbolResult, fetch_many, iter_many
 from ._proto import Notify_pb2, Qot_GetShortInterest_pb2
 from ._quota import (
@@ -590,14 +590,14 @@ class Client:
         on_page: Callable[[ShortInterestPage], None] | None = None,
     ) -> pd.DataFrame:
         """Walk ``security``'s pages into one frame (arguments already checked)."""
-        items: list[Any] = []
+        columns = HistoryColumns(security.market)
         async for page in self.iter_short_interest(
             security.code, num=num, since=since, timeout=timeout
         ):
-            items.extend(page._items())
+            columns.add(page._items())
             if on_page is not None:
                 on_page(page)
-        frame = history_frame(security.market, items, since)
+        frame = columns.frame(since)
         frame.attrs["next_key"] = END_OF_DATA
         return frame
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, trading_dates
-from aiomoomoo._frames import columns_for, empty_frame, rows_to_frame
+from aiomoomoo._frames import HistoryColumns, columns_for, empty_frame, rows_to_frame
 from aiomoomoo._proto.Qot_GetShortInterest_pb2 import HkShortInterestItem, UsShortInterestItem
 
 # The official SDK's lists (protocol notes, section 6), written out rather than imported.
@@ -245,3 +245,50 @@ def test_a_share_count_beyond_int64_is_a_protocol_error() -> None:
     item = Qot_GetShortInterest_pb2.UsShortInterestItem(timestamp=1, sharesShort=2**63)
     with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
         rows_to_frame(Market.US, [item])
+
+
+# -- a history built page by page -----------------------------------------------------------
+
+
+@given(st.lists(st.lists(_US_ITEMS, max_size=6), max_size=5))
+def test_a_history_added_page_by_page_is_the_frame_of_all_its_rows(
+    pages: list[list[UsShortInterestItem]],
+) -> None:
+    columns = HistoryColumns(Market.US)
+    for page in pages:
+        columns.add(page)
+    everything = [item for page in pages for item in page]
+    assert len(columns) == len(everything)
+    frame = columns.frame()
+    assert dtypes(frame) == US_DTYPES
+    pd.testing.assert_frame_equal(frame, rows_to_frame(Market.US, everything))
+
+
+def test_a_history_keeps_missing_values_of_every_kind_across_pages() -> None:
+    day = dt.date(2026, 4, 24)
+    columns = HistoryColumns(Market.HK)
+    columns.add([hk_item(day)])
+    columns.add([hk_item(day, aggregatedShort=None, closePrice=None, timestampStr=None)])
+    columns.add([])
+    columns.add([hk_item(day, aggregatedShort=0, closePrice=0.0)])
+    frame = columns.frame()
+    assert dtypes(frame) == HK_DTYPES
+    assert frame["aggregated_short"].tolist() == [50_600_000, pd.NA, 0]
+    assert frame["close_price"].isna().tolist() == [False, True, False]
+    assert frame["timestamp_str"].isna().tolist() == [False, True, False]
+    assert frame.index.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("market", list(Market))
+def test_a_history_without_pages_is_an_empty_frame_with_dtypes(market: Market) -> None:
+    frame = HistoryColumns(market).frame(dt.date(2025, 1, 1))
+    pd.testing.assert_frame_equal(frame, empty_frame(market))
+
+
+def test_a_share_count_beyond_int64_on_a_later_page_is_a_protocol_error() -> None:
+    from aiomoomoo import ProtocolError
+
+    columns = HistoryColumns(Market.US)
+    columns.add([us_item(dt.date(2026, 4, 24))])
+    with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
+        columns.add([us_item(dt.date(2026, 4, 17), sharesShort=2**63)])
