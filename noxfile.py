@@ -1,4 +1,5 @@
-"""Developer and CI tasks: ``nox -s tests``, ``lint``, ``mypy``, ``docs``, ``proto``, ``bench``."""
+"""Developer and CI tasks: ``nox -s tests``, ``lint``, ``mypy``, ``docs``, ``proto``, ``bench``,
+``mutate``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark against the official client; writes docs/benchmarks.md and docs/benchmarks.png."""
+    """Benchmark against the official client; writes docs/benchmarks.md and docs/benchmarks.png.
+
+    ``nox -s bench -- --quick`` is a smoke test of the harness and writes bench/out/ instead.
+    """
     install(session, "test", "parquet", "bench")
     session.run("python", "bench/run.py", *session.posargs)
