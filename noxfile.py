@@ -13,6 +13,8 @@ PROTO_ROOT = ROOT / "proto"
 GENERATED = Path("aiomoomoo", "_proto")
 # Must match the versions pinned in the "test" extra and recorded in the generated files.
 PROTO_TOOLS = ("grpcio-tools==1.85.1", "mypy-protobuf==5.1.0")
+# Pinned: its configuration keys and its mutants' names change between major versions.
+MUTMUT = "mutmut==3.8.1"
 
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
@@ -102,3 +104,17 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "test", "parquet", "bench")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """Mutation testing of the core modules with mutmut; not part of CI (it takes minutes).
+
+    Which modules and which tests are in ``[tool.mutmut]`` of pyproject.toml. Arguments after
+    ``--`` go to ``mutmut run``, e.g. ``nox -s mutate -- "aiomoomoo._frames*"`` for one module.
+    The survivors are listed at the end; ``mutmut show NAME`` shows one.
+    """
+    install(session, "test")
+    session.install(MUTMUT)
+    session.run("mutmut", "run", "--max-children", "2", *session.posargs)
+    session.run("mutmut", "results")

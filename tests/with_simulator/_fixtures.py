@@ -76,7 +76,7 @@ def assert_strict_quota_kept(
 
     The lower time bound is the property (never faster than the strict window allows). The
     upper bound only catches a scheduler that wastes whole windows (a leaky bucket takes +50 %):
-    how close to the optimum it gets is measured by ``nox -s bench`` (+0.3 %), since a loaded
+    how close to the optimum it gets is measured by ``nox -s bench``, since a loaded
     CI machine delays the event loop by more than any fine margin here.
     """
     assert simulator.stats.rate_limited == 0
