@@ -219,6 +219,8 @@ class HistoryColumns:
 
         The accumulator is spent: its buffers now belong to the frame.
         """
+        if not self._buffers:
+            raise RuntimeError("this history's frame was already built")
         arrays: list[Any] = []
         for (_, _, kind), buffer, mask in zip(
             _SPECS[self.market], self._buffers, self._masks, strict=True

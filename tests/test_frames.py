@@ -292,3 +292,11 @@ def test_a_share_count_beyond_int64_on_a_later_page_is_a_protocol_error() -> Non
     columns.add([us_item(dt.date(2026, 4, 24))])
     with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
         columns.add([us_item(dt.date(2026, 4, 17), sharesShort=2**63)])
+
+
+def test_a_history_gives_its_frame_once() -> None:
+    columns = HistoryColumns(Market.US)
+    columns.add([us_item(dt.date(2026, 4, 24))])
+    assert len(columns.frame()) == 1
+    with pytest.raises(RuntimeError, match="already built"):
+        columns.frame()
