@@ -88,12 +88,14 @@ def plot(digest: dict[str, Any], results: dict[str, Any], path: Path) -> None:
     colours = [_GREY, _GREY, _BLUE, _BLUE, _ORANGE, _ORANGE]
     _bars(
         ax,
-        [label.replace(", ", "\n") for label in names.values()],
+        [label.replace("aiomoomoo ", "").replace(", ", "\n") for label in names.values()],
         [digest["cpu"]["clients"][k]["cpu_us_per_page"]["median"] for k in names],
         colours,
         [[run["cpu_us_per_page"] for run in cpu[k]] for k in names],
     )
-    ax.set_title("CPU µs per page in the client process, no quota (dots: rounds)")
+    ax.set_title(
+        "CPU µs per page in the client, no quota (dots: rounds; blue asyncio, orange uvloop)"
+    )
 
     ax = figure.add_subplot(grid[1, 1])
     memory = digest["memory"]
