@@ -99,6 +99,16 @@ class SlidingWindowLimiter:
         self._done.append(asyncio.get_running_loop().time())
         self._wake()
 
+    # The client's three steps (_grant, then _release or _give_back), apart so a timed-out
+    # request can keep its slot until OpenD is provably past it: a granted slot is released
+    # (counted from now) once the request is done with, or given back if it was never sent.
+    async def _grant(self) -> None:
+        await self._acquire()
+
+    def _give_back(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
     async def acquire(self) -> None:
         """Wait for a slot and count it as used from now (for callers without replies)."""
         await self._acquire()
@@ -200,6 +210,15 @@ class _NoLimit:
     def slot(self) -> AbstractAsyncContextManager[None]:
         return _FREE_SLOT
 
+    async def _grant(self) -> None:
+        return None
+
+    def _release(self) -> None:
+        return None
+
+    def _give_back(self) -> None:
+        return None
+
 
 class _Acquiring:
     """Wraps a user's limiter (aiolimiter's, or any ``acquire()``) into the ``slot()`` shape."""
@@ -215,6 +234,15 @@ class _Acquiring:
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         return self._slot
+
+    async def _grant(self) -> None:
+        await self.limiter.acquire()
+
+    def _release(self) -> None:
+        return None  # the wrapped limiter counts from acquire()
+
+    def _give_back(self) -> None:
+        return None
 
 
 Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
