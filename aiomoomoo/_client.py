@@ -33,7 +33,7 @@ from ._connection import Connection, ConnectionInfo
 from ._crypto import load_rsa_private_key
 from ._many import Progress, SymbolResult, fetch_many, iter_many
 from ._messages import GatewayEvent
-from ._paging import ShortInterestPage, walk, walk_history
+from ._paging import ShortInterestPage, collect, walk
 from ._quota import (
     Quota,
     RateLimit,
@@ -340,12 +340,8 @@ class Client:
         on_page: Callable[[ShortInterestPage], None] | None = None,
     ) -> pd.DataFrame:
         """Walk ``security``'s pages into one frame (arguments already checked)."""
-        wait = self._timeout_of(timeout)
-
-        async def fetch(security: Security, key: str | None, num: int | None) -> ShortInterestPage:
-            return await self._page(security, key, num, wait)
-
-        return await walk_history(fetch, security, num=num, since=since, on_page=on_page)
+        pages = self.iter_short_interest(security.code, num=num, since=since, timeout=timeout)
+        return await collect(pages, security, since=since, on_page=on_page)
 
     def iter_short_interest_many(
         self,

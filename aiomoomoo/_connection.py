@@ -21,21 +21,20 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from . import _messages
+from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
 from ._crypto import ClientEncryption
 from ._errors import (
-    ConnectError,
     ConnectionLostError,
     MoomooError,
     ProtocolError,
     RequestTimeoutError,
-    ServerError,
 )
-from ._wire import DEFAULT_MAX_BODY_SIZE, Frame, FrameDecoder, ProtoId, encode_frame
+from ._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-__all__ = ["PUSH_PROTO_IDS", "Budget", "Connection", "ConnectionInfo", "NotSentError", "State"]
+__all__ = ["PUSH_PROTO_IDS", "Connection", "ConnectionInfo", "NotSentError", "State"]
 
 logger = logging.getLogger("aiomoomoo")
 
@@ -50,10 +49,6 @@ _MAX_SERIAL: Final = 0xFFFFFFFE
 # 4/5 of it, and give the link up when no whole frame has arrived for 3.3 intervals.
 KEEPALIVE_FRACTION: Final = 0.8
 LIVENESS_INTERVALS: Final = 3.3
-_MIN_SERVER_KEEPALIVE: Final = 1.0
-# Whatever interval OpenD advertises, a dead peer is noticed within 3.3 x 12 = 39.6 s (the
-# official client gives up after a fixed 33 s).
-MAX_SERVER_KEEPALIVE: Final = 12.0
 
 PushHandler = Callable[[Frame], None]
 LostHandler = Callable[["Connection", MoomooError], None]
@@ -69,48 +64,6 @@ class State(enum.Enum):
     CONNECTING = "connecting"
     READY = "ready"
     LOST = "lost"
-
-
-class QuotaSlot(Protocol):
-    """A granted quota slot: released when OpenD is past the request, or given back unused."""
-
-    def _release(self) -> None: ...
-    def _give_back(self) -> None: ...
-
-
-class _NoSlot:
-    def _release(self) -> None:
-        return None
-
-    def _give_back(self) -> None:
-        return None
-
-
-_NO_SLOT: Final = _NoSlot()
-
-
-class Budget:
-    """One request's time, asyncpg style: a single deadline for everything the request waits for.
-
-    Writes, reconnects and the reply all spend it; `extend` pushes the deadline back by time
-    the caller chose not to count (the wait for the client's own quota).
-    """
-
-    __slots__ = ("deadline", "timeout")
-
-    def __init__(self, timeout: float | None, now: float) -> None:
-        self.timeout = timeout
-        self.deadline = None if timeout is None else now + timeout
-
-    def extend(self, seconds: float) -> None:
-        if self.deadline is not None:
-            self.deadline += seconds
-
-    def __str__(self) -> str:
-        return f"{self.timeout:g} s" if self.timeout is not None else "no time limit"
-
-
-_NO_BUDGET: Final = Budget(None, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +99,7 @@ class _Pending:
 
 
 class Connection(asyncio.Protocol):
-    """A connected, initialised OpenD socket; create it with `open`."""
+    """One OpenD socket; `aiomoomoo._handshake.open_connection` opens and initialises it."""
 
     def __init__(
         self, address: str, *, max_body_size: int, encryption: ClientEncryption | None = None
@@ -203,79 +156,6 @@ class Connection(asyncio.Protocol):
         """Why the connection was lost (a `ConnectionLostError` or `ProtocolError`), or None."""
         return self._lost
 
-    # -- opening ----------------------------------------------------------------------------
-
-    @classmethod
-    async def open(
-        cls,
-        host: str,
-        port: int,
-        *,
-        timeout: float,
-        client_id: str,
-        keepalive_interval: float | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        encryption: ClientEncryption | None = None,
-    ) -> Connection:
-        """Connect, send InitConnect and start the keep-alive; raise `ConnectError`.
-
-        ``keepalive_interval`` overrides the interval OpenD advertises. ``encryption``, a fresh
-        `ClientEncryption` per connection, encrypts InitConnect with RSA and everything after
-        with AES. Any protocol error in InitConnect's reply fails the connect at once, with the
-        error as the `ConnectError`'s cause.
-        """
-        loop = asyncio.get_running_loop()
-        address = f"{host}:{port}"
-        connection = cls(address, max_body_size=max_body_size, encryption=encryption)
-        # Said with every InitConnect failure while encrypting: the usual cause is a key mismatch.
-        hint = " (is OpenD configured with the same RSA private key?)" if encryption else ""
-        stage = "accept the connection"
-        body = _messages.init_connect_request(client_id, encrypted=encryption is not None)
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: connection, host, port)
-                stage = "complete InitConnect"
-                reply = await connection.request(
-                    ProtoId.INIT_CONNECT, body, decode=_messages.decode_init_connect
-                )
-            init = _messages.init_reply(reply)
-        except TimeoutError:
-            connection.close()
-            why = hint if stage == "complete InitConnect" else ""
-            raise ConnectError(
-                f"OpenD at {address} did not {stage} within {timeout:g} s{why}"
-            ) from None
-        except ServerError as exc:
-            connection.close()
-            raise ConnectError(f"OpenD at {address} refused InitConnect: {exc}") from exc
-        except MoomooError as exc:
-            connection.close()
-            raise ConnectError(f"OpenD at {address} broke off InitConnect: {exc}{hint}") from exc
-        except OSError as exc:
-            # After MoomooError: a lost connection is a ConnectionError, hence an OSError, too.
-            connection.close()
-            raise ConnectError(
-                f"cannot connect to OpenD at {address}: {exc.strerror or exc}. Is OpenD running "
-                "and logged in? Start it, or try `aiomoomoo short-interest --demo` for the "
-                "built-in simulator"
-            ) from exc
-        except BaseException:
-            connection.close()
-            raise
-        advertised = max(init.keepalive_interval, _MIN_SERVER_KEEPALIVE)
-        connection.info = ConnectionInfo(
-            conn_id=init.conn_id,
-            server_version=init.server_version,
-            login_user_id=init.login_user_id,
-            keepalive_interval=keepalive_interval or min(advertised, MAX_SERVER_KEEPALIVE),
-            encryption=(encryption.mode or "none") if encryption is not None else "none",
-        )
-        if connection._lost is not None:
-            raise ConnectError(f"OpenD at {address} dropped the connection right after InitConnect")
-        connection._start_keepalive()
-        logger.debug("connected to OpenD %s, conn_id=%d", address, init.conn_id)
-        return connection
-
     # -- requests ---------------------------------------------------------------------------
 
     def _next_serial(self) -> int:
@@ -292,8 +172,8 @@ class Connection(asyncio.Protocol):
         body: bytes,
         *,
         decode: Callable[[bytes], T],
-        budget: Budget = _NO_BUDGET,
-        slot: QuotaSlot = _NO_SLOT,
+        budget: Budget = NO_BUDGET,
+        slot: QuotaSlot = NO_SLOT,
     ) -> T:
         """Send one request and return its reply, read by ``decode``.
 
@@ -385,7 +265,7 @@ class Connection(asyncio.Protocol):
 
     # -- keep-alive and liveness ------------------------------------------------------------
 
-    def _start_keepalive(self) -> None:
+    def start_keepalive(self) -> None:
         assert self.info is not None
         interval = self.info.keepalive_interval
         self._keepalive = self._loop.call_later(interval * KEEPALIVE_FRACTION, self._keepalive_tick)
@@ -402,7 +282,7 @@ class Connection(asyncio.Protocol):
             self._pending.pop(self._keepalive_serial, None)
         serial = self._keepalive_serial = self._next_serial()
         self._pending[serial] = _Pending(
-            ProtoId.KEEP_ALIVE, None, _messages.decode_keepalive, _NO_SLOT, self.requests_sent
+            ProtoId.KEEP_ALIVE, None, _messages.decode_keepalive, NO_SLOT, self.requests_sent
         )
         self._write(self._encode(ProtoId.KEEP_ALIVE, serial, _messages.keepalive_request()))
         interval = self.info.keepalive_interval

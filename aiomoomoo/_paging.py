@@ -8,7 +8,7 @@ that loops would otherwise keep a walk going for ever).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -19,7 +19,7 @@ from ._frames import history_frame, rows_to_frame
 from ._proto import Qot_GetShortInterest_pb2
 from ._security import Market, Security
 
-__all__ = ["FetchPage", "ShortInterestPage", "walk", "walk_history"]
+__all__ = ["FetchPage", "ShortInterestPage", "collect", "walk"]
 
 
 class ShortInterestPage:
@@ -129,17 +129,16 @@ async def walk(
         key = page.next_key
 
 
-async def walk_history(
-    fetch: FetchPage,
+async def collect(
+    pages: AsyncIterator[ShortInterestPage],
     security: Security,
     *,
-    num: int | None,
     since: dt.date | None,
     on_page: Callable[[ShortInterestPage], None] | None = None,
 ) -> pd.DataFrame:
-    """Walk ``security``'s pages into one frame, without rows older than ``since``."""
+    """Gather a walk's ``pages`` into one frame, without rows older than ``since``."""
     items: list[Any] = []
-    async for page in walk(fetch, security, num=num, since=since):
+    async for page in pages:
         items.extend(page._items())
         if on_page is not None:
             on_page(page)

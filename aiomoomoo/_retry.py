@@ -8,8 +8,9 @@ plain numbers (``tests/test_retry.py``); `aiomoomoo._session` feeds it what happ
   the pause before the next attempt: ``first`` doubling up to ``largest``, times a jitter in
   [0.5, 1]. Only a proven connection resets it, so a gateway that accepts and then hangs up
   cannot make the client reconnect in a tight loop.
-- **A round of attempts.** Requests waiting for a connection give up with `ConnectError` after
-  ``retries + 1`` failures in a row that no request can be blamed for.
+- **A round of attempts.** A loss starts a round; requests waiting for a connection give up with
+  `ConnectError` after ``retries + 1`` attempts of the round failed (the connect failed, or the
+  connection dropped before proving itself with nobody in flight to blame).
 - **Blame.** A drop is charged only to the request that was alone in flight when it happened;
   drops with several requests in flight cost none of them a retry. After a drop the next
   connection carries one request at a time, and one more for every reply (TCP's slow start), so
@@ -46,6 +47,7 @@ class RetryPolicy:
     """
 
     __slots__ = (
+        "_in_round",
         "_round",
         "_streak",
         "first",
@@ -72,6 +74,7 @@ class RetryPolicy:
         self.jitter = jitter
         self._streak = 0  # unproven cycles in a row: drives the pause
         self._round = 0  # unblamed failures in the current round: bounds waiting requests
+        self._in_round = False  # whether the current connection came from a round's attempt
         self.window: float = math.inf
         """How many requests may be in flight on the current connection."""
 
@@ -96,6 +99,10 @@ class RetryPolicy:
         """Whether a connection that served ``replies`` and lived ``age`` s proved itself."""
         return replies > 0 or age >= self.proven_after
 
+    def attempting(self) -> None:
+        """A connect attempt of a round starts; its connection's fate counts for the round."""
+        self._in_round = True
+
     def connect_failed(self) -> None:
         self._streak += 1
         self._round += 1
@@ -107,6 +114,7 @@ class RetryPolicy:
     def end_round(self) -> None:
         """Start counting a new round (the back-off itself keeps growing)."""
         self._round = 0
+        self._in_round = False
 
     # -- a connection's life ----------------------------------------------------------------
 
@@ -114,6 +122,7 @@ class RetryPolicy:
         """A request got its reply: the connection proved itself; widen the window."""
         self._streak = 0
         self._round = 0
+        self._in_round = False
         self.window = math.inf if self.window + 1 >= _OPEN_WINDOW else self.window + 1
 
     @staticmethod
@@ -127,9 +136,10 @@ class RetryPolicy:
         if proven:
             self._streak = 0
             self._round = 0
+            self._in_round = False
         else:
             self._streak += 1
-            if not blamed:
+            if self._in_round and not blamed:
                 self._round += 1
         self.window = 1
 

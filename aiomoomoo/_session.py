@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from . import _messages
-from ._connection import Budget, Connection, NotSentError
+from ._budget import Budget
+from ._connection import Connection, NotSentError
 from ._crypto import ClientEncryption
 from ._errors import (
     ClientClosedError,
@@ -25,6 +26,7 @@ from ._errors import (
     RateLimitError,
     RequestTimeoutError,
 )
+from ._handshake import open_connection
 from ._quota import Quota
 from ._retry import RetryPolicy
 from ._wire import Frame, ProtoId
@@ -114,7 +116,7 @@ class Session:
 
     async def _open(self) -> Connection:
         encryption = ClientEncryption(self._rsa_key) if self._rsa_key is not None else None
-        return await Connection.open(
+        return await open_connection(
             self._host, self._port, encryption=encryption, **self._open_options
         )
 
@@ -159,6 +161,7 @@ class Session:
                 logger.debug("waiting %.2f s before connecting to OpenD at %s", pause, self.address)
                 await asyncio.sleep(pause)
             self._check_open()
+            policy.attempting()
             try:
                 connection = await self._open()
             except ConnectError as exc:

@@ -72,7 +72,7 @@ def open_connection(interval: float) -> tuple[Connection, FakeTransport, list[fl
     lost: list[float] = []
     loop = asyncio.get_running_loop()
     connection.on_lost = lambda c, e: lost.append(loop.time())
-    connection._start_keepalive()
+    connection.start_keepalive()
     return connection, transport, lost
 
 

@@ -71,19 +71,25 @@ def test_a_connection_proves_itself_by_a_reply_or_by_living_a_while() -> None:
 
 def test_a_round_ends_after_retries_plus_one_failures_nobody_is_blamed_for() -> None:
     retry = policy(retries=2)
+    retry.lost(proven=False, in_flight=0)  # the loss that starts the round is not an attempt
+    assert not retry.round_exhausted()
+    retry.attempting()
     retry.connect_failed()
+    retry.attempting()
     retry.lost(proven=False, in_flight=0)
     assert not retry.round_exhausted()
+    retry.attempting()
     retry.lost(proven=False, in_flight=3)
     assert retry.round_exhausted()
     retry.end_round()
     assert not retry.round_exhausted()
-    assert retry.pause() == pytest.approx(0.4)  # the back-off goes on across rounds
+    assert retry.pause() == pytest.approx(0.8)  # the back-off goes on across rounds
 
 
 def test_a_drop_blamed_on_a_lone_request_does_not_count_against_the_round() -> None:
     retry = policy(retries=1)
     for _ in range(5):
+        retry.attempting()
         retry.lost(proven=False, in_flight=1)
     assert not retry.round_exhausted()
     assert retry.pause() > 0  # but it still backs off
