@@ -136,3 +136,24 @@ async def test_the_largest_interval_notices_a_dead_peer_within_forty_seconds(
     assert lost == []
     await clock.advance_to(39.6)
     assert lost == [39.6]
+
+
+async def test_a_transport_that_is_not_an_asyncio_transport_is_accepted() -> None:
+    # uvloop's transports do not subclass asyncio.Transport; the check for it broke them.
+    class ForeignTransport:
+        def __init__(self) -> None:
+            self.sent = bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+        def abort(self) -> None:
+            return None
+
+    connection = Connection("test:1", max_body_size=1 << 20)
+    transport = ForeignTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
+    connection._write(b"ping")
+    assert transport.sent == b"ping"
+    connection.abort(ConnectionLostError("done"))

@@ -359,3 +359,13 @@ async def test_timed_out_requests_keep_their_slots_until_the_gateway_is_past_the
     assert sum(isinstance(r, RequestTimeoutError) for r in results) >= 5
     assert len(gateway.processed_at) == 10
     assert busiest_window(gateway.processed_at, period) <= 5
+
+
+def test_the_client_runs_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> int:
+        async with hostile() as gateway, client_for(gateway) as client:
+            return len(await client.get_short_interest("US.AAPL"))
+
+    assert uvloop.run(main()) == 10
