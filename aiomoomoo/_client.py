@@ -51,6 +51,7 @@ from ._quota import (
     RequestLimiter,
     SlidingWindowLimiter,
     adapt_rate_limit,
+    adopt_server_budget,
     unwrap_rate_limit,
 )
 from ._security import Market, Security, parse_code
@@ -464,6 +465,8 @@ class Client:
                 err_code=reply.errCode if reply.HasField("errCode") else None,
                 proto_id=proto_id,
             )
+            if isinstance(error, RateLimitError):
+                adopt_server_budget(self._quota, error.quota)
             if isinstance(error, RateLimitError) and waited < self.rate_limit_wait:
                 backoff = backoff or self._rate_limit_backoff()
                 pause = min(backoff, self.rate_limit_wait - waited)
