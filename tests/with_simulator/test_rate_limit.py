@@ -142,7 +142,8 @@ async def test_a_default_client_adopts_a_tighter_gateway_budget(
     assert len(sim.stats.accepted_at) == calls
     assert busiest_window(sim.stats.accepted_at, period) == count
     optimum = period * (math.ceil(calls / count) - 1)
-    assert optimum <= elapsed <= optimum + 2.0, f"{calls} calls took {elapsed:.2f} s"
+    # Loose on purpose (a loaded machine); before, this took over 30 s.
+    assert optimum <= elapsed <= optimum + 3.0, f"{calls} calls took {elapsed:.2f} s"
     learned = [r for r in caplog.records if "OpenD allows" in r.getMessage()]
     assert len(learned) == 1  # logged once, not once per refusal
     assert "5 requests per 0.3 s" in learned[0].getMessage()
