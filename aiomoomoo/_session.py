@@ -27,7 +27,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handshake import open_connection
-from ._quota import Quota
+from ._quota import Quota, adopt_server_budget
 from ._retry import RetryPolicy
 from ._wire import Frame, ProtoId
 
@@ -346,10 +346,10 @@ class Session:
     def _on_rate_limited(self, error: RateLimitError, waited: float, backoff: float) -> float:
         """OpenD refused for its quota: the pause before trying again, or raise ``error``.
 
-        The one place rate-limit refusals pass through. The quota branch's
-        ``adopt_server_budget(self.quota, error.quota)`` (tightening the limiter to the budget
-        OpenD states) belongs here, as the first line.
+        The one place rate-limit refusals pass through: a budget OpenD states tighter than the
+        client's limiter is adopted by it first.
         """
+        adopt_server_budget(self.quota, error.quota)
         if waited >= self.rate_limit_wait:
             raise error
         pause = min(backoff or self._rate_limit_backoff(), self.rate_limit_wait - waited)

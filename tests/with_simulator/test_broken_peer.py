@@ -147,15 +147,17 @@ async def test_cancelling_close_reaches_its_caller() -> None:
 
 
 def test_server_errors_and_fetch_many_errors_survive_pickling() -> None:
-    error = server_error("rate limit exceeded", ret_type=-1, err_code=3, proto_id=3249)
+    refusal = "X is too frequent, request failed, no more than 5 times every 3 seconds."
+    error = server_error(refusal, ret_type=-1, err_code=3, proto_id=3249)
     assert isinstance(error, RateLimitError)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is RateLimitError
-    assert (copy.ret_msg, copy.ret_type, copy.err_code, copy.proto_id) == (
-        "rate limit exceeded",
+    assert (copy.ret_msg, copy.ret_type, copy.err_code, copy.proto_id, copy.quota) == (
+        refusal,
         -1,
         3,
         3249,
+        (5, 3.0),
     )
     assert str(copy) == str(error)
     plain = pickle.loads(pickle.dumps(ServerError("x", ret_type=-1, err_code=None, proto_id=1)))
