@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._arguments import END_OF_DATA
 from ._errors import ProtocolError
 from ._frames import history_frame, rows_to_frame
-from ._proto import Qot_GetShortInterest_pb2
 from ._security import Market, Security
+
+if TYPE_CHECKING:
+    from ._proto import Qot_GetShortInterest_pb2
 
 __all__ = ["FetchPage", "ShortInterestPage", "collect", "walk"]
 

@@ -307,13 +307,13 @@ class Session:
                     continue
                 return reply
         except asyncio.CancelledError:
-            if task in self._closing:
-                self._closing.discard(task)
-                if task.uncancel() == 0:
-                    raise self._closed_error(waited=True) from None
+            # close() cancelled it: a ClientClosedError, unless someone else cancelled it too.
+            if task in self._closing and task.uncancel() == 0:
+                raise self._closed_error(waited=True) from None
             raise
         finally:
             self._tasks.discard(task)
+            self._closing.discard(task)
 
     async def _send(
         self, proto_id: int, body: bytes, decode: Callable[[bytes], T], budget: Budget
