@@ -88,8 +88,15 @@ def test_check_ret_picks_the_specific_server_error() -> None:
 
     with pytest.raises(UnknownSecurityError):
         check_ret(failed("unknown stock US.X"), 3249)
-    with pytest.raises(RateLimitError):
-        check_ret(failed("rate limit exceeded"), 3249)
+    with pytest.raises(RateLimitError) as limited:
+        check_ret(
+            failed(
+                "Get short interest is too frequent, request failed, no more than 30 times "
+                "every 30 seconds."
+            ),
+            3249,
+        )
+    assert limited.value.quota == (30, 30.0)
     with pytest.raises(ServerError) as info:
         check_ret(failed("something else"), 3249)
     assert info.value.err_code is None
