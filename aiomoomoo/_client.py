@@ -256,9 +256,9 @@ class Client:
 
         ``code`` is ``"US.<symbol>"`` or ``"HK.<symbol>"``; ``next_key`` is None for the first page
         and the previous page's ``next_key`` after that; ``num`` is the page size, 1 to 50 (OpenD's
-        default 10 when None). ``timeout`` overrides the client's reply timeout for this call.
+        default 10 when None). ``timeout`` overrides the client's timeout for this call.
         Bad arguments raise ``TypeError``/``ValueError`` before anything is sent. The request is
-        resent if the connection drops (it is a read), up to ``retries`` times.
+        resent if the connection drops (it is a read); see ``retries`` for when it gives up.
         """
         security = parse_code(code)
         key = check_next_key(next_key)

@@ -184,6 +184,11 @@ class Connection(asyncio.Protocol):
         while a request that timed out or was cancelled may still be processed by OpenD.
         """
         try:
+            if budget.deadline is not None and self._loop.time() >= budget.deadline:
+                # Spent on reconnects already: sending now would only load OpenD for nothing.
+                raise RequestTimeoutError(
+                    f"OpenD at {self.address} could not be asked proto {proto_id} within {budget}"
+                )
             if self._can_write is not None and not self._can_write.done():
                 # OpenD is not reading: wait, but no longer than the request may take in all.
                 try:
