@@ -141,7 +141,7 @@ async def test_close_fails_requests_queued_for_quota_at_once() -> None:
             results = await asyncio.gather(*tasks, return_exceptions=True)
         closed_in = time.monotonic() - start
     assert all(isinstance(r, ClientClosedError) for r in results[2:]), results
-    assert closed_in < 0.5
+    assert closed_in < 2.0  # before: 19 s
 
 
 async def test_a_closed_clients_queued_requests_leave_a_shared_limiter() -> None:
@@ -162,7 +162,7 @@ async def test_a_closed_clients_queued_requests_leave_a_shared_limiter() -> None
         await asyncio.gather(*queued, return_exceptions=True)
     assert [len(p) for p in pages] == [10] * 4
     # The first two slots free up one period after the dead client's two sent requests.
-    assert took < 1.2, f"the live client waited {took:.2f} s"
+    assert took < 1.5, f"the live client waited {took:.2f} s"  # before: about 2.1 s
     assert "waiting=0" in repr(shared)
 
 
