@@ -23,6 +23,7 @@ from typing import Any, Final, TypeAlias
 import pandas as pd
 
 from . import __version__
+from ._cli_store import STORE_SUBCOMMANDS
 from ._client import Client
 from ._errors import MoomooError
 from ._many import FetchManyError, Progress
@@ -368,4 +369,5 @@ class _ProgressLine:
 _SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (
     _add_short_interest_parser,
     _add_simulate_parser,
+    *STORE_SUBCOMMANDS,
 )

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,6 @@ import pandas as pd
 from ._errors import MoomooError
 from ._frames import columns_for, empty_frame
 from ._security import Market, parse_code
-
 from ._sync import VALUE_COLUMNS, SyncProgress, SyncReport, sync_store, utc_text
 
 if TYPE_CHECKING:
@@ -131,13 +131,13 @@ class _FileLock:
 
 
 def _lock_file(file: IO[str]) -> None:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
         msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
         return
+    import fcntl
+
     # flock, not fcntl locks: two opens in one process conflict too, so two stores on one
     # file in one program are refused the same way as two programs.
     fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -329,8 +329,10 @@ class ShortInterestStore:
             return parts[0]
         dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
         columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
-        order = [c for c in columns if c not in ("first_seen", "last_seen")]
-        order += ["first_seen", "last_seen"]
+        # code, both markets' official columns, the change columns, then the seen times.
+        derived = [c for c in columns if "_short_" in c and c not in VALUE_COLUMNS]
+        order = [c for c in columns if c not in derived and not c.endswith("_seen")]
+        order += [*derived, "first_seen", "last_seen"]
         joined = pd.concat([p.reindex(columns=order) for p in parts], ignore_index=True)
         joined = joined.astype({c: dtypes[c] for c in order})
         return joined.sort_values("code", kind="stable", ignore_index=True)
@@ -348,8 +350,9 @@ class ShortInterestStore:
         ``moment``, newest first per code, with the change columns; only the newest per code
         when ``newest``."""
         columns = columns_for(market)
+        args: tuple[str, ...] = ()
         if moment is None:
-            known, args = "v.superseded IS NULL", ()
+            known = "v.superseded IS NULL"
         else:
             known = "v.first_seen <= ? AND (v.superseded IS NULL OR v.superseded > ?)"
             args = (moment, moment)
@@ -384,7 +387,7 @@ def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         data[column] = pd.array(list(values[index]), dtype=template.dtypes[column])
     frame = pd.DataFrame(data)
     changed = _CHANGED[market]
-    current = frame[changed]
+    current: Any = frame[changed]
     # Rows run newest first within each code, so the previous period is the next row down.
     previous = current.groupby(frame["code"], sort=False).shift(-1)
     change = current - previous
@@ -397,4 +400,3 @@ def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
             pd.Series(values[offset], dtype=object), utc=True, format="ISO8601"
         )
     return frame
-

@@ -36,6 +36,7 @@ __all__ = [
     "VALUE_COLUMNS",
     "SyncProgress",
     "SyncReport",
+    "is_due",
     "next_due",
     "sync_store",
     "utc_now",
@@ -176,9 +177,7 @@ async def sync_store(
     securities = _parse_codes(codes)
     if not isinstance(full, bool):
         raise TypeError(f"full must be a bool, got {full!r}")
-    if today is not None and (
-        not isinstance(today, dt.date) or isinstance(today, dt.datetime)
-    ):
+    if today is not None and (not isinstance(today, dt.date) or isinstance(today, dt.datetime)):
         raise TypeError(f"today must be a datetime.date or None, got {today!r}")
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
@@ -259,7 +258,7 @@ async def sync_store(
             report("done", security.code)
 
     with store._sync_lock():
-        due = [s for s in securities if full or _is_due(store, s, today)]
+        due = [s for s in securities if full or is_due(store, s, today)]
         due_codes = {s.code for s in due}
         skipped = tuple(s.code for s in securities if s.code not in due_codes)
         for code in skipped:
@@ -285,7 +284,9 @@ async def sync_store(
     )
 
 
-def _is_due(store: ShortInterestStore, security: Security, today: dt.date | None) -> bool:
+def is_due(store: ShortInterestStore, security: Security, today: dt.date | None) -> bool:
+    """Whether a sync (without ``full``) would request ``security``: never synced, unfinished,
+    failed last time, without rows, or `next_due` reached by ``today``."""
     db = store._open()
     state = db.execute(
         """SELECT c.last_error,

@@ -4,12 +4,13 @@ calendar makes, argument checks, and reading an empty or closed store."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
 
 from aiomoomoo import Market, ShortInterestStore, next_due
-from aiomoomoo.testing import BUILTIN_PROFILES, generate_history
+from aiomoomoo.testing import BUILTIN_PROFILES, HkRow, UsRow, generate_history
 
 
 @pytest.mark.parametrize(
@@ -36,13 +37,13 @@ def test_next_due(market: Market, newest: dt.date, due: dt.date) -> None:
 def test_next_due_never_skips_a_reporting_day(code: str) -> None:
     # Every consecutive pair of rows over 27 years of the simulator's calendar (weekends and
     # holidays included): the rule must make the newer row's day due, or a sync would miss it.
-    rows = generate_history(
+    rows: list[UsRow | HkRow] = generate_history(  # type: ignore[assignment]
         code, BUILTIN_PROFILES[code], start=dt.date(2000, 1, 1), as_of=dt.date(2026, 12, 31)
     )
     market = Market[code[:2]]
     days = [dt.date.fromisoformat(str(row.timestamp_str)) for row in reversed(rows)]
     assert len(days) > 600
-    for older, newer in zip(days, days[1:], strict=False):
+    for older, newer in itertools.pairwise(days):
         assert older < next_due(market, older) <= newer, (older, newer)
 
 
@@ -54,7 +55,7 @@ def test_an_empty_store(tmp_path: Path) -> None:
         assert len(latest) == 0
         assert latest.dtypes["shares_short"] == "Int64"
         assert list(store.latest().columns[:2]) == ["code", "timestamp"]
-        with pytest.raises(KeyError, match="US.AAPL is not in the store"):
+        with pytest.raises(KeyError, match=r"US\.AAPL is not in the store"):
             store.history("US.AAPL")
 
 

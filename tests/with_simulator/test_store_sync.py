@@ -60,7 +60,9 @@ async def test_a_full_sync_equals_fetch_short_interest_row_for_row(tmp_path: Pat
         codes = [*CODES, "US.EMPTY"]
         with ShortInterestStore(tmp_path / "s.db") as store:
             report = await store.sync(client, codes)
-            assert report.ok and report.synced == tuple(codes) and report.skipped == ()
+            assert report.ok
+            assert report.synced == tuple(codes)
+            assert report.skipped == ()
             # The fewest requests: every page once.
             assert report.requests == sim.stats.requests == sum(pages_of(sim, c) for c in codes)
             assert report.rows_new == sum(len(sim.history(c)) for c in codes)
@@ -114,7 +116,7 @@ async def test_new_rows_take_one_request_and_are_stored_once(tmp_path: Path) -> 
             old = sim.history("US.AAPL")
             newest = old[0]
             assert isinstance(newest, UsRow)
-            sim.add_symbol("US.AAPL", rows=[later_row(newest, 15, 5), *old])  # type: ignore[list-item]
+            sim.add_symbol("US.AAPL", rows=[later_row(newest, 15, 5), *old])
             sent = sim.stats.requests
             report = await store.sync(client, ["US.AAPL"], today=LATER)
             assert sim.stats.requests - sent == report.requests == 1
@@ -132,9 +134,10 @@ async def test_a_revised_value_is_updated_and_as_of_shows_the_old(tmp_path: Path
             before = dt.datetime.now(dt.UTC)
             rows = sim.history("US.AAPL")
             second = rows[1]
-            assert isinstance(second, UsRow) and second.shares_short is not None
+            assert isinstance(second, UsRow)
+            assert second.shares_short is not None
             revised = dataclasses.replace(second, shares_short=second.shares_short + 1000)
-            sim.add_symbol("US.AAPL", rows=[rows[0], revised, *rows[2:]])  # type: ignore[list-item]
+            sim.add_symbol("US.AAPL", rows=[rows[0], revised, *rows[2:]])
             report = await store.sync(client, ["US.AAPL"], today=LATER)
             assert (report.requests, report.rows_new, report.rows_revised) == (1, 0, 1)
             now = store.history("US.AAPL")
@@ -196,7 +199,7 @@ async def test_an_interrupted_walk_of_new_rows_leaves_no_gap(tmp_path: Path) -> 
             newest = old[0]
             assert isinstance(newest, UsRow)
             fresh = [later_row(newest, 15 * n, n) for n in range(120, 0, -1)]
-            sim.add_symbol(code, rows=[*fresh, *old])  # type: ignore[list-item]
+            sim.add_symbol(code, rows=[*fresh, *old])
             await stop_after(store, client, [code], 1)
             report = await store.sync(client, [code])
             assert report.rows_new == 120 - 50
@@ -213,7 +216,7 @@ async def test_a_failing_code_is_reported_and_the_others_are_synced(tmp_path: Pa
             assert isinstance(report.failures["US.NOPE"], UnknownSecurityError)
             assert "unknown stock US.NOPE" in str(report.failures["US.NOPE"])
             summary = store.summary().set_index("code")
-            assert "unknown stock" in summary.loc["US.NOPE", "last_error"]
+            assert "unknown stock" in str(summary.loc["US.NOPE", "last_error"])
             # A failed code is due again, whatever the day.
             report = await store.sync(client, ["US.AAPL", "US.NOPE"], today=AS_OF)
             assert report.skipped == ("US.AAPL",)
@@ -237,9 +240,10 @@ async def test_bad_codes_are_refused_before_anything_is_sent(tmp_path: Path) -> 
 
 async def test_two_syncs_at_once_the_second_is_refused(tmp_path: Path) -> None:
     async with serving(quota=Quota(5, 0.2)) as sim, client_of(sim, rate_limit=(5, 0.2)) as client:
-        with ShortInterestStore(tmp_path / "s.db") as store, ShortInterestStore(
-            tmp_path / "s.db"
-        ) as other:
+        with (
+            ShortInterestStore(tmp_path / "s.db") as store,
+            ShortInterestStore(tmp_path / "s.db") as other,
+        ):
             first = asyncio.ensure_future(store.sync(client, CODES))
             await asyncio.sleep(0.05)
             assert not first.done()
@@ -306,7 +310,8 @@ async def test_a_sync_killed_at_random_points_ends_with_every_row_once(tmp_path:
             killed += "done" not in out
         assert killed >= 2, "the kills came too late to interrupt anything"
         out = await run_sync(sim.port, path, codes, kill_after=None)
-        assert "done" in out and "True" in out
+        assert "done" in out
+        assert "True" in out
         async with client_of(sim) as client:
             with ShortInterestStore(path) as store:
                 for code in codes:
