@@ -319,3 +319,67 @@ async def test_a_sync_killed_at_random_points_ends_with_every_row_once(tmp_path:
         stored = versions(path)
         assert len(stored) == len(set(stored)) == sum(len(sim.history(c)) for c in codes)
         assert segments(path) == [(code, "-1") for code in sorted(codes)]
+
+
+# -- the simulator's clock ------------------------------------------------------------------
+
+
+async def test_after_a_publication_one_request_per_code_stores_exactly_the_new_rows(
+    tmp_path: Path,
+) -> None:
+    async with serving() as sim, client_of(sim) as client:
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            await store.sync(client, CODES, today=sim.as_of)
+            before = {code: store.history(code) for code in CODES}
+            published = sim.advance(16)  # the US 15th, two HK weeks
+            assert all(published[code] > 0 for code in CODES)
+            sent = sim.stats.requests
+            report = await store.sync(client, CODES, today=sim.as_of)
+            assert report.requests == sim.stats.requests - sent == len(CODES)
+            assert report.rows_new == sum(published[code] for code in CODES)
+            assert report.rows_revised == 0
+            for code in CODES:
+                frame = await client.fetch_short_interest(code)
+                assert_store_matches(store, frame, code)
+                # The older rows are untouched but for when they were last seen.
+                old = store.history(code).iloc[published[code] :].reset_index(drop=True)
+                pd.testing.assert_frame_equal(
+                    old.drop(columns="last_seen"), before[code].drop(columns="last_seen")
+                )
+                assert (old["last_seen"] >= before[code]["last_seen"]).all()
+            # Three days on nothing is published: US codes are not due before the next 15th
+            # or month-end draws near, HK codes are (a week has begun), and find nothing.
+            assert set(sim.advance(3).values()) == {0}
+            report = await store.sync(client, CODES, today=sim.as_of)
+            assert report.skipped == ("US.AAPL", "US.TSLA")
+            assert report.requests == 2
+            assert report.rows_new == 0
+
+
+async def test_a_revision_is_stored_and_as_of_returns_the_old_value(tmp_path: Path) -> None:
+    async with serving() as sim, client_of(sim) as client:
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            await store.sync(client, CODES, today=sim.as_of)
+            known = dt.datetime.now(dt.UTC)
+            old = {code: store.history(code).loc[0] for code in CODES}
+            published = sim.advance(16, revise=True)
+            report = await store.sync(client, CODES, today=sim.as_of)
+            assert report.rows_revised == len(CODES)
+            assert report.rows_new == sum(published[code] for code in CODES)
+            for code in CODES:
+                column = "shares_short" if code.startswith("US") else "aggregated_short"
+                now = store.history(code)
+                assert_store_matches(store, await client.fetch_short_interest(code), code)
+                row = now.loc[published[code]]
+                assert row["timestamp_str"] == old[code]["timestamp_str"]
+                assert row[column] != old[code][column]
+                then = store.history(code, as_of=known)
+                assert then.loc[0, column] == old[code][column]
+                assert len(then) == len(now) - published[code]
+            # A revision deeper than the first page is caught by a full sync.
+            deep = dt.date.fromisoformat(str(sim.history("US.AAPL")[120].timestamp_str))
+            sim.revise("US.AAPL", deep, shares_short=123)
+            assert (await store.sync(client, ["US.AAPL"], today=LATER)).rows_revised == 0
+            report = await store.sync(client, ["US.AAPL"], full=True)
+            assert report.rows_revised == 1
+            assert store.history("US.AAPL").loc[120, "shares_short"] == 123
