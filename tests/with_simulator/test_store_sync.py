@@ -244,10 +244,10 @@ async def test_two_syncs_at_once_the_second_is_refused(tmp_path: Path) -> None:
             ShortInterestStore(tmp_path / "s.db") as store,
             ShortInterestStore(tmp_path / "s.db") as other,
         ):
-            first = asyncio.ensure_future(store.sync(client, CODES))
+            events: list[SyncProgress] = []
+            first = asyncio.ensure_future(store.sync(client, CODES, on_progress=events.append))
             await asyncio.sleep(0.05)
             assert not first.done()
-            sent = sim.stats.requests
             with pytest.raises(StoreLockedError, match=r"another sync is running .* \(pid \d+\)"):
                 await other.sync(client, CODES)
             with pytest.raises(StoreLockedError):
@@ -256,7 +256,10 @@ async def test_two_syncs_at_once_the_second_is_refused(tmp_path: Path) -> None:
             assert isinstance(other.summary(), pd.DataFrame)
             report = await first
             assert report.ok
-            assert report.requests == sim.stats.requests == sent + (report.requests - sent)
+            assert report.requests == sim.stats.requests
+            # 24 requests at 5 per 0.2 s: the quota held them back for at least 0.8 s in all.
+            assert report.requests == 24
+            assert events[-1].quota_wait >= 0.6
             # The lock goes with the sync.
             again = await other.sync(client, CODES, today=AS_OF)
             assert again.skipped == tuple(CODES)
