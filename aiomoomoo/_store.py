@@ -165,7 +165,7 @@ class ShortInterestStore:
         # In WAL mode NORMAL survives any crash of the process (kill -9 included); only a power
         # loss can take back the last commits.
         self._db.execute("PRAGMA synchronous = NORMAL")
-        with self.transaction() as db:
+        with self._transaction() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -201,7 +201,7 @@ class ShortInterestStore:
             _warn(f"unclosed {self!r}; use 'with' or close()", ResourceWarning, source=self)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (``BEGIN IMMEDIATE``), committed on success."""
         db = self._open()
         db.execute("BEGIN IMMEDIATE")
@@ -356,12 +356,25 @@ class ShortInterestStore:
         else:
             known = "v.first_seen <= ? AND (v.superseded IS NULL OR v.superseded > ?)"
             args = (moment, moment)
+        names = ["code", *columns, "first_seen", "last_seen"]
         query = f"""
-            SELECT v.code, {", ".join("v." + c for c in columns)}, v.first_seen, v.last_seen
+            SELECT v.date AS date, {", ".join("v." + name for name in names)}
             FROM versions v JOIN codes c ON c.code = v.code
             WHERE {known} AND c.{where}
-            ORDER BY v.code, v.date DESC
         """
+        if newest:
+            # Each code's two newest rows: the newest, and the previous one for its change.
+            query = f"""
+                SELECT {", ".join(names)} FROM (
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY code ORDER BY date DESC) AS n
+                    FROM ({query})
+                ) WHERE n <= 2 ORDER BY code, date DESC
+            """
+        else:
+            query = (
+                query.replace("SELECT v.date AS date, ", "SELECT ")
+                + " ORDER BY v.code, v.date DESC"
+            )
         rows = self._open().execute(query, (*args, *params)).fetchall()
         frame = _to_frame(market, rows)
         if newest and len(frame):

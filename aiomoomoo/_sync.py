@@ -306,7 +306,7 @@ def is_due(store: ShortInterestStore, security: Security, today: dt.date | None)
 
 
 def _finish(store: ShortInterestStore, security: Security, error: MoomooError | None) -> None:
-    with store.transaction() as db:
+    with store._transaction() as db:
         _ensure_code(db, security)
         message = None if error is None else f"{type(error).__name__}: {error}"
         if error is None:
@@ -375,7 +375,7 @@ def _commit_page(
     now = utc_now()
     new = revised = 0
     code = security.code
-    with store.transaction() as db:
+    with store._transaction() as db:
         _ensure_code(db, security)
         for day, values in rows:
             current = db.execute(_SELECT_CURRENT, (code, day)).fetchone()

@@ -75,6 +75,19 @@ async def test_a_full_sync_equals_fetch_short_interest_row_for_row(tmp_path: Pat
             assert summary.loc["US.EMPTY", "rows"] == 0
             assert summary["complete"].all()
             assert summary.loc["HK.00700", "newest"] == AS_OF.isoformat()
+            # latest(): each code's newest row, as history() shows it, change columns included.
+            for market in ("US", "HK"):
+                latest = store.latest(market)
+                assert list(latest["code"]) == sorted(c for c in codes[:4] if c[:2] == market)
+                for _, row in latest.iterrows():
+                    newest = store.history(row["code"]).iloc[0]
+                    pd.testing.assert_series_equal(
+                        row.drop("code"), newest, check_names=False, check_dtype=False
+                    )
+            both = store.latest()
+            assert list(both["code"]) == sorted(codes[:4])
+            assert both.dtypes["shares_short"] == "Int64"
+            assert both.dtypes["aggregated_short"] == "Int64"
 
 
 async def test_a_second_sync_with_nothing_due_sends_nothing(tmp_path: Path) -> None:
