@@ -20,7 +20,8 @@ from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
 from ._many import FetchManyError, Progress, SymbolResult
 from ._quota import RateLimit, RequestLimiter, SlidingWindowLimiter
 from ._security import Market, Security
-from ._store import ShortInterestStore, StoreLockedError
+from ._store import ShortInterestStore
+from ._store_write import StoreLockedError
 from ._sync import SyncProgress, SyncReport, next_due
 
 try:

@@ -11,17 +11,14 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import datetime as dt
-import io
 import logging
 import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final
 
-import pandas as pd
-
+from ._cli_export import SubParsers, add_export_parser, add_plot_parser, code_arg, fail
 from ._client import Client
 from ._errors import MoomooError
 from ._security import Market, parse_code
@@ -34,23 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["STORE_SUBCOMMANDS", "read_universe"]
 
-_SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-_FORMATS: Final = ("table", "csv", "json", "parquet")
 # Pages a never-synced code is guessed to take when the store has no complete code of its
 # market to learn from: about eight years of history, 50 rows a page.
 _GUESSED_PAGES: Final = {Market.US: 4, Market.HK: 8}
-
-
-def _fail(command: str, message: str, status: int = 1) -> int:
-    print(f"aiomoomoo {command}: {message}", file=sys.stderr)
-    return status
-
-
-def _code(text: str) -> str:
-    try:
-        return parse_code(text).code
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rate_limit(text: str) -> tuple[int, float]:
@@ -106,7 +89,7 @@ def read_universe(path: Path) -> list[str]:
 # -- sync -------------------------------------------------------------------------------------
 
 
-def _add_sync_parser(subparsers: _SubParsers) -> None:
+def _add_sync_parser(subparsers: SubParsers) -> None:
     parser = subparsers.add_parser(
         "sync",
         help="bring a local short-interest store up to date",
@@ -116,7 +99,7 @@ def _add_sync_parser(subparsers: _SubParsers) -> None:
             "cannot have happened yet. A killed sync loses nothing; the next one continues."
         ),
     )
-    parser.add_argument("codes", nargs="*", metavar="CODE", type=_code, help="e.g. US.AAPL")
+    parser.add_argument("codes", nargs="*", metavar="CODE", type=code_arg, help="e.g. US.AAPL")
     parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
     parser.add_argument("--universe", type=Path, metavar="FILE", help="codes, one per line or CSV")
     parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
@@ -142,16 +125,16 @@ def _run_sync(args: argparse.Namespace) -> int:
         try:
             codes += read_universe(args.universe)
         except OSError as exc:
-            return _fail("sync", f"cannot read {args.universe}: {exc.strerror or exc}", 2)
+            return fail("sync", f"cannot read {args.universe}: {exc.strerror or exc}", 2)
         except ValueError as exc:
-            return _fail("sync", str(exc), 2)
+            return fail("sync", str(exc), 2)
     codes = list(dict.fromkeys(codes))
     if not codes:
-        return _fail("sync", "no codes: give CODE arguments or --universe FILE", 2)
+        return fail("sync", "no codes: give CODE arguments or --universe FILE", 2)
     try:
         store = ShortInterestStore(args.store)
     except Exception as exc:  # sqlite3 errors, a directory in the way, ...
-        return _fail("sync", f"cannot open the store {args.store}: {exc}")
+        return fail("sync", f"cannot open the store {args.store}: {exc}")
     with store:
         if args.dry_run:
             return _dry_run(store, codes, args)
@@ -160,12 +143,12 @@ def _run_sync(args: argparse.Namespace) -> int:
             try:
                 report = asyncio.run(_sync(store, codes, args, on_progress))
             except MoomooError as exc:
-                return _fail("sync", str(exc))
+                return fail("sync", str(exc))
             except KeyboardInterrupt:
                 return 130
     print(_summary(report))
     for code, error in report.failures.items():
-        print(f"aiomoomoo sync: {code}: {error}", file=sys.stderr)
+        fail("sync", f"{code}: {error}")
     return 0 if report.ok else 1
 
 
@@ -286,131 +269,8 @@ def _progress_bar(total: int) -> Iterator[Callable[[SyncProgress], None] | None]
         yield update
 
 
-# -- export -----------------------------------------------------------------------------------
-
-
-def _add_export_parser(subparsers: _SubParsers) -> None:
-    parser = subparsers.add_parser(
-        "export",
-        help="write a store's rows as a table, CSV, JSON or Parquet",
-        description="Write stored histories, or each code's newest row, with a code column.",
-    )
-    parser.add_argument("codes", nargs="*", metavar="CODE", type=_code, help="default: every code")
-    parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
-    parser.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
-    parser.add_argument(
-        "--as-of", metavar="TIME", help="as known then (ISO, e.g. 2026-05-01T00:00Z)"
-    )
-    parser.add_argument("--latest", action="store_true", help="only each code's newest row")
-    parser.add_argument("--format", choices=_FORMATS, default="table")
-    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here, not stdout")
-    parser.set_defaults(run=_run_export)
-
-
-def _run_export(args: argparse.Namespace) -> int:
-    if args.format == "parquet" and args.output is None:
-        return _fail("export", "--format parquet needs --output FILE", 2)
-    if not args.store.exists():
-        return _fail("export", f"no store at {args.store}", 2)
-    with ShortInterestStore(args.store) as store:
-        codes = list(dict.fromkeys(args.codes)) or store.codes()
-        try:
-            frame = _export_frame(store, codes, args)
-        except (KeyError, ValueError) as exc:
-            return _fail("export", str(exc.args[0] if exc.args else exc), 2)
-    try:
-        _write(frame, args.format, args.output)
-    except ImportError:
-        return _fail("export", "parquet output needs pyarrow: pip install 'aiomoomoo[parquet]'")
-    except OSError as exc:
-        return _fail("export", f"cannot write {args.output}: {exc.strerror or exc}")
-    return 0
-
-
-def _export_frame(
-    store: ShortInterestStore, codes: list[str], args: argparse.Namespace
-) -> pd.DataFrame:
-    if args.latest:
-        markets = {parse_code(code).market for code in codes}
-        frame = store.latest(markets.pop() if len(markets) == 1 else None, as_of=args.as_of)
-        unknown = sorted(set(codes) - set(store.codes()))
-        if unknown:
-            raise KeyError(f"{unknown[0]} is not in the store {str(store.path)!r}")
-        keep = frame["code"].isin(codes)
-        if args.since is not None:
-            keep &= (frame["timestamp_str"] >= args.since.isoformat()).fillna(True)
-        return frame[keep].reset_index(drop=True)
-    parts = [
-        store.history(code, since=args.since, as_of=args.as_of).assign(code=code) for code in codes
-    ]
-    if not parts:
-        return store.latest()
-    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    return frame[["code", *(c for c in frame.columns if c != "code")]]
-
-
-def _write(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
-    if fmt == "parquet":
-        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
-
-        assert output is not None
-        frame.to_parquet(output, index=False)
-        return
-    if fmt == "csv":
-        text = frame.to_csv(index=False)
-    elif fmt == "json":
-        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
-    else:
-        buffer = io.StringIO()
-        buffer.write(frame.to_string(index=False) if len(frame) else "(no rows)")
-        text = buffer.getvalue() + "\n"
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        output.write_text(text, encoding="utf-8")
-
-
-# -- plot -------------------------------------------------------------------------------------
-
-
-def _add_plot_parser(subparsers: _SubParsers) -> None:
-    parser = subparsers.add_parser(
-        "plot",
-        help="chart stored short positions with days to cover or short ratio, and prices",
-        description="Draw one panel per code from a store into an image file (needs matplotlib).",
-    )
-    parser.add_argument("codes", nargs="+", metavar="CODE", type=_code)
-    parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
-    parser.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
-    parser.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
-    parser.set_defaults(run=_run_plot)
-
-
-def _run_plot(args: argparse.Namespace) -> int:
-    if not args.store.exists():
-        return _fail("plot", f"no store at {args.store}", 2)
-    try:
-        from ._plot import draw
-    except ImportError:
-        return _fail("plot", "plotting needs matplotlib: pip install 'aiomoomoo[plot]'")
-    with ShortInterestStore(args.store) as store:
-        try:
-            frames = {
-                code: store.history(code, since=args.since) for code in dict.fromkeys(args.codes)
-            }
-        except KeyError as exc:
-            return _fail("plot", str(exc.args[0]), 2)
-    try:
-        draw(frames, args.output)
-    except (OSError, ValueError) as exc:
-        return _fail("plot", f"cannot write {args.output}: {exc}")
-    print(f"wrote {args.output}")
-    return 0
-
-
-STORE_SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (
+STORE_SUBCOMMANDS: Final[tuple[Callable[[SubParsers], Any], ...]] = (
     _add_sync_parser,
-    _add_export_parser,
-    _add_plot_parser,
+    add_export_parser,
+    add_plot_parser,
 )

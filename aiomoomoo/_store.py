@@ -14,19 +14,18 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import pandas as pd
 
-from ._errors import MoomooError
 from ._frames import columns_for, empty_frame
 from ._security import Market, parse_code
-from ._sync import VALUE_COLUMNS, SyncProgress, SyncReport, sync_store, utc_text
+from ._store_write import VALUE_COLUMNS, FileLock, StoreLockedError, utc_text
+from ._sync import SyncProgress, SyncReport, sync_store
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -65,10 +64,6 @@ CREATE TABLE IF NOT EXISTS segments (
 """
 
 
-class StoreLockedError(MoomooError):
-    """Another sync holds the store: two syncs at once are refused rather than interleaved."""
-
-
 def _check_as_of(as_of: object) -> str | None:
     if as_of is None:
         return None
@@ -97,50 +92,6 @@ def _check_since(since: object) -> str | None:
         except ValueError:
             raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
     raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
-
-
-class _FileLock:
-    """An exclusive lock on ``<store>.lock``, held by one sync; the OS drops it if we die."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        file = open(self._path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
-        try:
-            _lock_file(file)
-        except OSError:
-            file.seek(0)
-            holder = file.read().strip() or "another process"
-            file.close()
-            raise StoreLockedError(
-                f"another sync is running on {self._path.with_suffix('')} ({holder}); "
-                "wait for it to finish, or run the syncs one after the other"
-            ) from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"pid {os.getpid()}")
-        file.flush()
-        self._file = file
-
-    def release(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            file.close()
-
-
-def _lock_file(file: IO[str]) -> None:
-    if sys.platform == "win32":  # pragma: no cover
-        import msvcrt
-
-        msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
-        return
-    import fcntl
-
-    # flock, not fcntl locks: two opens in one process conflict too, so two stores on one
-    # file in one program are refused the same way as two programs.
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class ShortInterestStore:
@@ -172,7 +123,7 @@ class ShortInterestStore:
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,)
             )
-        self._lock = _FileLock(self.path.with_name(self.path.name + ".lock"))
+        self._lock = FileLock(self.path.with_name(self.path.name + ".lock"))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

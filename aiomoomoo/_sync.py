@@ -1,12 +1,8 @@
-"""The sync: walk each code's pages newest first into the store, one transaction per page.
+"""The sync: each code's pages walked newest first into the store, codes concurrently over one
+client, and the rule that decides which codes are not due (`next_due`).
 
-The store's ``segments`` table says which stretches of a code's history are stored complete: a
-segment runs from ``high`` (its newest date) down to ``low``, and ``next_key`` is where the walk
-continues below it (``"-1"`` when it reaches the start of the history). A walk always begins at
-the first page with a new segment; each page extends it downwards, and when it reaches an older
-segment the two merge and the walk jumps to the merged segment's ``next_key``: ``"-1"`` when the
-history is whole, otherwise the saved key of an unfinished backfill. The rows and the segment
-change of a page commit together, so a killed sync leaves a store the next one continues.
+How a page is stored, and how a walk knows where to stop or continue, is in
+`aiomoomoo._store_write`.
 """
 
 from __future__ import annotations
@@ -21,57 +17,22 @@ from zoneinfo import ZoneInfo
 
 from ._arguments import END_OF_DATA, MAX_NUM
 from ._errors import MoomooError, ProtocolError
-from ._frames import _SOURCES, columns_for
 from ._many import _parse_codes
 from ._quota import SlidingWindowLimiter
 from ._security import Market, Security
+from ._store_write import commit_page, record_outcome
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from ._client import Client
     from ._store import ShortInterestStore
 
-__all__ = [
-    "VALUE_COLUMNS",
-    "SyncProgress",
-    "SyncReport",
-    "is_due",
-    "next_due",
-    "sync_store",
-    "utc_now",
-    "utc_text",
-]
+__all__ = ["SyncProgress", "SyncReport", "is_due", "next_due", "sync_store"]
 
-#: Every market's value columns, in the order the store's ``versions`` table holds them.
-VALUE_COLUMNS: Final = (
-    "timestamp",
-    "timestamp_str",
-    "shares_short",
-    "short_percent",
-    "avg_daily_share_volume",
-    "days_to_cover",
-    "close_price",
-    "last_close_price",
-    "aggregated_short",
-    "aggregated_short_ratio",
-)
 #: Most walks at once: enough to keep any quota's window full while replies are in flight.
 WORKERS: Final = 32
 # A settlement date that falls on a weekend or holiday moves to the business day before; no run
 # of closed days is longer than this, so a row is never earlier than its nominal date minus it.
 _US_SLACK: Final = dt.timedelta(days=5)
-_INT64_MAX: Final = 2**63 - 1
-
-
-def utc_text(moment: dt.datetime) -> str:
-    """``moment`` as the store writes times: fixed-width ISO UTC, so text order is time order."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def utc_now() -> str:
-    """The current time as the store writes it."""
-    return utc_text(dt.datetime.now(dt.UTC))
 
 
 # -- the not-due rule -----------------------------------------------------------------------
@@ -226,7 +187,7 @@ async def sync_store(
         seen: set[str] = set()
         while True:
             page = await request(security, key)
-            segment, key, new, revised = _commit_page(
+            segment, key, new, revised = commit_page(
                 store, security, segment, page._items(), page.next_key, full=full
             )
             counts.rows_new += new
@@ -248,11 +209,11 @@ async def sync_store(
                 await walk(security)
             except MoomooError as error:
                 counts.failures[security.code] = error
-                _finish(store, security, error)
+                record_outcome(store, security, error)
                 counts.done += 1
                 report("failed", security.code)
                 continue
-            _finish(store, security, None)
+            record_outcome(store, security, None)
             counts.synced.append(security.code)
             counts.done += 1
             report("done", security.code)
@@ -303,135 +264,3 @@ def is_due(store: ShortInterestStore, security: Security, today: dt.date | None)
         return True
     day = today if today is not None else _market_today(security.market)
     return day >= next_due(security.market, dt.date.fromisoformat(newest))
-
-
-def _finish(store: ShortInterestStore, security: Security, error: MoomooError | None) -> None:
-    with store._transaction() as db:
-        _ensure_code(db, security)
-        message = None if error is None else f"{type(error).__name__}: {error}"
-        if error is None:
-            db.execute(
-                "UPDATE codes SET last_synced = ?, last_error = NULL WHERE code = ?",
-                (utc_now(), security.code),
-            )
-        else:
-            db.execute("UPDATE codes SET last_error = ? WHERE code = ?", (message, security.code))
-
-
-def _ensure_code(db: sqlite3.Connection, security: Security) -> None:
-    db.execute(
-        "INSERT OR IGNORE INTO codes (code, market) VALUES (?, ?)",
-        (security.code, security.market.name),
-    )
-
-
-# -- one page, one transaction ----------------------------------------------------------------
-
-
-def _values(security: Security, item: Any) -> tuple[str, tuple[Any, ...]]:
-    """A protobuf row as (trading date, value per `VALUE_COLUMNS`), None where left out."""
-    own = set(columns_for(security.market))
-    values: list[Any] = []
-    for column in VALUE_COLUMNS:
-        field_name, kind = _SOURCES[column]
-        if column not in own or not item.HasField(field_name):
-            values.append(None)
-            continue
-        value = getattr(item, field_name)
-        if kind == "int" and value > _INT64_MAX:
-            raise ProtocolError(f"OpenD sent a {field_name} beyond the int64 range: {value}")
-        values.append(value)
-    day = values[1]
-    if not day and values[0] is not None:
-        zone = ZoneInfo(security.market.timezone)
-        day = dt.datetime.fromtimestamp(values[0], zone).date().isoformat()
-    if not day:
-        raise ProtocolError(f"OpenD sent a {security.code} row without a date; it cannot be stored")
-    return str(day), tuple(values)
-
-
-_SELECT_CURRENT: Final = (
-    f"SELECT rowid, {', '.join(VALUE_COLUMNS)} FROM versions "
-    "WHERE code = ? AND date = ? AND superseded IS NULL"
-)
-_INSERT: Final = (
-    f"INSERT INTO versions (code, date, {', '.join(VALUE_COLUMNS)}, first_seen, last_seen) "
-    f"VALUES (?, ?, {', '.join('?' * len(VALUE_COLUMNS))}, ?, ?)"
-)
-
-
-def _commit_page(
-    store: ShortInterestStore,
-    security: Security,
-    segment: int | None,
-    items: Any,
-    next_key: str,
-    *,
-    full: bool,
-) -> tuple[int, str, int, int]:
-    """Store one page and move the walk's segment; return (segment, key to walk on, new rows,
-    revised rows). The key is ``"-1"`` when the walk is over."""
-    rows = [_values(security, item) for item in items]
-    now = utc_now()
-    new = revised = 0
-    code = security.code
-    with store._transaction() as db:
-        _ensure_code(db, security)
-        for day, values in rows:
-            current = db.execute(_SELECT_CURRENT, (code, day)).fetchone()
-            if current is not None and tuple(current[1:]) == values:
-                db.execute("UPDATE versions SET last_seen = ? WHERE rowid = ?", (now, current[0]))
-                continue
-            if current is None:
-                new += 1
-            else:
-                revised += 1
-                db.execute("UPDATE versions SET superseded = ? WHERE rowid = ?", (now, current[0]))
-            db.execute(_INSERT, (code, day, *values, now, now))
-        dates = [day for day, _ in rows]
-        page_low = min(dates) if dates else None
-        if segment is None:
-            high = max(dates) if dates else None
-            cursor = db.execute(
-                "INSERT INTO segments (code, high, low, next_key) VALUES (?, ?, ?, ?)",
-                (code, high, page_low, next_key),
-            )
-            assert cursor.lastrowid is not None
-            segment, low, key = cursor.lastrowid, page_low, next_key
-        else:
-            low, key = db.execute(
-                "SELECT low, next_key FROM segments WHERE id = ?", (segment,)
-            ).fetchone()
-            if next_key == END_OF_DATA:
-                key = END_OF_DATA
-            if page_low is not None and (low is None or page_low < low):
-                low = page_low
-                if key != END_OF_DATA:
-                    key = next_key
-        low, key = _merge_below(db, code, segment, low, key)
-        db.execute("UPDATE segments SET low = ?, next_key = ? WHERE id = ?", (low, key, segment))
-    walk_on = (END_OF_DATA if next_key == END_OF_DATA else next_key) if full else key
-    return segment, walk_on, new, revised
-
-
-def _merge_below(
-    db: sqlite3.Connection, code: str, segment: int, low: str | None, key: str
-) -> tuple[str | None, str]:
-    """Merge into ``segment`` every older segment it now reaches; return its new (low, key)."""
-    # A segment that ends the history reaches down to before any date ("" sorts first).
-    bottom = "" if key == END_OF_DATA else low
-    if bottom is None:
-        return low, key
-    reached = db.execute(
-        "SELECT id, low, next_key FROM segments "
-        "WHERE code = ? AND id != ? AND COALESCE(high, '') >= ?",
-        (code, segment, bottom),
-    ).fetchall()
-    if not reached:
-        return low, key
-    candidates = [(low, key), *((other_low, other_key) for _, other_low, other_key in reached)]
-    # The merged segment continues below whichever part reaches lowest.
-    key = min(candidates, key=lambda c: "" if c[1] == END_OF_DATA else (c[0] or ""))[1]
-    lows = [c[0] for c in candidates if c[0] is not None]
-    db.executemany("DELETE FROM segments WHERE id = ?", [(other,) for other, _, _ in reached])
-    return (min(lows) if lows else None), key

@@ -125,3 +125,10 @@ def test_the_progress_bar_shows_codes_rows_and_quota_wait(
     assert "2/2 codes" in shown
     assert "rows, quota wait" in shown
     assert "requests sent" in capsys.readouterr().out
+
+
+def test_wire_text_cannot_drive_the_terminal() -> None:
+    from aiomoomoo._cli_export import escape
+
+    assert escape("2026-04-30\x1b]0;owned\x07\x1b[2J") == "2026-04-30\\x1b]0;owned\\x07\\x1b[2J"
+    assert escape("line one\nline two") == "line one\nline two"
