@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from ._arguments import END_OF_DATA, MAX_NUM
-from ._errors import MoomooError, ProtocolError
+from ._errors import ClientClosedError, MoomooError, ProtocolError
 from ._many import _parse_codes
 from ._quota import SlidingWindowLimiter
 from ._security import Market, Security
@@ -207,6 +207,9 @@ async def sync_store(
             security = queue.pop(0)
             try:
                 await walk(security)
+            except ClientClosedError:
+                # Not this code's fault, and every other code would fail the same way.
+                raise
             except MoomooError as error:
                 counts.failures[security.code] = error
                 record_outcome(store, security, error)

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import (
+    ClientClosedError,
     ShortInterestStore,
     StoreLockedError,
     SyncProgress,
@@ -399,3 +400,22 @@ async def test_a_revision_is_stored_and_as_of_returns_the_old_value(tmp_path: Pa
             report = await store.sync(client, ["US.AAPL"], full=True)
             assert report.rows_revised == 1
             assert store.history("US.AAPL").loc[120, "shares_short"] == 123
+
+
+async def test_closing_the_client_ends_the_sync_instead_of_failing_every_code(
+    tmp_path: Path,
+) -> None:
+    async with serving(quota=Quota(5, 0.2)) as sim, client_of(sim, rate_limit=(5, 0.2)) as client:
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            task = asyncio.ensure_future(store.sync(client, CODES))
+            await asyncio.sleep(0.1)
+            await client.close()
+            with pytest.raises(ClientClosedError):
+                await task
+            assert store.summary()["last_error"].isna().all()
+            # The lock went with it.
+            async with client_of(sim, rate_limit=(5, 0.2)) as other:
+                report = await store.sync(other, CODES)
+            assert report.ok
+            for code in CODES:
+                assert len(store.history(code)) == len(sim.history(code))
