@@ -20,6 +20,9 @@ from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
 from ._many import FetchManyError, Progress, SymbolResult
 from ._quota import RateLimit, RequestLimiter, SlidingWindowLimiter
 from ._security import Market, Security
+from ._store import ShortInterestStore
+from ._store_write import StoreLockedError
+from ._sync import SyncProgress, SyncReport, next_due
 
 try:
     __version__ = version("aiomoomoo")
@@ -36,6 +39,11 @@ __all__ = [
     # Many symbols
     "SymbolResult",
     "Progress",
+    # A local dataset
+    "ShortInterestStore",
+    "SyncReport",
+    "SyncProgress",
+    "next_due",
     # The quota
     "SlidingWindowLimiter",
     "RequestLimiter",
@@ -51,6 +59,7 @@ __all__ = [
     "RateLimitError",
     "UnknownSecurityError",
     "FetchManyError",
+    "StoreLockedError",
     # Values
     "Market",
     "Security",

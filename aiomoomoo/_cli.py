@@ -23,11 +23,12 @@ from typing import Any, Final, TypeAlias
 import pandas as pd
 
 from . import __version__
+from ._cli_store import STORE_SUBCOMMANDS
 from ._client import Client
 from ._errors import MoomooError
 from ._many import FetchManyError, Progress
 from ._security import parse_code
-from .testing import OpenDSimulator, Quota
+from .testing import OpenDSimulator, Quota, load_histories
 
 __all__ = ["main"]
 
@@ -115,7 +116,21 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         metavar="SECONDS",
         help="keep-alive interval InitConnect announces to clients (default %(default)s)",
     )
+    parser.add_argument(
+        "--data",
+        type=_data_file,
+        metavar="FILE",
+        help="serve these rows (CSV or Parquet in the official columns plus a code column, as "
+        "'short-interest --format csv|parquet' writes them) instead of generated ones",
+    )
     parser.set_defaults(run=_run_simulate)
+
+
+def _data_file(text: str) -> dict[str, Any]:
+    try:
+        return load_histories(text)
+    except (OSError, ImportError, TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot serve {text}: {exc}") from None
 
 
 def _quota(text: str) -> Quota:
@@ -156,6 +171,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         quota=args.quota,
         seed=args.seed,
         keepalive_interval=args.keepalive_interval,
+        histories=args.data,
     )
     try:
         asyncio.run(_serve(simulator))
@@ -368,4 +384,5 @@ class _ProgressLine:
 _SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (
     _add_short_interest_parser,
     _add_simulate_parser,
+    *STORE_SUBCOMMANDS,
 )

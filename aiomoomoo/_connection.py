@@ -1,58 +1,69 @@
 """One OpenD socket: InitConnect, serial-numbered requests in flight at once, keep-alive.
 
 The connection is an ``asyncio.Protocol``: the event loop hands it every chunk the socket reads,
-the `aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply resolves the
-future waiting under its serial number, in whatever order replies come. Writes made in one loop
-iteration leave in one ``send`` (a lone request on an idle connection goes at once). When the
-socket dies every pending request fails at once with
-`ConnectionLostError`. It knows proto ids and bodies, never DataFrames.
+the `aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply, decoded by the
+request's own `aiomoomoo._messages` function, resolves the future waiting under its serial, in
+whatever order replies come. Writes made in one loop iteration leave in one ``send``.
+
+Anything malformed (a bad header or checksum, an undecodable body, a reply of the wrong proto id)
+breaks the stream: the connection is dropped and every pending request fails at once, each
+with the same kind of error. Liveness counts whole frames: a peer that trickles bytes of a frame
+it never finishes is as silent as one that sends nothing. It knows proto ids and bodies, never
+DataFrames, and never decides whether to retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, cast
+from typing import Any, Final, TypeVar, cast
 
-from google.protobuf.message import DecodeError
-
+from . import _messages
+from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
 from ._crypto import ClientEncryption
 from ._errors import (
-    ConnectError,
     ConnectionLostError,
     MoomooError,
     ProtocolError,
     RequestTimeoutError,
-    server_error,
 )
-from ._proto import InitConnect_pb2, KeepAlive_pb2
-from ._wire import DEFAULT_MAX_BODY_SIZE, Frame, FrameDecoder, ProtoId, encode_frame
+from ._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-__all__ = ["PUSH_PROTO_IDS", "Connection", "ConnectionInfo"]
+__all__ = ["PUSH_PROTO_IDS", "Connection", "ConnectionInfo", "NotSentError", "State"]
 
 logger = logging.getLogger("aiomoomoo")
+
+T = TypeVar("T")
 
 #: Proto ids OpenD pushes without a request; their serial numbers mean nothing.
 PUSH_PROTO_IDS: Final = frozenset(
     {1003, 2208, 2218, 3005, 3007, 3009, 3011, 3013, 3015, 3019, 3261, 3310, 3450, 3451, 3452}
 )
-_CLIENT_VERSION: Final = 300
-_NO_ENCRYPTION: Final = -1  # Common.PacketEncAlgo_None
-_AES_CBC: Final = 2  # Common.PacketEncAlgo_AES_CBC
 _MAX_SERIAL: Final = 0xFFFFFFFE
 # OpenD asks for a KeepAlive every keepAliveInterval seconds; like the official client we send at
-# 4/5 of it, and give the link up when nothing at all has arrived for 3.3 intervals (33 s at 10).
-_KEEPALIVE_FRACTION: Final = 0.8
-_LIVENESS_INTERVALS: Final = 3.3
-_MIN_SERVER_KEEPALIVE: Final = 1.0
+# 4/5 of it, and give the link up when no whole frame has arrived for 3.3 intervals.
+KEEPALIVE_FRACTION: Final = 0.8
+LIVENESS_INTERVALS: Final = 3.3
 
 PushHandler = Callable[[Frame], None]
-LostHandler = Callable[["Connection", BaseException], None]
+LostHandler = Callable[["Connection", MoomooError], None]
+
+
+class NotSentError(ConnectionLostError):
+    """The connection was lost before the request was written: OpenD never saw it."""
+
+
+class State(enum.Enum):
+    """Where a connection is in its life."""
+
+    CONNECTING = "connecting"
+    READY = "ready"
+    LOST = "lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,163 +78,83 @@ class ConnectionInfo:
     """``"none"``, ``"aes-cbc"`` or ``"aes-ecb"``: how frame bodies travel."""
 
 
-class Connection(asyncio.Protocol):
-    """A connected, initialised OpenD socket; create it with `open`."""
+class _Pending:
+    """A request on the wire: who waits (None for KeepAlive), how to read the reply, its slot."""
+
+    __slots__ = ("decode", "future", "proto_id", "seq", "slot")
 
     def __init__(
         self,
-        address: str,
-        *,
-        max_body_size: int,
-        on_push: PushHandler | None,
-        on_lost: LostHandler | None,
-        encryption: ClientEncryption | None = None,
+        proto_id: int,
+        future: asyncio.Future[Any] | None,
+        decode: Callable[[bytes], Any],
+        slot: QuotaSlot,
+        seq: int,
+    ) -> None:
+        self.proto_id = proto_id
+        self.future = future
+        self.decode = decode
+        self.slot = slot
+        self.seq = seq
+
+
+class Connection(asyncio.Protocol):
+    """One OpenD socket; `aiomoomoo._handshake.open_connection` opens and initialises it."""
+
+    def __init__(
+        self, address: str, *, max_body_size: int, encryption: ClientEncryption | None = None
     ) -> None:
         self.address = address
         self.info: ConnectionInfo | None = None
         self._encryption = encryption
         decrypt = encryption.decrypt if encryption is not None else None
         self._decoder = FrameDecoder(max_body_size=max_body_size, decrypt=decrypt)
-        self._on_push = on_push
-        self._on_lost = on_lost
+        self.on_push: PushHandler | None = None
+        self.on_lost: LostHandler | None = None
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        # serial -> (proto id, future); None for replies nobody waits for (KeepAlive).
-        self._pending: dict[int, tuple[int, asyncio.Future[Frame] | None]] = {}
+        self._pending: dict[int, _Pending] = {}
+        # Requests that timed out or were cancelled after they left: OpenD may still process
+        # them, so their quota slots are released only once it is provably past them.
+        self._unsettled: dict[int, _Pending] = {}
         self._serial = random.randrange(1, 1 << 31)
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._can_write: asyncio.Future[None] | None = None
-        self._lost: ConnectionLostError | None = None
-        self._last_received = self._loop.time()
+        self._lost: MoomooError | None = None
+        self.opened_at = self._last_frame = self._loop.time()
         self._keepalive: asyncio.TimerHandle | None = None
-        self._keepalive_period = 0.0
+        self._liveness: asyncio.TimerHandle | None = None
         self._keepalive_serial: int | None = None
         self.requests_sent = 0
+        self.replies = 0
+        """Replies that reached a waiting request: a connection that served one proved itself."""
+        self.in_flight_at_loss = 0
+        """How many requests were waiting for their reply when the connection was lost."""
         self.pushes_received = 0
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost is not None else ("ready" if self.info else "connecting")
         conn_id = self.info.conn_id if self.info else None
         return (
-            f"<Connection {self.address} {state} conn_id={conn_id} "
+            f"<Connection {self.address} {self.state.value} conn_id={conn_id} "
             f"pending={len(self._pending)} sent={self.requests_sent}>"
         )
+
+    @property
+    def state(self) -> State:
+        if self._lost is not None:
+            return State.LOST
+        return State.READY if self.info is not None else State.CONNECTING
 
     @property
     def is_ready(self) -> bool:
         """Connected, initialised and not lost."""
         return self.info is not None and self._lost is None
 
-    # -- opening ----------------------------------------------------------------------------
-
-    @classmethod
-    async def open(
-        cls,
-        host: str,
-        port: int,
-        *,
-        timeout: float,
-        client_id: str,
-        keepalive_interval: float | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        on_push: PushHandler | None = None,
-        on_lost: LostHandler | None = None,
-        encryption: ClientEncryption | None = None,
-    ) -> Connection:
-        """Connect, send InitConnect and start the keep-alive; raise `ConnectError`.
-
-        ``keepalive_interval`` overrides the interval OpenD advertises (for tests that want to see
-        keep-alive work in milliseconds). ``encryption``, a fresh `ClientEncryption` per
-        connection, encrypts InitConnect with RSA and everything after with AES.
-        """
-        loop = asyncio.get_running_loop()
-        address = f"{host}:{port}"
-        connection = cls(
-            address, max_body_size=max_body_size, on_push=None, on_lost=None, encryption=encryption
-        )
-        # Said with every InitConnect failure while encrypting: the usual cause is a key mismatch.
-        hint = (
-            " (is OpenD configured with the same RSA private key?)"
-            if encryption is not None
-            else ""
-        )
-        stage = "accept the connection"
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: connection, host, port)
-                stage = "complete InitConnect"
-                body = InitConnect_pb2.Request(
-                    c2s=InitConnect_pb2.C2S(
-                        clientVer=_CLIENT_VERSION,
-                        clientID=client_id,
-                        recvNotify=True,
-                        # Like the official client, ask for CBC; OpenD answers with its IV, or
-                        # without one for its ECB flavour.
-                        packetEncAlgo=_AES_CBC if encryption is not None else _NO_ENCRYPTION,
-                        pushProtoFmt=0,
-                        programmingLanguage="Python",
-                    )
-                ).SerializeToString()
-                frame = await connection.request(ProtoId.INIT_CONNECT, body, timeout=None)
-        except TimeoutError:
-            connection.close()
-            why = hint if stage == "complete InitConnect" else ""
-            raise ConnectError(
-                f"OpenD at {address} did not {stage} within {timeout:g} s{why}"
-            ) from None
-        except MoomooError as exc:
-            connection.close()
-            raise ConnectError(f"OpenD at {address} broke off InitConnect: {exc}{hint}") from exc
-        except OSError as exc:
-            # After MoomooError: a lost connection is a ConnectionError, hence an OSError, too.
-            connection.close()
-            reason = exc.strerror or exc
-            raise ConnectError(
-                f"cannot connect to OpenD at {address}: {reason}. Is OpenD running and logged "
-                "in? Start it, or try `aiomoomoo short-interest --demo` for the built-in simulator"
-            ) from exc
-        except BaseException:
-            connection.close()
-            raise
-        try:
-            reply = InitConnect_pb2.Response.FromString(frame.body)
-        except DecodeError as exc:
-            connection.close()
-            raise ConnectError(
-                f"OpenD at {address} sent an unreadable InitConnect reply{hint}"
-            ) from exc
-        if reply.retType != 0:
-            connection.close()
-            error = server_error(
-                reply.retMsg,
-                ret_type=reply.retType,
-                err_code=reply.errCode if reply.HasField("errCode") else None,
-                proto_id=ProtoId.INIT_CONNECT,
-            )
-            raise ConnectError(f"OpenD at {address} refused InitConnect: {error}") from error
-        if not reply.HasField("s2c"):
-            connection.close()
-            raise ConnectError(
-                f"OpenD at {address} accepted InitConnect but sent no connection data"
-            )
-        s2c = reply.s2c
-        server_interval = max(float(s2c.keepAliveInterval), _MIN_SERVER_KEEPALIVE)
-        connection.info = ConnectionInfo(
-            conn_id=s2c.connID,
-            server_version=s2c.serverVer,
-            login_user_id=s2c.loginUserID,
-            keepalive_interval=keepalive_interval or server_interval,
-            encryption=(encryption.mode or "none") if encryption is not None else "none",
-        )
-        connection._on_push = on_push
-        connection._on_lost = on_lost
-        if connection._lost is not None:
-            # It died between the reply and now, before anyone was listening for that.
-            raise ConnectError(f"OpenD at {address} dropped the connection right after InitConnect")
-        connection._start_keepalive()
-        logger.debug("connected to OpenD %s, conn_id=%d", address, s2c.connID)
-        return connection
+    @property
+    def lost_error(self) -> MoomooError | None:
+        """Why the connection was lost (a `ConnectionLostError` or `ProtocolError`), or None."""
+        return self._lost
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -231,38 +162,57 @@ class Connection(asyncio.Protocol):
         serial = self._serial
         while True:
             serial = serial + 1 if serial < _MAX_SERIAL else 1
-            if serial not in self._pending:
+            if serial not in self._pending and serial not in self._unsettled:
                 self._serial = serial
                 return serial
 
-    async def request(self, proto_id: int, body: bytes, *, timeout: float | None) -> Frame:
-        """Send one request and return its reply frame.
+    async def request(
+        self,
+        proto_id: int,
+        body: bytes,
+        *,
+        decode: Callable[[bytes], T],
+        budget: Budget = NO_BUDGET,
+        slot: QuotaSlot = NO_SLOT,
+    ) -> T:
+        """Send one request and return its reply, read by ``decode``.
 
-        Raises `RequestTimeoutError` after ``timeout`` seconds (None waits for ever) and
-        `ConnectionLostError` if the socket dies first. Cancelling the caller forgets the
-        request: a late reply to it is discarded.
+        Waiting for the socket to take the write and for the reply both spend ``budget``; past
+        its deadline `RequestTimeoutError` is raised. `ConnectionLostError` (or `ProtocolError`)
+        if the connection breaks first. The request owns ``slot``: it is given back if the
+        request never left, released when the reply comes or the connection ends, and held
+        while a request that timed out or was cancelled may still be processed by OpenD.
         """
-        if self._can_write is not None and not self._can_write.done():
-            # OpenD is not reading: wait, but no longer than the request may take in all.
-            try:
-                async with asyncio.timeout(timeout):
-                    await asyncio.shield(self._can_write)
-            except TimeoutError:
+        try:
+            if budget.deadline is not None and self._loop.time() >= budget.deadline:
+                # Spent on reconnects already: sending now would only load OpenD for nothing.
                 raise RequestTimeoutError(
-                    f"OpenD at {self.address} did not read proto {proto_id} within {timeout:g} s"
-                ) from None
-        # Checked after the wait too: losing the socket also wakes the writers paused above,
-        # and a request registered after that would never be answered nor failed.
-        if self._lost is not None:
-            raise ConnectionLostError(str(self._lost)) from self._lost.__cause__
+                    f"OpenD at {self.address} could not be asked proto {proto_id} within {budget}"
+                )
+            if self._can_write is not None and not self._can_write.done():
+                # OpenD is not reading: wait, but no longer than the request may take in all.
+                try:
+                    async with asyncio.timeout_at(budget.deadline):
+                        await asyncio.shield(self._can_write)
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"OpenD at {self.address} did not read proto {proto_id} within {budget}"
+                    ) from None
+            # Checked after the wait too: losing the socket also wakes the writers paused above.
+            if self._lost is not None:
+                raise NotSentError(str(self._lost)) from self._lost.__cause__
+        except BaseException:
+            slot._give_back()
+            raise
         serial = self._next_serial()
-        future: asyncio.Future[Frame] = self._loop.create_future()
-        self._pending[serial] = (proto_id, future)
+        future: asyncio.Future[T] = self._loop.create_future()
+        entry = _Pending(proto_id, future, decode, slot, self.requests_sent)
+        self._pending[serial] = entry
         self._write(self._encode(proto_id, serial, body))
         self.requests_sent += 1
         timer = (
-            self._loop.call_later(timeout, self._time_out, serial, timeout)
-            if timeout is not None
+            self._loop.call_at(budget.deadline, self._time_out, serial, budget)
+            if budget.deadline is not None
             else None
         )
         try:
@@ -270,7 +220,10 @@ class Connection(asyncio.Protocol):
         finally:
             if timer is not None:
                 timer.cancel()
-            self._pending.pop(serial, None)
+            if self._pending.get(serial) is entry:
+                # Left without its reply (timed out, or the caller was cancelled).
+                del self._pending[serial]
+                self._unsettled[serial] = entry
 
     def _encode(self, proto_id: int, serial: int, body: bytes) -> bytes:
         encryption = self._encryption
@@ -278,20 +231,27 @@ class Connection(asyncio.Protocol):
             return encode_frame(proto_id, serial, body)
         return encode_frame(proto_id, serial, body, encrypt=partial(encryption.encrypt, proto_id))
 
-    def _time_out(self, serial: int, timeout: float) -> None:
-        entry = self._pending.pop(serial, None)
-        if entry is not None and entry[1] is not None and not entry[1].done():
-            entry[1].set_exception(
+    def _time_out(self, serial: int, budget: Budget) -> None:
+        entry = self._pending.get(serial)
+        if entry is not None and entry.future is not None and not entry.future.done():
+            entry.future.set_exception(
                 RequestTimeoutError(
-                    f"OpenD at {self.address} did not answer proto {entry[0]} "
-                    f"(serial {serial}) within {timeout:g} s"
+                    f"OpenD at {self.address} did not answer proto {entry.proto_id} "
+                    f"(serial {serial}) within {budget}"
                 )
             )
 
+    def _settle(self, serial: int, seq: int) -> None:
+        """OpenD answered the request sent ``seq``-th: release the slots of those before it."""
+        late = self._unsettled.pop(serial, None)
+        if late is not None:
+            late.slot._release()
+        for other in [s for s, e in self._unsettled.items() if e.seq < seq]:
+            self._unsettled.pop(other).slot._release()
+
     def _write(self, data: bytes) -> None:
         if not self._flush_scheduled and len(self._pending) <= 1 and self._transport is not None:
-            # A lone request on an idle connection: nothing to batch it with, so sending now
-            # saves the extra loop iteration a deferred flush costs.
+            # A lone request on an idle connection: nothing to batch it with.
             self._transport.write(data)
             return
         self._outgoing.append(data)
@@ -308,36 +268,45 @@ class Connection(asyncio.Protocol):
         self._outgoing.clear()
         self._transport.write(data)
 
-    # -- keep-alive -------------------------------------------------------------------------
+    # -- keep-alive and liveness ------------------------------------------------------------
 
-    def _start_keepalive(self) -> None:
+    def start_keepalive(self) -> None:
         assert self.info is not None
-        self._keepalive_period = self.info.keepalive_interval * _KEEPALIVE_FRACTION
-        self._keepalive = self._loop.call_later(self._keepalive_period, self._keepalive_tick)
+        interval = self.info.keepalive_interval
+        self._keepalive = self._loop.call_later(interval * KEEPALIVE_FRACTION, self._keepalive_tick)
+        self._liveness = self._loop.call_at(
+            self._last_frame + interval * LIVENESS_INTERVALS, self._check_liveness
+        )
 
     def _keepalive_tick(self) -> None:
         if self._lost is not None or self.info is None:
             return
-        silent = self._loop.time() - self._last_received
-        limit = self.info.keepalive_interval * _LIVENESS_INTERVALS
-        if silent >= limit:
-            self.abort(
-                ConnectionLostError(
-                    f"OpenD at {self.address} sent nothing for {silent:.1f} s "
-                    f"(keep-alive limit {limit:g} s)"
-                )
-            )
-            return
-        c2s = KeepAlive_pb2.C2S(time=int(time.time()))
-        body = KeepAlive_pb2.Request(c2s=c2s).SerializeToString()
         # Only the newest KeepAlive is remembered: any reply proves liveness, and forgetting the
         # older ones keeps an OpenD that never answers them from growing the pending table.
         if self._keepalive_serial is not None:
             self._pending.pop(self._keepalive_serial, None)
         serial = self._keepalive_serial = self._next_serial()
-        self._pending[serial] = (ProtoId.KEEP_ALIVE, None)
-        self._write(self._encode(ProtoId.KEEP_ALIVE, serial, body))
-        self._keepalive = self._loop.call_later(self._keepalive_period, self._keepalive_tick)
+        self._pending[serial] = _Pending(
+            ProtoId.KEEP_ALIVE, None, _messages.decode_keepalive, NO_SLOT, self.requests_sent
+        )
+        self._write(self._encode(ProtoId.KEEP_ALIVE, serial, _messages.keepalive_request()))
+        interval = self.info.keepalive_interval
+        self._keepalive = self._loop.call_later(interval * KEEPALIVE_FRACTION, self._keepalive_tick)
+
+    def _check_liveness(self) -> None:
+        if self._lost is not None or self.info is None:
+            return
+        limit = self.info.keepalive_interval * LIVENESS_INTERVALS
+        silent = self._loop.time() - self._last_frame
+        if silent >= limit:
+            self.abort(
+                ConnectionLostError(
+                    f"OpenD at {self.address} sent no whole frame for {silent:.1f} s "
+                    f"(sent nothing for the keep-alive limit of {limit:g} s)"
+                )
+            )
+            return
+        self._liveness = self._loop.call_at(self._last_frame + limit, self._check_liveness)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -346,7 +315,7 @@ class Connection(asyncio.Protocol):
         error = ConnectionLostError(f"connection to OpenD at {self.address} was closed")
         self.abort(error, graceful=True)
 
-    def abort(self, error: ConnectionLostError | ProtocolError, *, graceful: bool = False) -> None:
+    def abort(self, error: MoomooError, *, graceful: bool = False) -> None:
         """Drop the connection now, failing every pending request with ``error``'s kind."""
         if self._lost is None:
             self._lose(error)
@@ -357,32 +326,36 @@ class Connection(asyncio.Protocol):
             else:
                 self._transport.abort()
 
-    def _lose(self, error: ConnectionLostError | ProtocolError) -> None:
-        if isinstance(error, ConnectionLostError):
-            self._lost = error
-        else:
-            # A broken peer: its waiters learn it is a protocol error (not retried); later
-            # requests on this dead connection just see it lost.
-            self._lost = ConnectionLostError(str(error))
-            self._lost.__cause__ = error
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+    @staticmethod
+    def _failure(error: MoomooError) -> MoomooError:
+        # One exception object per waiter (each gets its own traceback), same message and cause.
+        failure = type(error)(str(error))
+        failure.__cause__ = error.__cause__
+        return failure
+
+    def _lose(self, error: MoomooError) -> None:
+        self._lost = error
+        for timer in (self._keepalive, self._liveness):
+            if timer is not None:
+                timer.cancel()
         pending, self._pending = self._pending, {}
-        for _, future in pending.values():
-            if future is not None and not future.done():
-                # One exception object per waiter (each gets its own traceback), same cause.
-                failure = type(error)(str(error))
-                failure.__cause__ = error.__cause__
-                future.set_exception(failure)
+        unsettled, self._unsettled = self._unsettled, {}
+        self.in_flight_at_loss = sum(
+            1 for e in pending.values() if e.future is not None and not e.future.done()
+        )
+        for entry in (*pending.values(), *unsettled.values()):
+            entry.slot._release()  # the connection's end: OpenD is past everything sent on it
+            if entry.future is not None and not entry.future.done():
+                entry.future.set_exception(self._failure(error))
         if self._can_write is not None and not self._can_write.done():
             self._can_write.set_result(None)
-        if self._on_lost is not None:
-            self._on_lost(self, error)
+        if self.on_lost is not None:
+            self.on_lost(self, error)
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: uvloop's transports have the interface without the base class.
+        # A cast, not an isinstance check: uvloop's transports do not subclass asyncio's.
         self._transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -403,36 +376,53 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             frames = self._decoder.feed(data)
+            if frames:
+                self._last_frame = self._loop.time()
+            for frame in frames:
+                if self._lost is not None:
+                    return
+                self._dispatch(frame)
         except ProtocolError as exc:
             error = ProtocolError(f"OpenD at {self.address} broke the protocol: {exc}")
             error.__cause__ = exc
             self.abort(error)
+
+    def _dispatch(self, frame: Frame) -> None:
+        if frame.proto_id in PUSH_PROTO_IDS:
+            self.pushes_received += 1
+            if self.on_push is not None:
+                self.on_push(frame)
             return
-        self._last_received = self._loop.time()
-        pending = self._pending
-        for frame in frames:
-            if frame.proto_id in PUSH_PROTO_IDS:
-                self.pushes_received += 1
-                if self._on_push is not None:
-                    self._on_push(frame)
-                continue
-            entry = pending.pop(frame.serial, None)
+        serial = frame.serial
+        entry = self._pending.get(serial)
+        if entry is None:
+            entry = self._unsettled.get(serial)
             if entry is None:
                 logger.debug(
-                    "discarding reply to proto %d serial %d: nobody waits for it (timed out or "
-                    "cancelled)",
+                    "discarding reply to proto %d serial %d: nobody waits for it",
                     frame.proto_id,
-                    frame.serial,
-                )
-                continue
-            proto_id, future = entry
-            if proto_id != frame.proto_id:
-                self.abort(
-                    ProtocolError(
-                        f"OpenD at {self.address} answered serial {frame.serial} with proto "
-                        f"{frame.proto_id}, but it was a request for proto {proto_id}"
-                    )
+                    serial,
                 )
                 return
-            if future is not None and not future.done():
-                future.set_result(frame)
+        if entry.proto_id != frame.proto_id:
+            raise ProtocolError(
+                f"OpenD answered serial {serial}, a request for proto {entry.proto_id}, "
+                f"with proto {frame.proto_id}"
+            )
+        value = entry.decode(frame.body)  # a ProtocolError breaks the connection
+        if self._unsettled:
+            self._settle(serial, entry.seq)
+        if self._pending.pop(serial, None) is None:
+            logger.debug(
+                "discarding reply to proto %d serial %d: nobody waits for it (timed out or "
+                "cancelled)",
+                frame.proto_id,
+                serial,
+            )
+            return
+        entry.slot._release()
+        future = entry.future
+        if future is not None and not future.done():
+            if self.info is not None:  # InitConnect's own reply proves nothing yet
+                self.replies += 1
+            future.set_result(value)

@@ -6,7 +6,9 @@ Bad arguments are plain ``ValueError`` / ``TypeError`` raised before anything is
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Final
 
 __all__ = [
     "ClientClosedError",
@@ -75,7 +77,30 @@ class ServerError(MoomooError):
 
 
 class RateLimitError(ServerError):
-    """OpenD refused a request because the account's request quota was used up."""
+    """OpenD refused a request because the API's request quota was used up for now.
+
+    ``quota`` is the budget OpenD stated in its refusal, ``(max_requests, period_seconds)``
+    (``no more than N times every S seconds`` is ``(N, S)``), or ``None`` when the message did
+    not give one.
+    """
+
+    def __init__(
+        self,
+        ret_msg: str,
+        *,
+        ret_type: int,
+        err_code: int | None,
+        proto_id: int,
+        quota: tuple[int, float] | None = None,
+    ) -> None:
+        super().__init__(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
+        self.quota = quota
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_rate_limit_error,
+            (type(self), self.ret_msg, self.ret_type, self.err_code, self.proto_id, self.quota),
+        )
 
 
 class UnknownSecurityError(ServerError):
@@ -88,24 +113,64 @@ def _rebuild_server_error(
     return cls(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
 
 
-# OpenD reports failures as free text; these patterns pick out the cases callers handle
-# differently. English and Chinese wordings both occur in OpenD's messages.
-_CLASSIFIERS: list[tuple[re.Pattern[str], type[ServerError]]] = [
-    (re.compile(r"rate limit|too frequent|frequency|频率|頻率|频繁|頻繁", re.I), RateLimitError),
-    (
-        re.compile(r"unknown (stock|security)|stock not exist|未知股票|股票不存在", re.I),
-        UnknownSecurityError,
-    ),
-]
+def _rebuild_rate_limit_error(
+    cls: type[RateLimitError],
+    ret_msg: str,
+    ret_type: int,
+    err_code: int | None,
+    proto_id: int,
+    quota: tuple[int, float] | None,
+) -> RateLimitError:
+    return cls(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id, quota=quota)
+
+
+# OpenD reports failures as free text, one template per API and language. A refusal for the quota
+# reads "<API name> is too frequent, request failed, no more than N times every S seconds." or
+# "<API名>频率太高，请求失败，每S秒最多N次。". Only those templates count: a message that merely  # noqa: RUF003
+# mentions a frequency ("invalid kline frequency parameter", "频率参数错误") is a bad argument, and
+# an exhausted allowance ("历史K线额度不足", "订阅额度不足") is not released by waiting.
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_RATE_LIMIT_EN: Final = re.compile(
+    r"\btoo\s+frequent\s*[,\uff0c]\s*request\s+failed"
+    r"(?:\s*[,\uff0c]\s*no\s+more\s+than\s+(\d+)\s+times?\s+every\s+"
+    + _NUMBER
+    + r"\s+seconds?\b)?",
+    re.IGNORECASE,
+)
+_RATE_LIMIT_ZH: Final = re.compile(
+    r"[频頻]率太高\s*[,\uff0c]\s*[请請]求失[败敗]"
+    r"(?:\s*[,\uff0c]\s*每\s*" + _NUMBER + r"\s*秒\s*最多\s*(\d+)\s*次)?"
+)
+_UNKNOWN_SECURITY: Final = re.compile(
+    r"unknown (stock|security)|stock not exist|未知股票|股票不存在", re.IGNORECASE
+)
+
+
+def _budget(count: str | None, seconds: str | None) -> tuple[int, float] | None:
+    """``(N, S)`` from a refusal's numbers, None if absent or unusable as a limiter's budget."""
+    if count is None or seconds is None:
+        return None
+    max_requests, period = int(count), float(seconds)
+    if max_requests < 1 or not 0 < period < math.inf:
+        return None
+    return max_requests, period
 
 
 def server_error(
     ret_msg: str, *, ret_type: int, err_code: int | None, proto_id: int
 ) -> ServerError:
-    """Build the most specific `ServerError` subclass for a failed reply."""
-    cls: type[ServerError] = ServerError
-    for pattern, candidate in _CLASSIFIERS:
-        if pattern.search(ret_msg):
-            cls = candidate
-            break
-    return cls(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
+    """Build the most specific `ServerError` subclass for a failed reply.
+
+    This is the one place a refusal's text is classified: a `RateLimitError` (with the budget it
+    states as ``quota``), an `UnknownSecurityError`, or else a plain `ServerError`.
+    """
+    if english := _RATE_LIMIT_EN.search(ret_msg):
+        quota = _budget(english[1], english[2])
+    elif chinese := _RATE_LIMIT_ZH.search(ret_msg):
+        quota = _budget(chinese[2], chinese[1])
+    else:
+        cls = UnknownSecurityError if _UNKNOWN_SECURITY.search(ret_msg) else ServerError
+        return cls(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
+    return RateLimitError(
+        ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id, quota=quota
+    )

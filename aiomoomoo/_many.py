@@ -2,28 +2,40 @@
 
 Each symbol's walk runs in its own task, at most ``concurrency`` at a time; every request still
 goes through the client's quota, so the walks share OpenD's budget fairly (first come, first
-served). A symbol that fails is reported with its error; the other symbols' data is kept.
+served). A symbol that fails is reported with its error; the other symbols' data is kept. The
+walks are given as a `FetchHistory` callable, so this module needs no client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 
 from ._arguments import check_num, check_since
 from ._errors import MoomooError
 from ._frames import empty_frame
+from ._paging import ShortInterestPage
 from ._security import Market, Security, parse_code
 
-if TYPE_CHECKING:
-    from ._client import Client, ShortInterestPage
+__all__ = ["FetchHistory", "FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
 
-__all__ = ["FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
+
+class FetchHistory(Protocol):
+    """Walk one security's whole history into a frame (arguments already checked)."""
+
+    def __call__(
+        self,
+        security: Security,
+        *,
+        num: int | None,
+        since: dt.date | None,
+        on_page: Callable[[ShortInterestPage], None] | None,
+    ) -> Awaitable[pd.DataFrame]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +107,7 @@ def _check_concurrency(concurrency: object) -> int:
 
 
 async def iter_many(
-    client: Client,
+    fetch_history: FetchHistory,
     codes: Iterable[str],
     *,
     since: dt.date | str | None = None,
@@ -129,7 +141,7 @@ async def iter_many(
                     counts["rows"] += len(page)
                     report("page", security.code)
 
-                frame = await client._history(security, num=num, since=cutoff, on_page=on_page)
+                frame = await fetch_history(security, num=num, since=cutoff, on_page=on_page)
             except MoomooError as error:
                 counts["done"] += 1
                 report("failed", security.code)
@@ -149,7 +161,7 @@ async def iter_many(
 
 
 async def fetch_many(
-    client: Client,
+    fetch_history: FetchHistory,
     codes: Iterable[str],
     *,
     since: dt.date | str | None = None,
@@ -167,7 +179,7 @@ async def fetch_many(
     securities = _parse_codes(codes)
     results: dict[str, SymbolResult] = {}
     async for result in iter_many(
-        client,
+        fetch_history,
         [s.code for s in securities],
         since=since,
         num=num,

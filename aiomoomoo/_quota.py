@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import logging
+import math
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol, runtime_checkable
@@ -26,8 +29,11 @@ __all__ = [
     "RequestLimiter",
     "SlidingWindowLimiter",
     "adapt_rate_limit",
+    "adopt_server_budget",
     "unwrap_rate_limit",
 ]
+
+logger = logging.getLogger("aiomoomoo")
 
 
 @runtime_checkable
@@ -46,49 +52,109 @@ class SlidingWindowLimiter:
     Use one instance per OpenD account: pass it as ``rate_limit=`` to every
     `aiomoomoo.Client` that shares the account's quota. Clients use `slot`, which
     knows when the reply came; `acquire` is for other code that wants the same budget and
-    counts from the grant.
+    counts from the grant. It serves one event loop at a time, and may move on to another once
+    the first has finished (successive ``asyncio.run()`` calls); `tighten` adopts a budget the
+    server states.
     """
 
     __slots__ = (
+        "_configured",
         "_done",
         "_in_flight",
+        "_limits",
+        "_longest",
         "_slot",
         "_timer",
         "_timer_at",
+        "_timer_loop",
         "_waiters",
-        "max_requests",
-        "period",
     )
 
     def __init__(self, max_requests: int = 30, period: float = 30.0) -> None:
-        if isinstance(max_requests, bool) or not isinstance(max_requests, int):
-            raise TypeError(f"max_requests must be an int, got {max_requests!r}")
-        if max_requests < 1:
-            raise ValueError(f"max_requests must be at least 1, got {max_requests!r}")
-        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
-            raise ValueError(f"period must be a positive number of seconds, got {period!r}")
-        self.max_requests = max_requests
-        self.period = float(period)
+        window = _check_window(max_requests, period)
+        # Every window in force, shortest first; the one given here until `tighten` replaces it.
+        self._limits: tuple[tuple[int, float], ...] = (window,)
+        self._configured: tuple[int, float] | None = window
+        self._longest = window[1]
         self._in_flight = 0
         # Completion times, appended as requests finish, so they are already in order.
         self._done: collections.deque[float] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         # Stateless, so one serves every request.
         self._slot = _Slot(self._acquire, self._release)
 
     def __repr__(self) -> str:
+        limits = "+".join(f"{count}/{period:g}s" for count, period in self._limits)
         return (
-            f"<SlidingWindowLimiter {self.max_requests}/{self.period:g}s "
+            f"<SlidingWindowLimiter {limits} "
             f"in_flight={self._in_flight} recent={len(self._done)} "
             f"waiting={sum(not w.done() for w in self._waiters)}>"
         )
 
+    @property
+    def max_requests(self) -> int:
+        """How many requests the (shortest) window admits."""
+        return self._limits[0][0]
+
+    @property
+    def period(self) -> float:
+        """The (shortest) window's length in seconds."""
+        return self._limits[0][1]
+
+    @property
+    def limits(self) -> tuple[tuple[int, float], ...]:
+        """Every ``(max_requests, period)`` window in force, shortest first.
+
+        One window unless `tighten` learned budgets from the server that no single window covers.
+        """
+        return self._limits
+
+    def tighten(self, max_requests: int, period: float) -> bool:
+        """Adopt a budget the server stated, ``max_requests`` per ``period`` s, if ours overruns it.
+
+        Nothing changes (and False is returned) when a window already in force keeps within the
+        budget: ``n`` per ``p`` seconds lets at most ``n * ceil(period / p)`` requests into any
+        ``period`` seconds, so a budget the limiter already honours (a refusal caused by another
+        process sharing the account) never loosens it. Otherwise the budget becomes a window of
+        the limiter for the rest of its life: it replaces the window the limiter was created
+        with, which was only a guess at the server's budget and has just been shown to overrun
+        it, and joins any budget learned before, so the limiter never lets through more than
+        any budget the server has stated. Queued requests wait by the new windows. The change is
+        logged once, as a warning on the ``aiomoomoo`` logger.
+        """
+        window = _check_window(max_requests, period)
+        if any(_keeps_within(limit, window) for limit in self._limits):
+            return False
+        learned = [
+            limit
+            for limit in self._limits
+            if limit != self._configured and not _keeps_within(window, limit)
+        ]
+        before = self._limits
+        self._limits = tuple(sorted([window, *learned], key=lambda limit: limit[1]))
+        self._configured = None
+        self._longest = max(limit[1] for limit in self._limits)
+        logger.warning(
+            "OpenD allows %d requests per %g s, fewer than this client's limiter (%s) lets "
+            "through: limiting to %s from now on",
+            window[0],
+            window[1],
+            _describe(before),
+            _describe(self._limits),
+        )
+        # The window given up may have been the one that held the queue back longest. Without
+        # a running loop nothing can be waiting on this one.
+        if _running_loop() is not None:
+            self._wake()
+        return True
+
     def has_capacity(self) -> bool:
         """Whether a request could be granted right now without waiting."""
-        self._expire(asyncio.get_running_loop().time())
-        return not self._waiting() and self._used() < self.max_requests
+        now = asyncio.get_running_loop().time()
+        return not self._waiting() and self._next_free(now) == now
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         """Wait for a slot, run the body (send and await the reply), then start its cool-down."""
@@ -97,6 +163,16 @@ class SlidingWindowLimiter:
     def _release(self) -> None:
         self._in_flight -= 1
         self._done.append(asyncio.get_running_loop().time())
+        self._wake()
+
+    # The client's three steps (_grant, then _release or _give_back), apart so a timed-out
+    # request can keep its slot until OpenD is provably past it: a granted slot is released
+    # (counted from now) once the request is done with, or given back if it was never sent.
+    async def _grant(self) -> None:
+        await self._acquire()
+
+    def _give_back(self) -> None:
+        self._in_flight -= 1
         self._wake()
 
     async def acquire(self) -> None:
@@ -116,23 +192,38 @@ class SlidingWindowLimiter:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _used(self) -> int:
-        return self._in_flight + len(self._done)
-
     def _waiting(self) -> bool:
-        while self._waiters and self._waiters[0].done():
-            self._waiters.popleft()
-        return bool(self._waiters)
+        waiters = self._waiters
+        # A waiter of a loop that was closed under it can never run: granting it would raise
+        # and lose the slot, keeping it would block the queue for ever.
+        while waiters and (waiters[0].done() or waiters[0].get_loop().is_closed()):
+            waiters.popleft()
+        return bool(waiters)
 
-    def _expire(self, now: float) -> None:
-        done, period = self._done, self.period
-        while done and done[0] + period <= now:
+    def _next_free(self, now: float) -> float | None:
+        """When one more request fits in every window: ``now`` if it does, None if only a
+        reply can make room; stamps too old for any window are dropped on the way."""
+        done, longest = self._done, self._longest
+        while done and done[0] + longest <= now:
             done.popleft()
+        at = now
+        for count, period in self._limits:
+            # The stamps still inside this window: the same test as the expiry above, so the
+            # time a timer is armed for is exactly the time the window is seen to free.
+            first = 0 if period == longest else bisect_right(done, now, key=lambda d: d + period)
+            recent = len(done) - first
+            excess = self._in_flight + recent - count + 1
+            if excess <= 0:
+                continue
+            if excess > recent:
+                return None
+            at = max(at, done[first + excess - 1] + period)
+        return at
 
     async def _acquire(self) -> None:
         loop = asyncio.get_running_loop()
-        self._expire(loop.time())
-        if not self._waiting() and self._used() < self.max_requests:
+        now = loop.time()
+        if not self._waiting() and self._next_free(now) == now:
             self._in_flight += 1
             return
         waiter: asyncio.Future[None] = loop.create_future()
@@ -149,21 +240,61 @@ class SlidingWindowLimiter:
 
     def _wake(self) -> None:
         loop = asyncio.get_running_loop()
-        self._expire(loop.time())
-        while self._waiting() and self._used() < self.max_requests:
+        stale = self._timer_loop
+        if self._timer is not None and stale is not loop:
+            # Armed in a loop that has finished (an earlier asyncio.run()): it will never fire,
+            # and must not stop this loop from arming its own.
+            if stale is not None and not stale.is_closed():
+                self._timer.cancel()
+            self._timer = None
+        now = loop.time()
+        at = self._next_free(now)
+        while at == now and self._waiting():
             self._in_flight += 1
             self._waiters.popleft().set_result(None)
-        if self._waiting() and self._done:
-            at = self._done[0] + self.period
-            if self._timer is None or self._timer_at != at:
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._timer_at = at
-                self._timer = loop.call_at(at, self._on_timer)
+            at = self._next_free(now)
+        armed = self._timer is not None and self._timer_at == at
+        if at is not None and at != now and not armed and self._waiting():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at
+            self._timer_loop = loop
+            self._timer = loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._wake()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _check_window(max_requests: object, period: object) -> tuple[int, float]:
+    if isinstance(max_requests, bool) or not isinstance(max_requests, int):
+        raise TypeError(f"max_requests must be an int, got {max_requests!r}")
+    if max_requests < 1:
+        raise ValueError(f"max_requests must be at least 1, got {max_requests!r}")
+    if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
+        raise ValueError(f"period must be a positive number of seconds, got {period!r}")
+    return max_requests, float(period)
+
+
+def _keeps_within(window: tuple[int, float], budget: tuple[int, float]) -> bool:
+    """Whether ``window`` (n per p seconds) never lets more than ``budget`` into its period.
+
+    Any ``budget`` period is covered by ``ceil(period / p)`` consecutive windows of ``p``.
+    """
+    count, period = window
+    # Rounded first: 3 / 0.3 is 10.000000000000002 in floating point, not 11 windows.
+    return count * math.ceil(round(budget[1] / period, 9)) <= budget[0]
+
+
+def _describe(limits: tuple[tuple[int, float], ...]) -> str:
+    return " and ".join(f"{count} per {period:g} s" for count, period in limits)
 
 
 class _Slot:
@@ -200,6 +331,15 @@ class _NoLimit:
     def slot(self) -> AbstractAsyncContextManager[None]:
         return _FREE_SLOT
 
+    async def _grant(self) -> None:
+        return None
+
+    def _release(self) -> None:
+        return None
+
+    def _give_back(self) -> None:
+        return None
+
 
 class _Acquiring:
     """Wraps a user's limiter (aiolimiter's, or any ``acquire()``) into the ``slot()`` shape."""
@@ -215,6 +355,15 @@ class _Acquiring:
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         return self._slot
+
+    async def _grant(self) -> None:
+        await self.limiter.acquire()
+
+    def _release(self) -> None:
+        return None  # the wrapped limiter counts from acquire()
+
+    def _give_back(self) -> None:
+        return None
 
 
 Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
@@ -264,3 +413,15 @@ def adapt_rate_limit(rate_limit: object) -> Quota:
         "rate_limit must be (max_requests, period_seconds), None, a SlidingWindowLimiter or "
         f"an object with an async acquire() such as aiolimiter.AsyncLimiter; got {rate_limit!r}"
     )
+
+
+def adopt_server_budget(quota: Quota, budget: tuple[int, float] | None) -> bool:
+    """Tighten a client's limiter to the budget OpenD stated in a refusal, if it overruns it.
+
+    ``budget`` is `aiomoomoo.RateLimitError.quota`. Only a `SlidingWindowLimiter` learns (see
+    `SlidingWindowLimiter.tighten`); a user's own limiter and ``rate_limit=None`` are left as
+    configured. True if the limiter changed.
+    """
+    if budget is None or not isinstance(quota, SlidingWindowLimiter):
+        return False
+    return quota.tighten(*budget)

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiomoomoo import RequestLimiter, SlidingWindowLimiter
-from aiomoomoo._quota import adapt_rate_limit
+from aiomoomoo._quota import adapt_rate_limit, adopt_server_budget
 
 pytestmark = pytest.mark.anyio
 
@@ -551,3 +551,266 @@ def test_adapt_refuses_what_it_cannot_use(
 ) -> None:
     with pytest.raises(error, match=message):
         adapt_rate_limit(rate_limit)
+
+
+# -- one limiter, successive event loops -----------------------------------------------------
+
+
+def test_a_limiter_outlives_its_event_loop() -> None:
+    # A notebook or a blocking wrapper runs one asyncio.run() after another with one limiter.
+    # The first run ends with a waiter queued, so a timer is armed in a loop that then closes;
+    # the second run must still wait for the window, and be woken at its end.
+    limiter = SlidingWindowLimiter(1, 0.3)
+
+    async def first() -> None:
+        await limiter.acquire()
+        waiter = asyncio.get_running_loop().create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+
+    async def second() -> float:
+        start = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            await limiter.acquire()
+        return asyncio.get_running_loop().time() - start
+
+    asyncio.run(first())
+    waited = asyncio.run(second())
+    assert 0 < waited < 5
+    assert "waiting=0" in repr(limiter)
+
+
+def test_a_waiter_of_a_closed_loop_blocks_nobody() -> None:
+    # A loop closed without cancelling its tasks leaves a waiter that can never run: granting it
+    # would fail, keeping it at the head of the queue would block every later request.
+    limiter = SlidingWindowLimiter(1, 0.2)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(limiter.acquire())
+        stranded = loop.create_task(limiter.acquire())
+        loop.run_until_complete(asyncio.sleep(0))
+        assert not stranded.done()
+    finally:
+        loop.close()
+
+    async def later() -> None:
+        async with asyncio.timeout(5):
+            await limiter.acquire()
+
+    asyncio.run(later())
+    assert "in_flight=0 recent=1 waiting=0" in repr(limiter)
+
+
+def test_successive_loops_get_exact_grant_times() -> None:
+    """The same, on a fake clock both loops share: the second loop's waiter goes exactly at 10."""
+    limiter = SlidingWindowLimiter(1, 10)
+    clock = FakeClock()
+    grants: list[float] = []
+
+    async def first(clock: FakeClock) -> None:
+        await limiter.acquire()
+        grants.append(clock.now)
+        asyncio.get_running_loop().create_task(limiter.acquire())
+        await clock.advance(5)
+
+    async def second(clock: FakeClock) -> None:
+        task = asyncio.get_running_loop().create_task(limiter.acquire())
+        await clock.advance_to(9.999)
+        assert not task.done()
+        await clock.advance_to(10)
+        await finish(task)
+        grants.append(clock.now)
+
+    for main in (first, second):
+        runner = asyncio.Runner()
+        # Patched until the runner has closed: its shutdown must not see the real clock.
+        with mock.patch.object(runner.get_loop(), "time", clock.time), runner:
+            runner.run(main(clock))
+    assert grants == [0, 10]
+
+
+# -- tighten: adopting the budget the server states ------------------------------------------
+
+
+def test_tighten_adopts_a_budget_the_limiter_overruns(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = SlidingWindowLimiter(30, 30)
+    # 30 in 30 s may put all 30 into 3 s: over a budget of 5 per 3 s.
+    assert limiter.tighten(5, 3) is True
+    assert limiter.limits == ((5, 3.0),)
+    assert (limiter.max_requests, limiter.period) == (5, 3.0)
+    assert repr(limiter) == "<SlidingWindowLimiter 5/3s in_flight=0 recent=0 waiting=0>"
+    # The same budget again, or a looser one, changes nothing and logs nothing more.
+    assert limiter.tighten(5, 3) is False
+    assert limiter.tighten(60, 30) is False
+    assert limiter.tighten(10, 3.0) is False
+    assert limiter.limits == ((5, 3.0),)
+    messages = [r.getMessage() for r in caplog.records if r.name == "aiomoomoo"]
+    assert messages == [
+        "OpenD allows 5 requests per 3 s, fewer than this client's limiter (30 per 30 s) lets "
+        "through: limiting to 5 per 3 s from now on"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("configured", "budget", "changes"),
+    [
+        ((30, 30), (30, 30), False),  # the same
+        ((30, 30), (5, 3), True),  # a higher rate, but ours puts 30 into 3 s
+        ((30, 30), (20, 60), True),  # a lower rate: ours lets 60 into 60 s
+        ((1, 1), (5, 3), False),  # at most 3 in any 3 s
+        ((2, 1), (5, 3), True),  # up to 6 in 3 s
+        ((5, 3), (30, 30), True),  # up to 50 in 30 s
+        ((3, 0.3), (30, 3), False),  # 3 / 0.3 is not exactly 10 in floating point
+        ((4, 30), (4, 30), False),  # a refusal caused by another process: nothing to learn
+    ],
+)
+def test_tighten_compares_budgets_as_windows(
+    configured: tuple[int, float], budget: tuple[int, float], changes: bool
+) -> None:
+    limiter = SlidingWindowLimiter(*configured)
+    assert limiter.tighten(*budget) is changes
+    expected = budget if changes else configured
+    assert limiter.limits == ((expected[0], float(expected[1])),)
+
+
+def test_budgets_learned_from_the_server_add_up() -> None:
+    limiter = SlidingWindowLimiter(30, 30)
+    assert limiter.tighten(5, 3)
+    # Neither 5 per 3 s nor 20 per 30 s keeps within the other: both hold from now on.
+    assert limiter.tighten(20, 30)
+    assert list(limiter.limits) == [(5, 3.0), (20, 30.0)]
+    assert repr(limiter).startswith("<SlidingWindowLimiter 5/3s+20/30s ")
+    # A stricter one replaces the budget it covers and keeps the other...
+    assert limiter.tighten(3, 3)
+    assert list(limiter.limits) == [(3, 3.0), (20, 30.0)]
+    # ...or both, when it also keeps within the long one (2 per 3 s is 20 per 30 s at most).
+    assert limiter.tighten(2, 3)
+    assert list(limiter.limits) == [(2, 3.0)]
+    assert not limiter.tighten(40, 30)
+
+
+async def test_learned_windows_all_hold(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(30, 30)
+    limiter.tighten(5, 3)
+    limiter.tighten(20, 30)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(30)]
+    for when in range(0, 37, 3):
+        await clock.advance_to(when)
+    await finish(*tasks)
+    # 5 every 3 s until 20 are in the last 30 s; then the oldest five leave the long window.
+    expected = [0] * 5 + [3] * 5 + [6] * 5 + [9] * 5 + [30] * 5 + [33] * 5
+    assert [t for _, t in log.grants] == expected
+
+
+async def test_tighten_takes_effect_for_queued_requests(clock: FakeClock) -> None:
+    # Looser in the long run: the queue, held for 30 s by the old window, goes at 3 s.
+    limiter = SlidingWindowLimiter(10, 30)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(17)]
+    await settle()
+    assert len(log.grants) == 10
+    assert limiter.tighten(5, 3)
+    await clock.advance_to(2.999)
+    assert len(log.grants) == 10
+    await clock.advance_to(3)
+    assert len(log.grants) == 15
+    await clock.advance_to(6)
+    await finish(*tasks)
+    assert [t for _, t in log.grants] == [0] * 10 + [3] * 5 + [6] * 2
+
+
+async def test_tighten_holds_queued_requests_to_the_stricter_budget(clock: FakeClock) -> None:
+    # The timer armed for the old window fires first; the queue must wait for the new one.
+    limiter = SlidingWindowLimiter(10, 1)
+    log = Log(clock)
+    tasks = [log.acquire(limiter, str(i)) for i in range(13)]
+    await settle()
+    assert limiter.tighten(2, 5)
+    await clock.advance_to(1)
+    await clock.advance_to(4.999)
+    assert len(log.grants) == 10
+    await clock.advance_to(5)
+    await clock.advance_to(10)
+    await finish(*tasks)
+    assert [t for _, t in log.grants] == [0] * 10 + [5] * 2 + [10]
+
+
+def test_tighten_refuses_what_is_no_budget() -> None:
+    limiter = SlidingWindowLimiter()
+    with pytest.raises(ValueError, match="max_requests must be at least 1, got 0"):
+        limiter.tighten(0, 3)
+    with pytest.raises(ValueError, match="period must be a positive number of seconds"):
+        limiter.tighten(5, 0)
+    with pytest.raises(TypeError, match="max_requests must be an int"):
+        limiter.tighten(5.0, 3)  # type: ignore[arg-type]
+    assert limiter.limits == ((30, 30.0),)
+
+
+async def test_only_a_sliding_window_limiter_learns_the_servers_budget() -> None:
+    own = SlidingWindowLimiter(30, 30)
+    assert adopt_server_budget(own, (5, 3.0))
+    assert own.limits == ((5, 3.0),)
+    assert not adopt_server_budget(own, None)
+    leaky = aiolimiter.AsyncLimiter(30, 30)
+    assert not adopt_server_budget(adapt_rate_limit(leaky), (5, 3.0))
+    assert (leaky.max_rate, leaky.time_period) == (30, 30)
+    assert not adopt_server_budget(adapt_rate_limit(None), (5, 3.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(schedules, st.integers(1, 4), st.integers(1, 6), st.integers(0, 20))
+def test_no_window_holds_more_than_any_budget_after_tightening(
+    schedule: tuple[int, int, list[Planned]], count: int, period: int, tighten_at: int
+) -> None:
+    """After `tighten`, every grant fits every window in force, whatever the schedule."""
+    max_requests, own_period, plan = schedule
+    outcomes = [Outcome() for _ in plan]
+    limiter = SlidingWindowLimiter(max_requests, own_period)
+
+    async def main(clock: FakeClock) -> None:
+        async def request(planned: Planned, outcome: Outcome) -> None:
+            await asyncio.sleep(planned.arrival)
+            outcome.arrived = clock.now
+            if not planned.use_slot:
+                await limiter.acquire()
+                outcome.granted = outcome.released = clock.now
+                return
+            async with limiter.slot():
+                outcome.granted = clock.now
+                try:
+                    await asyncio.sleep(planned.hold)
+                finally:
+                    outcome.released = clock.now
+
+        tasks = [
+            asyncio.get_running_loop().create_task(request(p, o))
+            for p, o in zip(plan, outcomes, strict=True)
+        ]
+        await settle()
+        for now in range(1, 500):
+            if all(task.done() for task in tasks):
+                break
+            await clock.advance_to(now)
+            if now == tighten_at:
+                limiter.tighten(count, period)
+            for planned, task in zip(plan, tasks, strict=True):
+                if planned.cancel_at == now:
+                    task.cancel()
+            await settle()
+        assert all(task.done() for task in tasks), "requests still waiting at the horizon"
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run_on_fake_clock(main)
+
+    for window_count, window_period in limiter.limits:
+        used = [
+            (o.granted, o.released + window_period)
+            for o in outcomes
+            if o.granted is not None and o.released is not None
+        ]
+        for start, _ in used:
+            if start <= tighten_at:
+                continue
+            in_use = sum(1 for begin, end in used if begin <= start < end)
+            assert in_use <= window_count, f"{in_use} in use at {start}: {used}"

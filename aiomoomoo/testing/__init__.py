@@ -10,6 +10,8 @@ connect to it unmodified::
             ...
 """
 
+from ._data import load_histories
+from ._faults import Faults
 from ._history import (
     BUILTIN_PROFILES,
     DEFAULT_AS_OF,
@@ -18,7 +20,8 @@ from ._history import (
     UsRow,
     generate_history,
 )
-from ._simulator import Faults, OpenDSimulator, Quota, SimulatorStats, SimulatorThread
+from ._simulator import OpenDSimulator, SimulatorThread
+from ._stats import Quota, SimulatorStats
 
 __all__ = [
     # The simulator
@@ -34,4 +37,5 @@ __all__ = [
     "SymbolProfile",
     "UsRow",
     "generate_history",
+    "load_histories",
 ]

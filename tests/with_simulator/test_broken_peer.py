@@ -1,8 +1,8 @@
 """Peers that break the protocol, and the review's edge cases around them.
 
 A scripted server answers InitConnect the way it is told to and then misbehaves; the client must
-report each case as what it is, promptly, and never retry a broken peer as if it had only
-dropped the line.
+report each case as what it is, promptly; a broken stream is dropped like a lost line, and only a
+peer that keeps breaking it fails the request with a `ProtocolError`.
 """
 
 from __future__ import annotations
@@ -83,15 +83,17 @@ def corrupt_short_interest(proto_id: int, serial: int, body: bytes) -> bytes:
     return bytes(frame)
 
 
-async def test_a_broken_peer_is_a_protocol_error_and_is_not_retried() -> None:
+async def test_a_peer_that_keeps_corrupting_is_a_protocol_error_after_the_retries() -> None:
+    # Issue 9 item 5: one corrupt frame is a broken connection, resent on a new one; only a
+    # peer that corrupts every time ends the request, with the ProtocolError that names why.
     async with (
         scripted(corrupt_short_interest) as (host, port, received),
-        Client(host, port, rate_limit=None, retries=3) as client,
+        Client(host, port, rate_limit=None, retries=3, reconnect_delay=(0.01, 0.02)) as client,
     ):
         with pytest.raises(ProtocolError, match="SHA-1 mismatch") as info:
             await client.get_short_interest("US.AAPL")
         assert not isinstance(info.value, ConnectionLostError)
-    assert received.count(ProtoId.GET_SHORT_INTEREST) == 1
+    assert received.count(ProtoId.GET_SHORT_INTEREST) == 4
 
 
 async def test_an_init_connect_reply_without_connection_data_is_refused() -> None:
@@ -145,15 +147,17 @@ async def test_cancelling_close_reaches_its_caller() -> None:
 
 
 def test_server_errors_and_fetch_many_errors_survive_pickling() -> None:
-    error = server_error("rate limit exceeded", ret_type=-1, err_code=3, proto_id=3249)
+    refusal = "X is too frequent, request failed, no more than 5 times every 3 seconds."
+    error = server_error(refusal, ret_type=-1, err_code=3, proto_id=3249)
     assert isinstance(error, RateLimitError)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is RateLimitError
-    assert (copy.ret_msg, copy.ret_type, copy.err_code, copy.proto_id) == (
-        "rate limit exceeded",
+    assert (copy.ret_msg, copy.ret_type, copy.err_code, copy.proto_id, copy.quota) == (
+        refusal,
         -1,
         3,
         3249,
+        (5, 3.0),
     )
     assert str(copy) == str(error)
     plain = pickle.loads(pickle.dumps(ServerError("x", ret_type=-1, err_code=None, proto_id=1)))

@@ -410,6 +410,7 @@ async def test_a_shared_limiter_keeps_two_clients_under_one_quota() -> None:
     assert PERIOD * 2 <= elapsed <= PERIOD * 2 * 1.25
 
 
+@pytest.mark.usefixtures("opend_wording")
 async def test_aiolimiter_leaky_bucket_overruns_the_strict_quota() -> None:
     # AsyncLimiter(10, 0.5) lets 10 through at once and then one every 0.05 s: 19 inside the
     # first half second, which OpenD's sliding window refuses.
@@ -420,10 +421,11 @@ async def test_aiolimiter_leaky_bucket_overruns_the_strict_quota() -> None:
     refused = [r for r in results if isinstance(r, RateLimitError)]
     assert refused
     assert len(refused) == sim.stats.rate_limited
-    assert "rate limit exceeded" in str(refused[0])
+    assert "is too frequent, request failed" in str(refused[0])
     assert refused[0].err_code == 3
 
 
+@pytest.mark.usefixtures("opend_wording")
 async def test_aiolimiter_works_when_our_retry_covers_its_overrun() -> None:
     async with serving(quota=Quota(MAX_REQUESTS, PERIOD)) as sim:
         leaky = aiolimiter.AsyncLimiter(MAX_REQUESTS, PERIOD)
@@ -434,6 +436,7 @@ async def test_aiolimiter_works_when_our_retry_covers_its_overrun() -> None:
     assert len(sim.stats.accepted_at) == 25
 
 
+@pytest.mark.usefixtures("opend_wording")
 async def test_rate_limit_from_opend_is_retried_within_a_bound() -> None:
     # Another process on the same account has used the quota up: OpenD refuses although this
     # client's own limiter has room. The client waits and retries, up to rate_limit_wait.
@@ -454,10 +457,12 @@ async def test_rate_limit_from_opend_is_retried_within_a_bound() -> None:
         ):
             await asyncio.gather(*(other.get_short_interest("US.AAPL") for _ in range(4)))
             start = time.monotonic()
-            with pytest.raises(RateLimitError, match="rate limit exceeded") as refused:
+            with pytest.raises(RateLimitError, match="is too frequent") as refused:
                 await client.get_short_interest("US.MSFT")
             waited = time.monotonic() - start
-    assert refused.value.ret_msg.startswith("rate limit exceeded: at most 4 requests")
+            # The account's budget is one this client keeps within: it is not changed.
+            assert client.rate_limiter.limits == ((4, PERIOD),)  # type: ignore[union-attr]
+    assert refused.value.quota == (4, PERIOD)
     assert 0.2 <= waited <= 1.0
 
 

@@ -41,7 +41,7 @@ def connection_of(client: Client) -> Connection:
 
 def waiting_requests(connection: Connection) -> list[int]:
     """Serials of requests a caller still waits for (KeepAlives have no caller)."""
-    return [serial for serial, (_, future) in connection._pending.items() if future is not None]
+    return [serial for serial, entry in connection._pending.items() if entry.future is not None]
 
 
 async def eventually(condition: Any, timeout: float = 2.0) -> None:
@@ -364,7 +364,7 @@ async def test_an_abort_wakes_requests_waiting_to_write() -> None:
         connection = connection_of(client)
         connection.pause_writing()
         waiting = asyncio.create_task(
-            connection.request(ProtoId.GET_SHORT_INTEREST, b"", timeout=None)
+            connection.request(ProtoId.GET_SHORT_INTEREST, b"", decode=bytes)
         )
         await asyncio.sleep(0.01)
         assert not waiting.done()

@@ -1,0 +1,276 @@
+"""The dataset commands: ``sync`` keeps a store current, ``export`` writes it, ``plot`` draws it.
+
+`STORE_SUBCOMMANDS` holds their ``_add_<name>_parser`` functions for `aiomoomoo._cli` to
+register. The progress bar (``rich``, extra ``cli``) and the chart (``matplotlib``, extra
+``plot``) are imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ._cli_export import SubParsers, add_export_parser, add_plot_parser, code_arg, fail
+from ._client import Client
+from ._errors import MoomooError
+from ._security import Market, parse_code
+from ._store import ShortInterestStore
+from ._sync import SyncReport, is_due
+from .testing import OpenDSimulator, Quota
+
+if TYPE_CHECKING:
+    from ._sync import SyncProgress
+
+__all__ = ["STORE_SUBCOMMANDS", "read_universe"]
+
+# Pages a never-synced code is guessed to take when the store has no complete code of its
+# market to learn from: about eight years of history, 50 rows a page.
+_GUESSED_PAGES: Final = {Market.US: 4, Market.HK: 8}
+
+
+def _rate_limit(text: str) -> tuple[int, float]:
+    try:
+        quota = Quota.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("quota", "rate limit", 1)) from None
+    return quota.max_requests, quota.period
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def read_universe(path: Path) -> list[str]:
+    """The codes in ``path``: one per line, or a CSV file's ``code`` column.
+
+    Blank lines and lines starting with ``#`` are skipped. A line that is not a code, or a code
+    listed twice, raises ``ValueError`` naming the file and line, so nothing is sent.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    lines = text.splitlines()
+    header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    fields = [name.strip().lower() for name in next(csv.reader([header]), [])]
+    column = fields.index("code") if "code" in fields and "," in header else None
+    codes: dict[str, int] = {}
+    seen_header = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if column is not None:
+            if not seen_header:
+                seen_header = True
+                continue
+            cells = next(csv.reader([line]), [])
+            value = cells[column].strip() if column < len(cells) else ""
+        else:
+            value = line.strip()
+        try:
+            code = parse_code(value).code
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: {value!r} is not a code: {exc}") from None
+        if code in codes:
+            raise ValueError(
+                f"{path}:{number}: {code} is listed twice (first on line {codes[code]})"
+            )
+        codes[code] = number
+    return list(codes)
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+
+def _add_sync_parser(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "sync",
+        help="bring a local short-interest store up to date",
+        description=(
+            "Fetch what is new for each code into a SQLite store: whole histories for codes never "
+            "seen, the newest pages for the others, nothing for codes whose next publication "
+            "cannot have happened yet. A killed sync loses nothing; the next one continues."
+        ),
+    )
+    parser.add_argument("codes", nargs="*", metavar="CODE", type=code_arg, help="e.g. US.AAPL")
+    parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
+    parser.add_argument("--universe", type=Path, metavar="FILE", help="codes, one per line or CSV")
+    parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
+    parser.add_argument("--port", type=_port, default=11111, help="OpenD's port (default 11111)")
+    parser.add_argument("--demo", action="store_true", help="sync from the built-in simulator")
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=(30, 30.0),
+        metavar="N/SECONDS",
+        help="requests allowed in any SECONDS (default 30/30, OpenD's)",
+    )
+    parser.add_argument("--full", action="store_true", help="re-read every page of every code")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the requests expected and the least time"
+    )
+    parser.set_defaults(run=_run_sync)
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    codes = list(args.codes)
+    if args.universe is not None:
+        try:
+            codes += read_universe(args.universe)
+        except OSError as exc:
+            return fail("sync", f"cannot read {args.universe}: {exc.strerror or exc}", 2)
+        except ValueError as exc:
+            return fail("sync", str(exc), 2)
+    codes = list(dict.fromkeys(codes))
+    if not codes:
+        return fail("sync", "no codes: give CODE arguments or --universe FILE", 2)
+    try:
+        store = ShortInterestStore(args.store)
+    except Exception as exc:  # sqlite3 errors, a directory in the way, ...
+        return fail("sync", f"cannot open the store {args.store}: {exc}")
+    with store:
+        if args.dry_run:
+            return _dry_run(store, codes, args)
+        logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+        with _progress_bar(_expected_requests(store, codes, args.full)[0]) as on_progress:
+            try:
+                report = asyncio.run(_sync(store, codes, args, on_progress))
+            except MoomooError as exc:
+                return fail("sync", str(exc))
+            except KeyboardInterrupt:
+                return 130
+    print(_summary(report))
+    for code, error in report.failures.items():
+        fail("sync", f"{code}: {error}")
+    return 0 if report.ok else 1
+
+
+async def _sync(
+    store: ShortInterestStore,
+    codes: list[str],
+    args: argparse.Namespace,
+    on_progress: Callable[[SyncProgress], None] | None,
+) -> SyncReport:
+    async with contextlib.AsyncExitStack() as stack:
+        host, port = args.host, args.port
+        if args.demo:
+            limit = Quota(*args.rate_limit)
+            simulator = await stack.enter_async_context(OpenDSimulator(port=0, quota=limit))
+            host, port = simulator.host, simulator.port
+        client = await stack.enter_async_context(Client(host, port, rate_limit=args.rate_limit))
+        return await store.sync(client, codes, full=args.full, on_progress=on_progress)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _expected_requests(store: ShortInterestStore, codes: list[str], full: bool) -> tuple[int, int]:
+    """(requests expected, codes never synced among them, whose page count is a guess)."""
+    stored: dict[str, tuple[str, int, bool]] = {
+        str(code): (str(market), int(rows), bool(complete))
+        for code, market, rows, complete in store.summary()[
+            ["code", "market", "rows", "complete"]
+        ].itertuples(index=False)
+    }
+    pages = dict(_GUESSED_PAGES)
+    for market in Market:
+        known = [
+            math.ceil(rows / 50) for m, rows, done in stored.values() if done and m == market.name
+        ]
+        if known:
+            pages[market] = max(1, round(sum(known) / len(known)))
+    expected = unknown = 0
+    for code in codes:
+        security = parse_code(code)
+        if code not in stored:
+            expected += pages[security.market]
+            unknown += 1
+        elif full:
+            expected += max(1, math.ceil(stored[code][1] / 50))
+        elif is_due(store, security, None):
+            expected += 1 if stored[code][2] else pages[security.market]
+    return expected, unknown
+
+
+def _dry_run(store: ShortInterestStore, codes: list[str], args: argparse.Namespace) -> int:
+    expected, unknown = _expected_requests(store, codes, args.full)
+    count, period = args.rate_limit
+    least = period * (math.ceil(expected / count) - 1) if expected else 0.0
+    due = sum(args.full or is_due(store, parse_code(code), None) for code in codes)
+    print(f"codes: {len(codes)}, due: {due}, not due: {len(codes) - due}")
+    guess = (
+        f" ({unknown} never synced, guessed from the store or typical lengths)" if unknown else ""
+    )
+    print(f"requests expected: {expected}{guess}")
+    print(f"least wall time at {count}/{period:g}s: {_duration(least)}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _summary(report: SyncReport) -> str:
+    return (
+        f"requests sent: {report.requests}; codes synced: {len(report.synced)}, skipped as not "
+        f"due: {len(report.skipped)}, failed: {len(report.failures)}; rows new: "
+        f"{report.rows_new}, revised: {report.rows_revised}; {_duration(report.elapsed)}"
+    )
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[SyncProgress], None] | None]:
+    """A rich progress bar on a terminal's stderr; None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:
+        print("(pip install 'aiomoomoo[cli]' for a progress bar)", file=sys.stderr)
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests, {task.fields[rows]} rows, quota wait {task.fields[wait]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("sync", total=max(total, 1), rows=0, wait="0s")
+
+        def update(progress: SyncProgress) -> None:
+            # The total is an estimate: stretch it when there is more to do than guessed.
+            left = progress.codes_total - progress.codes_done
+            bar.update(
+                task,
+                completed=progress.requests,
+                total=max(total, progress.requests + left),
+                description=f"{progress.codes_done}/{progress.codes_total} codes",
+                rows=progress.rows_new + progress.rows_revised,
+                wait=f"{progress.quota_wait:.0f}s",
+            )
+
+        yield update
+
+
+STORE_SUBCOMMANDS: Final[tuple[Callable[[SubParsers], Any], ...]] = (
+    _add_sync_parser,
+    add_export_parser,
+    add_plot_parser,
+)

@@ -1,0 +1,182 @@
+"""The client's messages: request bodies built, reply bodies turned into checked values.
+
+The only client-side user of `aiomoomoo._proto` (besides the crypto module, which reads the AES
+key out of InitConnect's reply). Every reply passes two checks here, in one place each:
+
+- `decode`-style functions turn bytes into a message and refuse what is not a well-formed reply
+  (undecodable protobuf, text that is not UTF-8) with `ProtocolError`: the connection treats such
+  a reply as a broken stream;
+- `check_ret` turns ``retType != 0`` into the most specific `ServerError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from ._errors import ProtocolError, server_error
+from ._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2, Qot_GetShortInterest_pb2
+from ._security import Security
+from ._wire import ProtoId
+
+__all__ = [
+    "GatewayEvent",
+    "InitReply",
+    "check_ret",
+    "decode_init_connect",
+    "decode_keepalive",
+    "decode_short_interest",
+    "init_connect_request",
+    "init_reply",
+    "keepalive_request",
+    "parse_notify",
+    "short_interest_request",
+]
+
+_CLIENT_VERSION: Final = 300
+_NO_ENCRYPTION: Final = -1  # Common.PacketEncAlgo_None
+_AES_CBC: Final = 2  # Common.PacketEncAlgo_AES_CBC
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """A Notify (1003) push from OpenD: ``type`` is OpenD's NotifyType number.
+
+    ``description`` carries the event text of gateway events (``type == 1``) and is empty for
+    the others.
+    """
+
+    type: int
+    type_name: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitReply:
+    """The connection data of a successful InitConnect reply."""
+
+    conn_id: int
+    server_version: int
+    login_user_id: int
+    keepalive_interval: float
+
+
+def _text(value: object, what: str, proto_id: int) -> str:
+    """``value`` if protobuf decoded it as text; proto2 hands invalid UTF-8 back as bytes."""
+    if isinstance(value, str):
+        return value
+    raise ProtocolError(f"OpenD sent proto {proto_id} with a {what} that is not UTF-8: {value!r}")
+
+
+def _parse(message_type: type[M], body: bytes, proto_id: int) -> M:
+    try:
+        return message_type.FromString(body)
+    except DecodeError as exc:
+        raise ProtocolError(f"OpenD sent an undecodable reply to proto {proto_id}: {exc}") from exc
+
+
+def check_ret(reply: Any, proto_id: int) -> None:
+    """Raise the `ServerError` a failed reply stands for; return for ``retType == 0``."""
+    if reply.retType == 0:
+        return
+    raise server_error(
+        _text(reply.retMsg, "retMsg", proto_id),
+        ret_type=reply.retType,
+        err_code=reply.errCode if reply.HasField("errCode") else None,
+        proto_id=proto_id,
+    )
+
+
+# -- InitConnect -----------------------------------------------------------------------------
+
+
+def init_connect_request(client_id: str, *, encrypted: bool) -> bytes:
+    """The InitConnect body; an encrypted connection asks for AES-CBC as the official client."""
+    c2s = InitConnect_pb2.C2S(
+        clientVer=_CLIENT_VERSION,
+        clientID=client_id,
+        recvNotify=True,
+        packetEncAlgo=_AES_CBC if encrypted else _NO_ENCRYPTION,
+        pushProtoFmt=0,
+        programmingLanguage="Python",
+    )
+    return InitConnect_pb2.Request(c2s=c2s).SerializeToString()
+
+
+def decode_init_connect(body: bytes) -> InitConnect_pb2.Response:
+    """InitConnect's reply, refused with `ProtocolError` if it is not a readable one."""
+    reply = _parse(InitConnect_pb2.Response, body, ProtoId.INIT_CONNECT)
+    _text(reply.retMsg, "retMsg", ProtoId.INIT_CONNECT)
+    return reply
+
+
+def init_reply(reply: InitConnect_pb2.Response) -> InitReply:
+    """The connection data of a decoded reply; `ServerError` or `ProtocolError` if it has none."""
+    check_ret(reply, ProtoId.INIT_CONNECT)
+    if not reply.HasField("s2c"):
+        raise ProtocolError("OpenD accepted InitConnect but sent no connection data")
+    s2c = reply.s2c
+    return InitReply(s2c.connID, s2c.serverVer, s2c.loginUserID, float(s2c.keepAliveInterval))
+
+
+# -- KeepAlive and Notify --------------------------------------------------------------------
+
+
+def keepalive_request() -> bytes:
+    return KeepAlive_pb2.Request(c2s=KeepAlive_pb2.C2S(time=int(time.time()))).SerializeToString()
+
+
+def decode_keepalive(body: bytes) -> KeepAlive_pb2.Response:
+    reply = _parse(KeepAlive_pb2.Response, body, ProtoId.KEEP_ALIVE)
+    _text(reply.retMsg, "retMsg", ProtoId.KEEP_ALIVE)
+    return reply
+
+
+def parse_notify(body: bytes) -> GatewayEvent:
+    """A Notify push as a `GatewayEvent`; `ProtocolError` if it cannot be read."""
+    push = _parse(Notify_pb2.Response, body, ProtoId.NOTIFY)
+    s2c = push.s2c
+    try:
+        name = Notify_pb2.NotifyType.Name(s2c.type).removeprefix("NotifyType_")  # type: ignore[arg-type]
+    except ValueError:
+        name = str(s2c.type)
+    desc = _text(s2c.event.desc, "event text", ProtoId.NOTIFY) if s2c.HasField("event") else ""
+    return GatewayEvent(s2c.type, name, desc)
+
+
+# -- short interest (3249) -------------------------------------------------------------------
+
+
+def short_interest_request(security: Security, next_key: str | None, num: int | None) -> bytes:
+    c2s = Qot_GetShortInterest_pb2.C2S()
+    c2s.security.market = int(security.market)
+    c2s.security.code = security.symbol
+    if next_key is not None:
+        c2s.nextKey = next_key
+    if num is not None:
+        c2s.num = num
+    return Qot_GetShortInterest_pb2.Request(c2s=c2s).SerializeToString()
+
+
+def decode_short_interest(body: bytes) -> Qot_GetShortInterest_pb2.Response:
+    """A 3249 reply whose every text field is UTF-8; `ProtocolError` otherwise."""
+    proto_id = ProtoId.GET_SHORT_INTEREST
+    reply = _parse(Qot_GetShortInterest_pb2.Response, body, proto_id)
+    _text(reply.retMsg, "retMsg", proto_id)
+    s2c = reply.s2c
+    _text(s2c.nextKey, "nextKey", proto_id)
+    _check_rows(s2c.usItemList, proto_id)
+    _check_rows(s2c.hkItemList, proto_id)
+    return reply
+
+
+def _check_rows(items: Iterable[Any], proto_id: int) -> None:
+    for item in items:
+        if type(item.timestampStr) is not str:
+            _text(item.timestampStr, "timestampStr", proto_id)

@@ -1,0 +1,159 @@
+"""Paging through short-interest history: the page object and the walk over a fetch function.
+
+The walk knows nothing of connections: it takes a ``fetch(security, next_key, num)`` coroutine
+and follows ``next_key`` until OpenD says ``"-1"``, refusing a key it has seen before (a gateway
+that loops would otherwise keep a walk going for ever).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ._arguments import END_OF_DATA
+from ._errors import ProtocolError
+from ._frames import HistoryColumns, rows_to_frame
+from ._security import Market, Security
+
+if TYPE_CHECKING:
+    from ._proto import Qot_GetShortInterest_pb2
+
+__all__ = ["FetchPage", "ShortInterestPage", "collect", "walk"]
+
+
+class ShortInterestPage:
+    """One page of short-interest history, newest row first.
+
+    ``us`` and ``hk`` are the official SDK's two DataFrames (the one for the other market is
+    empty); ``frame`` is the one for the code's market. ``next_key`` is the key of the next page,
+    ``"-1"`` when this is the last. Frames are built when first read, so a page you only page
+    through costs no DataFrame.
+    """
+
+    __slots__ = ("_frames", "_rows", "next_key", "security")
+
+    def __init__(
+        self,
+        security: Security,
+        s2c: Qot_GetShortInterest_pb2.S2C,
+        next_key: str,
+    ) -> None:
+        self.security = security
+        """The parsed code: its `Market` and symbol."""
+        self.next_key = next_key
+        """The key of the next page, for `get_short_interest`; ``"-1"`` on the last page."""
+        self._rows: dict[Market, Sequence[Any]] = {
+            Market.US: s2c.usItemList,
+            Market.HK: s2c.hkItemList,
+        }
+        self._frames: dict[Market, pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"<ShortInterestPage {self.code} rows={len(self)} next_key={self.next_key!r}>"
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    @property
+    def code(self) -> str:
+        """The security code the page belongs to, ``"US.AAPL"``."""
+        return self.security.code
+
+    @property
+    def market(self) -> Market:
+        """The code's market."""
+        return self.security.market
+
+    @property
+    def has_more(self) -> bool:
+        """Whether another page follows this one."""
+        return self.next_key != END_OF_DATA
+
+    @property
+    def us(self) -> pd.DataFrame:
+        """US rows, in the official column order (empty for an HK code)."""
+        return self._frame_of(Market.US)
+
+    @property
+    def hk(self) -> pd.DataFrame:
+        """HK rows, in the official column order (empty for a US code)."""
+        return self._frame_of(Market.HK)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows of the code's own market: ``us`` for a US code, ``hk`` for an HK one."""
+        return self._frame_of(self.security.market)
+
+    def _frame_of(self, market: Market) -> pd.DataFrame:
+        frame = self._frames.get(market)
+        if frame is None:
+            frame = self._frames[market] = rows_to_frame(market, self._rows[market])
+            frame.attrs["next_key"] = self.next_key
+        return frame
+
+    def _items(self) -> Sequence[Any]:
+        """The protobuf rows of the code's own market."""
+        return self._rows[self.security.market]
+
+
+FetchPage = Callable[[Security, str | None, int | None], Awaitable[ShortInterestPage]]
+"""Fetch one page: ``(security, next_key, num)``, arguments already checked."""
+
+
+async def walk(
+    fetch: FetchPage,
+    security: Security,
+    *,
+    num: int | None,
+    next_key: str | None = None,
+    since: dt.date | None = None,
+) -> AsyncGenerator[ShortInterestPage, None]:
+    """Yield ``security``'s pages newest first from ``next_key`` (None: the start).
+
+    Stops after the last page, or after the first page that reaches rows older than ``since``.
+    """
+    seen: set[str] = set()
+    key = next_key
+    while True:
+        page = await fetch(security, key, num)
+        yield page
+        if not page.has_more or (since is not None and _reaches(page, since)):
+            return
+        if not page.next_key or page.next_key in seen:
+            raise ProtocolError(
+                f"OpenD returned next_key {page.next_key!r} for {security.code} again; "
+                "stopping instead of looping for ever"
+            )
+        seen.add(page.next_key)
+        key = page.next_key
+
+
+async def collect(
+    pages: AsyncIterator[ShortInterestPage],
+    security: Security,
+    *,
+    since: dt.date | None,
+    on_page: Callable[[ShortInterestPage], None] | None = None,
+) -> pd.DataFrame:
+    """Gather a walk's ``pages`` into one frame, without rows older than ``since``."""
+    # Each page's values go into the columns as it arrives, so its rows are freed at once.
+    columns = HistoryColumns(security.market)
+    async for page in pages:
+        columns.add(page._items())
+        if on_page is not None:
+            on_page(page)
+    frame = columns.frame(since)
+    frame.attrs["next_key"] = END_OF_DATA
+    return frame
+
+
+def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
+    """Whether the page holds a row dated before ``cutoff`` (rows run newest first)."""
+    items = page._items()
+    if not items:
+        return False
+    last = items[-1].timestampStr
+    return bool(last) and str(last) < cutoff.isoformat()

@@ -1,0 +1,126 @@
+"""The message layer: malformed replies are ProtocolErrors, failures the right ServerError."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiomoomoo import ProtocolError, RateLimitError, ServerError, UnknownSecurityError
+from aiomoomoo._messages import (
+    GatewayEvent,
+    check_ret,
+    decode_init_connect,
+    decode_keepalive,
+    decode_short_interest,
+    init_connect_request,
+    init_reply,
+    parse_notify,
+    short_interest_request,
+)
+from aiomoomoo._proto import InitConnect_pb2, Notify_pb2, Qot_GetShortInterest_pb2
+from aiomoomoo._security import parse_code
+
+NOT_UTF8 = b"\xff\xfe"
+
+
+def string_field(number: int, value: bytes) -> bytes:
+    """A length-delimited protobuf field: how a hostile peer puts any bytes in a string."""
+    return bytes([number << 3 | 2, len(value)]) + value
+
+
+def page_with(*, next_key: bytes = b"-1", day: bytes = b"2026-04-30") -> bytes:
+    item = string_field(2, day)  # UsShortInterestItem.timestampStr
+    s2c = string_field(1, item) + string_field(3, next_key)  # usItemList, nextKey
+    return Qot_GetShortInterest_pb2.Response(retType=0).SerializeToString() + string_field(4, s2c)
+
+
+def test_a_well_formed_page_decodes() -> None:
+    reply = decode_short_interest(page_with())
+    assert reply.s2c.nextKey == "-1"
+    assert reply.s2c.usItemList[0].timestampStr == "2026-04-30"
+    check_ret(reply, 3249)
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (page_with(next_key=NOT_UTF8), "nextKey"),
+        (page_with(day=NOT_UTF8), "timestampStr"),
+        (
+            Qot_GetShortInterest_pb2.Response(retType=-1).SerializeToString()
+            + string_field(2, NOT_UTF8),
+            "retMsg",
+        ),
+    ],
+)
+def test_text_that_is_not_utf8_is_a_protocol_error(body: bytes, what: str) -> None:
+    with pytest.raises(ProtocolError, match=f"{what} that is not UTF-8"):
+        decode_short_interest(body)
+
+
+def test_an_undecodable_body_is_a_protocol_error() -> None:
+    for decode in (decode_short_interest, decode_init_connect, decode_keepalive, parse_notify):
+        with pytest.raises(ProtocolError, match="undecodable"):
+            decode(b"\xff\xff\xff\xff")
+
+
+def test_init_connect_retmsg_that_is_not_utf8_is_a_protocol_error() -> None:
+    body = InitConnect_pb2.Response(retType=-1).SerializeToString() + string_field(2, NOT_UTF8)
+    with pytest.raises(ProtocolError, match="proto 1001 with a retMsg that is not UTF-8"):
+        decode_init_connect(body)
+
+
+def test_init_reply_needs_connection_data_and_reports_refusals() -> None:
+    with pytest.raises(ProtocolError, match="sent no connection data"):
+        init_reply(InitConnect_pb2.Response(retType=0))
+    refused = InitConnect_pb2.Response(retType=-1, retMsg="not logged in", errCode=5)
+    with pytest.raises(ServerError, match="not logged in") as info:
+        init_reply(refused)
+    assert (info.value.ret_type, info.value.err_code, info.value.proto_id) == (-1, 5, 1001)
+    ok = InitConnect_pb2.Response(retType=0)
+    ok.s2c.connID, ok.s2c.serverVer, ok.s2c.loginUserID = 9, 1011, 3
+    ok.s2c.connAESKey, ok.s2c.keepAliveInterval = "k" * 16, 10
+    assert init_reply(ok).keepalive_interval == 10.0
+
+
+def test_check_ret_picks_the_specific_server_error() -> None:
+    def failed(message: str) -> Qot_GetShortInterest_pb2.Response:
+        return Qot_GetShortInterest_pb2.Response(retType=-1, retMsg=message)
+
+    with pytest.raises(UnknownSecurityError):
+        check_ret(failed("unknown stock US.X"), 3249)
+    with pytest.raises(RateLimitError) as limited:
+        check_ret(
+            failed(
+                "Get short interest is too frequent, request failed, no more than 30 times "
+                "every 30 seconds."
+            ),
+            3249,
+        )
+    assert limited.value.quota == (30, 30.0)
+    with pytest.raises(ServerError) as info:
+        check_ret(failed("something else"), 3249)
+    assert info.value.err_code is None
+
+
+def test_requests_round_trip() -> None:
+    body = short_interest_request(parse_code("HK.00700"), "123", 5)
+    c2s = Qot_GetShortInterest_pb2.Request.FromString(body).c2s
+    assert (c2s.security.market, c2s.security.code, c2s.nextKey, c2s.num) == (1, "00700", "123", 5)
+    first = Qot_GetShortInterest_pb2.Request.FromString(
+        short_interest_request(parse_code("US.AAPL"), None, None)
+    ).c2s
+    assert not first.HasField("nextKey")
+    assert not first.HasField("num")
+    init = InitConnect_pb2.Request.FromString(init_connect_request("me", encrypted=True)).c2s
+    assert (init.clientID, init.packetEncAlgo, init.recvNotify) == ("me", 2, True)
+
+
+def test_notify_pushes_become_gateway_events() -> None:
+    push = Notify_pb2.Response(retType=0)
+    push.s2c.type = Notify_pb2.NotifyType_GtwEvent
+    push.s2c.event.eventType = 0
+    push.s2c.event.desc = "restarted"
+    assert parse_notify(push.SerializeToString()) == GatewayEvent(1, "GtwEvent", "restarted")
+    other = Notify_pb2.Response(retType=0)
+    other.s2c.type = 99
+    assert parse_notify(other.SerializeToString()) == GatewayEvent(99, "99", "")

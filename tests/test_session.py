@@ -1,0 +1,169 @@
+"""The session without sockets: connections over a fake transport, replies fed by hand.
+
+Each test opens "connections" from a list the session is given in place of TCP, so it can see
+exactly which requests were written to which connection, and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from aiomoomoo import ConnectionLostError
+from aiomoomoo._connection import Connection, ConnectionInfo
+from aiomoomoo._messages import decode_short_interest
+from aiomoomoo._proto import Qot_GetShortInterest_pb2
+from aiomoomoo._quota import adapt_rate_limit
+from aiomoomoo._retry import RetryPolicy
+from aiomoomoo._session import Session
+from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
+
+pytestmark = pytest.mark.anyio
+
+OK = Qot_GetShortInterest_pb2.Response(retType=0).SerializeToString()
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = bytearray()
+
+    def write(self, data: Any) -> None:
+        self.sent += data
+
+    def abort(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Peer:
+    """One fake connection: what the client wrote to it, and a way to answer."""
+
+    def __init__(self) -> None:
+        self.connection = Connection("fake:1", max_body_size=1 << 20)
+        self.transport = FakeTransport()
+        self.connection.connection_made(self.transport)
+        self.connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
+        self.answered: set[int] = set()
+
+    def requests(self) -> list[Frame]:
+        frames = FrameDecoder().feed(bytes(self.transport.sent))
+        return [f for f in frames if f.proto_id == ProtoId.GET_SHORT_INTEREST]
+
+    def answer_all(self) -> None:
+        for frame in self.requests():
+            if frame.serial not in self.answered:
+                self.answered.add(frame.serial)
+                self.connection.data_received(encode_frame(frame.proto_id, frame.serial, OK))
+
+
+def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
+    session = Session(
+        "fake",
+        1,
+        quota=adapt_rate_limit(None),
+        policy=RetryPolicy(retries=retries, first=0.0, largest=0.0),
+        connect_timeout=1.0,
+        client_id="test",
+        keepalive_interval=None,
+        max_body_size=1 << 20,
+        rate_limit_wait=0.0,
+        rsa_key=None,
+        on_event=None,
+        describe=lambda: "<test client>",
+    )
+    pool = iter(peers)
+
+    async def fake_open() -> Connection:
+        return next(pool).connection
+
+    session._open = fake_open  # type: ignore[method-assign]
+    return session
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def read(session: Session) -> asyncio.Task[Qot_GetShortInterest_pb2.Response]:
+    return asyncio.ensure_future(
+        session.request(ProtoId.GET_SHORT_INTEREST, b"", decode_short_interest, None)
+    )
+
+
+async def test_resends_after_a_drop_probe_with_one_request_then_widen() -> None:
+    first, second = Peer(), Peer()
+    session = session_over([first, second])
+    await session.connect()
+    tasks = [read(session) for _ in range(6)]
+    await settle()
+    assert len(first.requests()) == 6  # a fresh client sends everything at once
+    first.connection.abort(ConnectionLostError("dropped"))
+    await settle()
+    assert len(second.requests()) == 1  # one probe on the new connection
+    widths = []
+    while not all(task.done() for task in tasks):
+        sent = len(second.requests())
+        second.answer_all()
+        await settle()
+        widths.append(len(second.requests()) - sent)
+    assert widths == [2, 3, 0]  # one more in flight for every reply
+    assert all(task.result().retType == 0 for task in tasks)
+    assert session.reconnects == 1
+    await session.close()
+
+
+async def test_several_in_flight_are_resent_free_and_a_lone_one_is_charged() -> None:
+    peers = [Peer() for _ in range(3)]
+    session = session_over(peers, retries=1)
+    await session.connect()
+    tasks = [read(session) for _ in range(2)]
+    await settle()
+    peers[0].connection.abort(ConnectionLostError("dropped with two in flight"))
+    await settle()
+    assert len(peers[1].requests()) == 1  # the probe
+    peers[1].connection.abort(ConnectionLostError("dropped with the probe alone"))
+    await settle()
+    assert len(peers[2].requests()) == 1
+    for _ in range(2):
+        peers[2].answer_all()
+        await settle()
+    # The probe was dropped twice, charged once (alone), free once (with company): within
+    # retries=1 both requests complete, where charging every drop would have failed it.
+    assert all(task.result().retType == 0 for task in tasks)
+    await session.close()
+
+
+async def test_a_lone_request_dropped_more_than_retries_times_fails() -> None:
+    peers = [Peer() for _ in range(3)]
+    session = session_over(peers, retries=1)
+    await session.connect()
+    task = read(session)
+    for peer in peers[:2]:
+        await settle()
+        assert len(peer.requests()) == 1
+        peer.connection.abort(ConnectionLostError("dropped"))
+    with pytest.raises(ConnectionLostError, match="dropped"):
+        await task
+    await session.close()
+
+
+async def test_a_request_that_never_left_is_resent_even_without_retries() -> None:
+    first, second = Peer(), Peer()
+    session = session_over([first, second], retries=0)
+    await session.connect()
+    first.connection.pause_writing()
+    task = read(session)
+    await settle()
+    first.connection.abort(ConnectionLostError("dropped before the write"))
+    await settle()
+    assert first.requests() == []
+    second.answer_all()
+    await settle()
+    assert task.result().retType == 0
+    await session.close()
