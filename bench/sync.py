@@ -9,7 +9,7 @@ refreshed; then it is refreshed again with nothing due. Each step reports the re
 against the fewest that could fetch everything (every page once for the full sync, one page per
 code with new rows for the refresh) and the wall time against the least the quota allows,
 ``period * (ceil(requests / max_requests) - 1)``. `measure` returns the numbers and
-`to_markdown` the section ``bench/report.py`` puts in docs/benchmarks.md.
+`to_markdown` the section ``bench/run.py`` puts in docs/benchmarks.md.
 """
 
 from __future__ import annotations
