@@ -280,6 +280,11 @@ class Client:
         return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
 
     @property
+    def _name(self) -> str:
+        """How errors name the client: short, unlike its repr with the quota's state."""
+        return f"the Client for {self.host}:{self.port}"
+
+    @property
     def rate_limiter(self) -> SlidingWindowLimiter | RequestLimiter | None:
         """The limiter this client's requests go through: the one passed in, or the one built
         from a ``(max_requests, period)`` tuple; None without a client-side limit."""
@@ -352,7 +357,7 @@ class Client:
     async def _ready_connection(self, *, attempts: int | None = None) -> Connection:
         """The live connection, connecting first if needed; ``attempts`` None means the default."""
         if self._closed:
-            raise ClientClosedError(f"{self!r} is closed; create a new Client")
+            raise ClientClosedError(f"{self._name} is closed; create a new Client")
         connection = self._connection
         if connection is not None and connection.is_ready:
             return connection
@@ -364,7 +369,7 @@ class Client:
             delay, largest = self.reconnect_delay
             for attempt in range(1, total + 1):
                 if self._closed:
-                    raise ClientClosedError(f"{self!r} is closed; create a new Client")
+                    raise ClientClosedError(f"{self._name} is closed; create a new Client")
                 try:
                     connection = await Connection.open(
                         self.host,
@@ -394,7 +399,7 @@ class Client:
         if self._closed:
             # close() ran while the connection was being opened: it must not outlive the client.
             connection.close()
-            raise ClientClosedError(f"{self!r} is closed; create a new Client")
+            raise ClientClosedError(f"{self._name} is closed; create a new Client")
         if self._connection is not None:
             self.reconnects += 1
         self._connection = connection
@@ -445,7 +450,7 @@ class Client:
             except ConnectionLostError:
                 if self._closed:
                     raise ClientClosedError(
-                        f"{self!r} was closed while the request waited"
+                        f"{self._name} was closed while the request waited"
                     ) from None
                 lost += 1
                 if lost > self.retries:
