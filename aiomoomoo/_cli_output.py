@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import sys
+import textwrap
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,7 +72,13 @@ def escape(text: object) -> str:
     )
 
 
+_SHORT_ESCAPES: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _escaped(char: str) -> str:
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
     code = ord(char)
     if code <= 0xFF:
         return f"\\x{code:02x}"
@@ -186,7 +193,8 @@ def market_tables(frame: pd.DataFrame, *, newest: int | None) -> list[MarketTabl
             rows = frame[frame["code"] == code]
             shown = rows if newest is None else rows.head(newest)
             table.sections.append(len(table.rows))
-            for index, values in enumerate(shown[columns[1:]].itertuples(index=False)):
+            cells = shown.reindex(columns=columns[1:]).itertuples(index=False)
+            for index, values in enumerate(cells):
                 table.rows.append([escape(code) if index == 0 else "", *map(_cell, values)])
             table.summaries.append(_summary(code, rows, len(shown)))
         tables.append(table)
@@ -253,6 +261,7 @@ def _rich_console(stream: TextIO) -> Any:
 
 
 def _show_rich(console: Any, tables: Sequence[MarketTable], truncated: bool) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -262,9 +271,19 @@ def _show_rich(console: Any, tables: Sequence[MarketTable], truncated: bool) -> 
             title_justify="left",
             caption="\n".join(table.summaries),
             caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_edge=False,
+            padding=(0, 1, 0, 0),
         )
-        for column, numeric in zip(table.columns, table.numeric, strict=True):
-            view.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+        for index, (column, numeric) in enumerate(zip(table.columns, table.numeric, strict=True)):
+            # Headers wrap to their column's data, so the table is no wider than its cells.
+            words = "date" if column == "timestamp_str" else column.replace("_", " ")
+            widest = max((len(row[index]) for row in table.rows), default=0)
+            width = max(widest, *(len(word) for word in words.split()))
+            view.add_column(
+                textwrap.fill(words, width), justify="right" if numeric else "left", no_wrap=True
+            )
         for index, row in enumerate(table.rows):
             if index and index in table.sections:
                 view.add_section()
