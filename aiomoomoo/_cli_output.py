@@ -269,8 +269,6 @@ def _show_rich(console: Any, tables: Sequence[MarketTable], truncated: bool) -> 
         view = Table(
             title=table.title,
             title_justify="left",
-            caption="\n".join(table.summaries),
-            caption_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
             show_edge=False,
@@ -281,8 +279,12 @@ def _show_rich(console: Any, tables: Sequence[MarketTable], truncated: bool) -> 
             words = "date" if column == "timestamp_str" else column.replace("_", " ")
             widest = max((len(row[index]) for row in table.rows), default=0)
             width = max(widest, *(len(word) for word in words.split()))
+            # Numbers are never cut; a text cell (a hostile gateway's long date) folds.
             view.add_column(
-                textwrap.fill(words, width), justify="right" if numeric else "left", no_wrap=True
+                textwrap.fill(words, width),
+                justify="right" if numeric else "left",
+                no_wrap=numeric,
+                overflow="ellipsis" if numeric else "fold",
             )
         for index, row in enumerate(table.rows):
             if index and index in table.sections:
@@ -290,6 +292,9 @@ def _show_rich(console: Any, tables: Sequence[MarketTable], truncated: bool) -> 
             # Text, not str: a cell is never read as rich markup.
             view.add_row(*(Text(cell) for cell in row))
         console.print(view)
+        # Printed apart from the table, which would wrap them to its own width.
+        for summary in table.summaries:
+            console.print(Text(summary))
     if truncated:
         console.print(Text(_hint(NEWEST_ROWS), style="dim"))
 

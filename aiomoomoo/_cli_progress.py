@@ -70,9 +70,10 @@ class QuotaClock:
 
 
 def duration(seconds: float) -> str:
-    """``"<1 s"``, ``"42 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``."""
-    if seconds < 1:
-        return "<1 s"
+    """``"0.4 s"``, ``"42 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``: tenths below 10 s, so a
+    short countdown still moves."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f} s"
     whole = math.ceil(seconds)
     if whole < 60:
         return f"{whole} s"
@@ -234,8 +235,8 @@ def open_progress(
     return _PlainLine(stream, tracker)
 
 
-async def keep_ticking(display: ProgressDisplay, interval: float = TICK) -> None:
-    """Tick ``display`` every ``interval`` seconds until cancelled."""
+async def keep_ticking(display: ProgressDisplay, interval: float | None = None) -> None:
+    """Tick ``display`` every ``interval`` seconds (default `TICK`) until cancelled."""
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(TICK if interval is None else interval)
         display.tick()

@@ -51,7 +51,8 @@ def test_escape_covers_c0_c1_bidi_and_separators(char: str) -> None:
 
 
 def test_escape_leaves_printable_text_alone() -> None:
-    for text in ("OpenD refused proto 3249: unknown stock US.NOPE", "频率太高，请求失败", "a\\x1b"):
+    chinese = "\u9891\u7387\u592a\u9ad8\uff0c\u8bf7\u6c42\u5931\u8d25"  # OpenD's wording
+    for text in ("OpenD refused proto 3249: unknown stock US.NOPE", chinese, "a\\x1b"):
         assert escape(text) == text
     assert escape(3249) == "3249"
 
@@ -158,10 +159,14 @@ def test_the_terminal_view_escapes_cells_and_hints_at_the_rest(use_rich: bool) -
     out = io.StringIO()
     show_frame(frame, all_rows=False, stream=out, use_rich=use_rich)
     text = out.getvalue()
-    assert "\x1b]0;" not in text and "\r" not in text and "\u202e" not in text
+    assert "\x1b]0;" not in text
+    assert "\r" not in text
+    assert "\u202e" not in text
     assert "\\x1b]0;owned" in text
-    assert "US short interest" in text and "HK short interest" in text
-    assert "--all shows every row" in text and "writes everything" in text
+    assert "US short interest" in text
+    assert "HK short interest" in text
+    assert "--all shows every row" in text
+    assert "writes everything" in text
     assert "US.AAPL: 7 rows" in text
     assert "1,234,567" in text  # cells are never cut short
     out = io.StringIO()
@@ -203,9 +208,10 @@ def test_the_eta_is_the_least_time_the_quota_allows() -> None:
 
 
 def test_durations_read_as_a_person_would_say_them() -> None:
-    assert [duration(s) for s in (0.2, 1.0, 41.2, 65, 3725)] == [
-        "<1 s",
-        "1 s",
+    assert [duration(s) for s in (-0.01, 0.24, 9.9, 41.2, 65, 3725)] == [
+        "0.0 s",
+        "0.2 s",
+        "9.9 s",
         "42 s",
         "1 min 05 s",
         "1 h 02 min",
