@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import signal
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ from aiomoomoo import (
 from aiomoomoo.testing import OpenDSimulator, Quota, SimulatorThread
 
 from ._fixtures import assert_strict_quota_kept
+from ._official import import_moomoo, quote_context
 
 T = TypeVar("T")
 CODES = ["US.AAPL", "HK.00700", "US.TSLA", "HK.09988", "US.NVDA", "HK.00005", "US.SPY", "US.MSFT"]
@@ -320,6 +322,26 @@ def test_a_leaked_open_client_warns_and_closes(sim: OpenDSimulator) -> None:
     assert threading.active_count() == threads_before
 
 
+def test_an_interrupted_call_cancels_its_request(sim: OpenDSimulator) -> None:
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    with BlockingClient(sim.host, sim.port, rate_limit=None) as client:
+        idle = client._call(tasks)
+        sim.faults.reply_delay = 30.0
+        main_thread = threading.get_ident()
+        # Ctrl-C while the call waits: a real SIGINT to this (the main) thread.
+        timer = threading.Timer(0.2, signal.pthread_kill, (main_thread, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            client.get_short_interest("US.AAPL")
+        timer.join()
+
+        eventually(lambda: client._call(tasks) == idle)
+        sim.faults.reply_delay = 0.0
+        assert len(client.get_short_interest("US.AAPL", num=1)) == 1
+
+
 def test_callbacks_run_on_the_loop_thread(opend: OpenDSimulator) -> None:
     seen: list[int] = []
     with BlockingClient(opend.host, opend.port, on_event=lambda event: None) as client:
@@ -328,3 +350,23 @@ def test_callbacks_run_on_the_loop_thread(opend: OpenDSimulator) -> None:
         )
         assert seen
         assert set(seen) == {client._loop_thread_id} != {threading.get_ident()}
+
+
+# The official SDK calls Thread.setDaemon(), deprecated since Python 3.10.
+@pytest.mark.filterwarnings(r"ignore:setDaemon\(\) is deprecated:DeprecationWarning")
+@pytest.mark.timeout(60)
+def test_the_migration_pages_official_call_and_its_blocking_twin_agree(
+    opend: OpenDSimulator,
+) -> None:
+    moomoo = import_moomoo()
+    with quote_context(moomoo, opend) as ctx, BlockingClient(opend.host, opend.port) as client:
+        for code in ("US.AAPL", "HK.00700"):
+            ret, us_df, hk_df = ctx.get_short_interest(code, next_key=None, num=50)
+            assert ret == moomoo.RET_OK
+            page = client.get_short_interest(code, next_key=None, num=50)
+            for official, ours in ((us_df, page.us), (hk_df, page.hk)):
+                assert list(ours.columns) == list(official.columns)
+                assert ours.attrs["next_key"] == official.attrs["next_key"] == page.next_key
+                assert len(ours) == len(official)
+                for column in official.columns:
+                    assert ours[column].tolist() == official[column].tolist(), column
