@@ -23,7 +23,7 @@ from typing import Any, Final, TypeAlias
 import pandas as pd
 
 from . import __version__, _cli_args
-from ._cli_output import FORMATS, check_writable, format_for, print_error, show_frame, write_frame
+from ._cli_output import FORMATS, check_writable, emit_frame, format_for, print_error
 from ._cli_progress import ProgressDisplay, keep_ticking, open_progress
 from ._client import Client
 from ._errors import MoomooError
@@ -279,10 +279,7 @@ def _run_short_interest(args: argparse.Namespace) -> int:
     for code, error in failures.items():
         print_error(_COMMAND, f"{code}: {error}")
     try:
-        if args.output is None and fmt == "table" and sys.stdout.isatty():
-            show_frame(frame, all_rows=args.all)
-        else:
-            write_frame(frame, fmt, args.output)
+        emit_frame(frame, fmt, args.output, all_rows=args.all)
     except OSError as exc:
         where = args.output if args.output is not None else "standard output"
         print_error(_COMMAND, f"cannot write {where}: {exc.strerror or exc}")

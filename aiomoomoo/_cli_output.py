@@ -32,6 +32,7 @@ __all__ = [
     "FORMATS",
     "NEWEST_ROWS",
     "check_writable",
+    "emit_frame",
     "escape",
     "format_for",
     "print_error",
@@ -121,6 +122,15 @@ def check_writable(output: Path) -> None:
         pass
     if not existed:
         output.unlink()
+
+
+def emit_frame(frame: pd.DataFrame, fmt: str, output: Path | None, *, all_rows: bool) -> None:
+    """Write ``frame`` where the command line's user asked: the compact terminal view
+    (`show_frame`) for a ``table`` on a terminal, else all of it (`write_frame`)."""
+    if output is None and fmt == "table" and sys.stdout.isatty():
+        show_frame(frame, all_rows=all_rows)
+    else:
+        write_frame(frame, fmt, output)
 
 
 def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:

@@ -234,6 +234,7 @@ USAGE_ERRORS = {
     "cannot tell the format of 'short.dat' from its extension": ["US.AAPL", "-o", "short.dat"],
     "the following arguments are required: CODE": [],
     "invalid choice: 'xml'": ["US.AAPL", "--format", "xml"],
+    "argument --rate-limit: quota '30' is not N/SECONDS": ["US.AAPL", "--rate-limit", "30"],
 }
 
 
