@@ -29,14 +29,18 @@ import pandas as pd
 from ._frames import HK_COLUMNS, US_COLUMNS
 
 __all__ = [
+    "EXTENSION_FORMATS",
     "FORMATS",
     "NEWEST_ROWS",
+    "MarketTable",
     "check_writable",
     "emit_frame",
     "escape",
     "format_for",
+    "market_tables",
     "print_error",
     "show_frame",
+    "terminal_width",
     "write_frame",
 ]
 

