@@ -16,16 +16,18 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import pandas as pd
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import CLIENT_TIMEOUT, Client, ShortInterestPage, _ClientTimeout
 from ._connection import ConnectionInfo
 from ._errors import ClientClosedError
 from ._many import Progress, SymbolResult
 from ._quota import RequestLimiter, SlidingWindowLimiter
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 __all__ = ["BlockingClient"]
 
@@ -188,6 +190,9 @@ class BlockingClient:
             if self._closed:
                 raise ClientClosedError(f"{self._client._name} is closed; create a new client")
             if self._portal is None:
+                # Imported on first use: `import aiomoomoo` should not pay for it.
+                from anyio.from_thread import start_blocking_portal
+
                 stack = contextlib.ExitStack()
                 self._portal = stack.enter_context(start_blocking_portal("asyncio"))
                 self._portal_exit = stack
