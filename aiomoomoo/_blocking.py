@@ -79,6 +79,11 @@ class BlockingClient:
     def __repr__(self) -> str:
         return f"<BlockingClient of {self._client!r}>"
 
+    @property
+    def _name(self) -> str:
+        """How errors name the client: short, unlike its repr."""
+        return f"the BlockingClient for {self.host}:{self.port}"
+
     # -- what the async client knows ---------------------------------------------------------
 
     @property
@@ -188,7 +193,7 @@ class BlockingClient:
     def _running_portal(self) -> BlockingPortal:
         with self._lock:
             if self._closed:
-                raise ClientClosedError(f"{self._client._name} is closed; create a new client")
+                raise ClientClosedError(f"{self._name} is closed; create a new client")
             if self._portal is None:
                 # Imported on first use: `import aiomoomoo` should not pay for it.
                 from anyio.from_thread import start_blocking_portal
@@ -206,14 +211,14 @@ class BlockingClient:
             future = portal.start_task_soon(function, *args)
         except RuntimeError:
             if self._closed:  # close() won the race for the portal
-                raise ClientClosedError(f"{self._client._name} was closed") from None
+                raise ClientClosedError(f"{self._name} was closed") from None
             raise
         try:
             return future.result()
         except concurrent.futures.CancelledError:
             if self._closed:
                 raise ClientClosedError(
-                    f"{self._client._name} was closed while the request waited"
+                    f"{self._name} was closed while the request waited"
                 ) from None
             raise
         except BaseException:
