@@ -207,22 +207,33 @@ def market_tables(frame: pd.DataFrame, *, newest: int | None) -> list[MarketTabl
             rows = frame[frame["code"] == code]
             shown = rows if newest is None else rows.head(newest)
             table.sections.append(len(table.rows))
-            cells = shown.reindex(columns=columns[1:]).itertuples(index=False)
-            for index, values in enumerate(cells):
-                table.rows.append([escape(code) if index == 0 else "", *map(_cell, values)])
+            values = shown.reindex(columns=columns[1:])
+            places = [_decimal_places(values[column]) for column in columns[1:]]
+            for index, row in enumerate(values.itertuples(index=False)):
+                cells = [_cell(value, digits) for value, digits in zip(row, places, strict=True)]
+                table.rows.append([escape(code) if index == 0 else "", *cells])
             table.summaries.append(_summary(code, rows, len(shown)))
         tables.append(table)
     return tables
 
 
-def _cell(value: Any) -> str:
+def _decimal_places(column: pd.Series) -> int:
+    """The decimals a float column needs to show its values (at most 4), so that its numbers
+    line up: 271.00 above 253.47, not 271 above 253.47."""
+    if not pd.api.types.is_float_dtype(column):
+        return 0
+    fractions = (f"{value:.4f}".rstrip("0").partition(".")[2] for value in column.dropna())
+    return max((len(fraction) for fraction in fractions), default=0)
+
+
+def _cell(value: Any, decimals: int = 0) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return escape(value)
     if isinstance(value, numbers.Integral):
         return f"{int(value):,}"
-    return f"{float(value):.6g}"
+    return f"{float(value):,.{decimals}f}"
 
 
 def _summary(code: str, rows: pd.DataFrame, shown: int) -> str:

@@ -130,7 +130,9 @@ class _Tracker:
             parts.append(f"{escape(last.code)} {last.event}")
         remaining = self.remaining_requests()
         if self.quota is not None and remaining:
-            parts.append(f"ETA {duration(self.quota.eta(remaining))}")
+            eta = self.quota.eta(remaining)
+            if eta >= 0.05:  # below that the quota is not what the rest waits for
+                parts.append(f"ETA {duration(eta)}")
         return " · ".join(parts)
 
 
