@@ -103,7 +103,12 @@ async def test_bad_quota_exits_2_with_a_message_from_a_real_process() -> None:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    finally:
+        if process.returncode is None:  # it hung: it must not outlive the test
+            process.kill()
+            await process.wait()
     assert process.returncode == 2
     assert stdout == b""
     assert b"argument --quota: quota 'abc' is not N/SECONDS, for example 30/30" in stderr
