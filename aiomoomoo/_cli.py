@@ -118,6 +118,12 @@ def add_simulate_parser(subparsers: SubParsers) -> None:
         help="keep-alive interval InitConnect announces to clients (default %(default)s)",
     )
     parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="language of OpenD's texts in failure replies, as OpenD's Lang setting (default en)",
+    )
+    parser.add_argument(
         "--data",
         type=_data_file,
         metavar="FILE",
@@ -156,6 +162,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         keepalive_interval=args.keepalive_interval,
         histories=args.data,
+        lang=args.lang,
     )
     try:
         asyncio.run(_serve(simulator))
