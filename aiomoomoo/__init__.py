@@ -3,6 +3,7 @@
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from ._blocking import BlockingClient
 from ._client import Client, GatewayEvent, ShortInterestPage
 from ._connection import ConnectionInfo
 from ._errors import (
@@ -33,6 +34,7 @@ __all__ = [
     "__version__",
     # The client
     "Client",
+    "BlockingClient",
     "ShortInterestPage",
     "GatewayEvent",
     "ConnectionInfo",

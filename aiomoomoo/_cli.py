@@ -1,8 +1,11 @@
 """The ``aiomoomoo`` command line: ``short-interest`` fetches histories, ``simulate`` serves them.
 
-Each subcommand is one ``_add_<name>_parser(subparsers)`` function that builds its parser and
-binds its runner with ``set_defaults(run=...)``; `_SUBCOMMANDS` lists them. Adding a
-subcommand means writing one such function and appending it there, nothing else.
+Each subcommand is one ``add_<name>_parser(subparsers)`` function that builds its parser and
+binds its runner with ``set_defaults(run=...)``; `SUBCOMMANDS` lists them. Adding a subcommand
+means writing one such function (in a module of its own if it is large) and appending it there,
+nothing else. Shared pieces live beside this module: argument types in `aiomoomoo._cli_args`,
+escaping, formats and tables in `aiomoomoo._cli_output`, the progress display in
+`aiomoomoo._cli_progress`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import io
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -22,17 +22,18 @@ from typing import Any, Final, TypeAlias
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, _cli_args
+from ._cli_output import FORMATS, check_writable, emit_frame, format_for, print_error
+from ._cli_progress import ProgressDisplay, keep_ticking, open_progress
 from ._cli_store import STORE_SUBCOMMANDS
 from ._client import Client
 from ._errors import MoomooError
-from ._many import FetchManyError, Progress
-from ._security import parse_code
+from ._many import FetchManyError
 from .testing import OpenDSimulator, Quota, load_histories
 
-__all__ = ["main"]
+__all__ = ["SUBCOMMANDS", "add_short_interest_parser", "add_simulate_parser", "main"]
 
-_SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _Runner: TypeAlias = Callable[[argparse.Namespace], int]
 
 
@@ -67,7 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aiomoomoo {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for add_parser in _SUBCOMMANDS:
+    for add_parser in SUBCOMMANDS:
         add_parser(subparsers)
     return parser
 
@@ -75,7 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
 # -- simulate -------------------------------------------------------------------------------
 
 
-def _add_simulate_parser(subparsers: _SubParsers) -> None:
+def add_simulate_parser(subparsers: SubParsers) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="run the OpenD simulator",
@@ -87,14 +88,14 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument(
         "--port",
-        type=_port,
+        type=_cli_args.port,
         default=11111,
         help="port to bind; 0 picks a free one and prints it (default %(default)s)",
     )
     quota = parser.add_mutually_exclusive_group()
     quota.add_argument(
         "--quota",
-        type=_quota,
+        type=_cli_args.quota,
         default=Quota(),
         metavar="N/SECONDS",
         help="short-interest requests allowed in any SECONDS-long window (default 30/30)",
@@ -117,6 +118,12 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         help="keep-alive interval InitConnect announces to clients (default %(default)s)",
     )
     parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="language of OpenD's texts in failure replies, as OpenD's Lang setting (default en)",
+    )
+    parser.add_argument(
         "--data",
         type=_data_file,
         metavar="FILE",
@@ -131,23 +138,6 @@ def _data_file(text: str) -> dict[str, Any]:
         return load_histories(text)
     except (OSError, ImportError, TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"cannot serve {text}: {exc}") from None
-
-
-def _quota(text: str) -> Quota:
-    try:
-        return Quota.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {text!r} is not a number from 0 to 65535")
-    return port
 
 
 def _keepalive_interval(text: str) -> int:
@@ -172,6 +162,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         keepalive_interval=args.keepalive_interval,
         histories=args.data,
+        lang=args.lang,
     )
     try:
         asyncio.run(_serve(simulator))
@@ -199,38 +190,66 @@ async def _serve(simulator: OpenDSimulator) -> None:
 
 # -- short-interest -------------------------------------------------------------------------
 
-_FORMATS: Final = ("table", "csv", "json", "parquet")
 
-
-def _add_short_interest_parser(subparsers: _SubParsers) -> None:
+def add_short_interest_parser(subparsers: SubParsers) -> None:
     parser = subparsers.add_parser(
         "short-interest",
         help="fetch short-interest histories and write them out",
         description=(
             "Fetch the short-interest history of each CODE (US.<symbol> or HK.<symbol>) from "
-            "OpenD, concurrently and within its quota, and write them as one table with a "
-            "leading code column."
+            "OpenD, concurrently and within its quota. On a terminal each market gets its own "
+            "table showing the newest rows of each code (--all for every row); piped or written "
+            "with -o, every row goes out as one table with a leading code column."
         ),
     )
     parser.add_argument(
-        "codes", nargs="+", metavar="CODE", type=_code, help="e.g. US.AAPL HK.00700"
+        "codes", nargs="+", metavar="CODE", type=_cli_args.code, help="e.g. US.AAPL HK.00700"
     )
     parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
     parser.add_argument(
-        "--port", type=_port, default=11111, help="OpenD's port (default %(default)s)"
+        "--port", type=_cli_args.port, default=11111, help="OpenD's port (default %(default)s)"
     )
     parser.add_argument(
-        "--since", type=_date, metavar="YYYY-MM-DD", help="only rows from this trading date on"
+        "--since",
+        type=_cli_args.date,
+        metavar="YYYY-MM-DD",
+        help="only rows from this trading date on",
     )
     parser.add_argument(
-        "--num", type=_num, default=50, help="rows per request, 1 to 50 (default %(default)s)"
+        "--num",
+        type=_cli_args.page_size,
+        default=50,
+        help="rows per request, 1 to 50 (default %(default)s)",
     )
     parser.add_argument(
-        "--format", choices=_FORMATS, default="table", help="output format (default %(default)s)"
+        "--format",
+        choices=FORMATS,
+        help="output format (default: from the --output file's extension, else table)",
     )
-    parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here, not stdout")
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=4, help="symbols fetched at once (default 4)"
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="write here, not stdout (.csv, .json, .parquet or .txt pick the format)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="on a terminal, show every row rather than the newest rows of each code",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_cli_args.positive_int,
+        default=4,
+        help="symbols fetched at once (default 4)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_cli_args.rate_limit,
+        default=(30, 30.0),
+        metavar="N/SECONDS",
+        help="at most N requests in any SECONDS (default 30/30, OpenD's quota)",
     )
     parser.add_argument(
         "--demo",
@@ -240,92 +259,73 @@ def _add_short_interest_parser(subparsers: _SubParsers) -> None:
     parser.set_defaults(run=_run_short_interest)
 
 
-def _code(text: str) -> str:
-    try:
-        return parse_code(text).code
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"date {text!r} is not YYYY-MM-DD") from None
-
-
-def _num(text: str) -> int:
-    try:
-        num = int(text)
-    except ValueError:
-        num = 0
-    if not 1 <= num <= 50:
-        raise argparse.ArgumentTypeError(f"num {text!r} is not a whole number from 1 to 50")
-    return num
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
+_COMMAND: Final = "short-interest"
 
 
 def _run_short_interest(args: argparse.Namespace) -> int:
-    if len(set(args.codes)) != len(args.codes):
-        print("aiomoomoo short-interest: a code is listed twice", file=sys.stderr)
+    duplicate = next((c for i, c in enumerate(args.codes) if c in args.codes[:i]), None)
+    if duplicate is not None:
+        print_error(_COMMAND, f"code {duplicate!r} is listed twice")
         return 2
-    if args.format == "parquet":
+    try:
+        fmt = format_for(args.format, args.output)
+    except ValueError as exc:
+        print_error(_COMMAND, exc)
+        return 2
+    if fmt == "parquet":
         if args.output is None:
-            print("aiomoomoo short-interest: --format parquet needs --output FILE", file=sys.stderr)
+            print_error(_COMMAND, "--format parquet needs --output FILE")
             return 2
         try:
             import pyarrow  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
-            print(
-                "aiomoomoo short-interest: parquet output needs pyarrow: "
-                "pip install 'aiomoomoo[parquet]'",
-                file=sys.stderr,
-            )
+            print_error(_COMMAND, "parquet output needs pyarrow: pip install 'aiomoomoo[parquet]'")
+            return 1
+    if args.output is not None:
+        try:
+            check_writable(args.output)
+        except OSError as exc:
+            print_error(_COMMAND, f"cannot write {args.output}: {exc.strerror or exc}")
             return 1
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    progress = open_progress(sys.stderr, quota=args.rate_limit) if sys.stderr.isatty() else None
     try:
         frame, failures = asyncio.run(_fetch(args, progress))
     except MoomooError as exc:
-        print(f"aiomoomoo short-interest: {exc}", file=sys.stderr)
+        print_error(_COMMAND, exc)
         return 1
     except KeyboardInterrupt:
         return 130
     finally:
         if progress is not None:
-            progress.finish()
+            progress.close()
     for code, error in failures.items():
-        print(f"aiomoomoo short-interest: {code}: {error}", file=sys.stderr)
+        print_error(_COMMAND, f"{code}: {error}")
     try:
-        _write(frame, args.format, args.output)
+        emit_frame(frame, fmt, args.output, all_rows=args.all)
     except OSError as exc:
         where = args.output if args.output is not None else "standard output"
-        print(
-            f"aiomoomoo short-interest: cannot write {where}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+        print_error(_COMMAND, f"cannot write {where}: {exc.strerror or exc}")
         return 1
     return 1 if failures else 0
 
 
 async def _fetch(
-    args: argparse.Namespace, progress: _ProgressLine | None
+    args: argparse.Namespace, progress: ProgressDisplay | None
 ) -> tuple[pd.DataFrame, dict[str, MoomooError]]:
     async with contextlib.AsyncExitStack() as stack:
         host, port = args.host, args.port
         if args.demo:
-            simulator = await stack.enter_async_context(OpenDSimulator(port=0))
+            # The demo gateway enforces the same quota the client keeps, as OpenD would.
+            quota = Quota(*args.rate_limit)
+            simulator = await stack.enter_async_context(OpenDSimulator(port=0, quota=quota))
             host, port = simulator.host, simulator.port
-        client = await stack.enter_async_context(Client(host, port, retries=3))
+        client = await stack.enter_async_context(
+            Client(host, port, retries=3, rate_limit=args.rate_limit)
+        )
+        if progress is not None:
+            ticker = asyncio.create_task(keep_ticking(progress))
+            stack.push_async_callback(_cancelled, ticker)
         try:
             frame = await client.fetch_short_interest_many(
                 args.codes,
@@ -340,49 +340,15 @@ async def _fetch(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _write(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
-    if fmt == "parquet":
-        assert output is not None
-        frame.to_parquet(output, index=False)
-        return
-    if fmt == "csv":
-        text = frame.to_csv(index=False)
-    elif fmt == "json":
-        text = frame.to_json(orient="records", indent=1) + "\n"
-    else:
-        text = (frame.to_string(index=False) if len(frame) else "(no rows)") + "\n"
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        output.write_text(text, encoding="utf-8")
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
-class _ProgressLine:
-    """A one-line progress display on a terminal's stderr, redrawn in place."""
-
-    def __init__(self, stream: io.TextIOBase | Any) -> None:
-        self._stream = stream
-        self._width = max(40, min(os.get_terminal_size(stream.fileno()).columns, 120))
-
-    def update(self, progress: Progress) -> None:
-        done, total = progress.symbols_done, progress.symbols_total
-        filled = int(20 * done / total) if total else 20
-        bar = "#" * filled + "-" * (20 - filled)
-        line = (
-            f"[{bar}] {done}/{total} symbols, {progress.pages} pages, {progress.rows} rows"
-            f" ({progress.code} {progress.event})"
-        )
-        self._stream.write("\r" + line[: self._width - 1].ljust(self._width - 1))
-        self._stream.flush()
-
-    def finish(self) -> None:
-        self._stream.write("\r" + " " * (self._width - 1) + "\r")
-        self._stream.flush()
-
-
-_SUBCOMMANDS: Final[tuple[Callable[[_SubParsers], Any], ...]] = (
-    _add_short_interest_parser,
-    _add_simulate_parser,
+#: Every subcommand, as the function that adds its parser; see the module docstring.
+SUBCOMMANDS: Final[tuple[Callable[[SubParsers], Any], ...]] = (
+    add_short_interest_parser,
+    add_simulate_parser,
     *STORE_SUBCOMMANDS,
 )

@@ -173,6 +173,11 @@ class Client:
         return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
 
     @property
+    def _name(self) -> str:
+        """How errors name the client: short, unlike its repr with the quota's state."""
+        return f"the Client for {self.host}:{self.port}"
+
+    @property
     def rate_limiter(self) -> SlidingWindowLimiter | RequestLimiter | None:
         """The limiter this client's requests go through: the one passed in, or the one built
         from a ``(max_requests, period)`` tuple; None without a client-side limit."""
@@ -396,11 +401,11 @@ class Client:
 
 
 def _describer(client: Client) -> Callable[[], str]:
-    """``repr(client)`` on demand, without the session keeping the client alive."""
+    """How errors name ``client`` (its address, not its repr), without keeping it alive."""
     ref = weakref.ref(client)
 
     def describe() -> str:
         alive = ref()
-        return repr(alive) if alive is not None else "<Client (collected)>"
+        return alive._name if alive is not None else "a collected Client"
 
     return describe

@@ -138,7 +138,7 @@ async def iter_many(
                     nonlocal pages
                     pages += 1
                     counts["pages"] += 1
-                    counts["rows"] += len(page)
+                    counts["rows"] += _rows_kept(page, cutoff)
                     report("page", security.code)
 
                 frame = await fetch_history(security, num=num, since=cutoff, on_page=on_page)
@@ -158,6 +158,18 @@ async def iter_many(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _rows_kept(page: ShortInterestPage, cutoff: dt.date | None) -> int:
+    """How many of the page's rows the history keeps: ``since`` drops the dated older ones."""
+    if cutoff is None:
+        return len(page)
+    since = cutoff.isoformat()
+    return sum(
+        1
+        for item in page._items()
+        if not (item.HasField("timestampStr") and item.timestampStr < since)
+    )
 
 
 async def fetch_many(

@@ -19,6 +19,7 @@ import collections
 import inspect
 import logging
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("aiomoomoo")
+
+# How long finished requests are remembered at least. OpenD's budgets are per 30 s, so a budget
+# learned from a refusal can count every request it covers.
+_REMEMBER: Final = 60.0
 
 
 @runtime_checkable
@@ -75,7 +80,7 @@ class SlidingWindowLimiter:
         # Every window in force, shortest first; the one given here until `tighten` replaces it.
         self._limits: tuple[tuple[int, float], ...] = (window,)
         self._configured: tuple[int, float] | None = window
-        self._longest = window[1]
+        self._longest = max(window[1], _REMEMBER)
         self._in_flight = 0
         # Completion times, appended as requests finish, so they are already in order.
         self._done: collections.deque[float] = collections.deque()
@@ -90,9 +95,17 @@ class SlidingWindowLimiter:
         limits = "+".join(f"{count}/{period:g}s" for count, period in self._limits)
         return (
             f"<SlidingWindowLimiter {limits} "
-            f"in_flight={self._in_flight} recent={len(self._done)} "
+            f"in_flight={self._in_flight} recent={self._recent()} "
             f"waiting={sum(not w.done() for w in self._waiters)}>"
         )
+
+    def _recent(self) -> int:
+        """How many finished requests the longest window in force still counts."""
+        loop = _running_loop()
+        # asyncio's loops keep time.monotonic(), so outside one it stands in for theirs.
+        now = loop.time() if loop is not None else time.monotonic()
+        horizon = now - max(period for _, period in self._limits)
+        return len(self._done) - bisect_right(self._done, horizon)
 
     @property
     def max_requests(self) -> int:
@@ -136,7 +149,7 @@ class SlidingWindowLimiter:
         before = self._limits
         self._limits = tuple(sorted([window, *learned], key=lambda limit: limit[1]))
         self._configured = None
-        self._longest = max(limit[1] for limit in self._limits)
+        self._longest = max(_REMEMBER, *(limit[1] for limit in self._limits))
         logger.warning(
             "OpenD allows %d requests per %g s, fewer than this client's limiter (%s) lets "
             "through: limiting to %s from now on",
@@ -203,6 +216,8 @@ class SlidingWindowLimiter:
     def _next_free(self, now: float) -> float | None:
         """When one more request fits in every window: ``now`` if it does, None if only a
         reply can make room; stamps too old for any window are dropped on the way."""
+        # Stamps are kept for at least _REMEMBER seconds, longer than a window needs, so a
+        # window that `tighten` adds later counts the requests sent before it was learned.
         done, longest = self._done, self._longest
         while done and done[0] + longest <= now:
             done.popleft()

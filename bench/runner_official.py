@@ -8,6 +8,7 @@ aiomoomoo's workers.
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,10 @@ from page import CODE, ROWS, page_body
 from probes import MICRO_KEY
 
 __all__ = ["OfficialRunner"]
+
+# How OpenD (and the simulator, which speaks its texts) words a quota refusal, in English and
+# Chinese: what a user of the official client would have to look for.
+_RATE_LIMITED = re.compile(r"too frequent|rate limit|频繁|頻繁")
 
 
 class OfficialRunner:
@@ -136,7 +141,7 @@ class OfficialRunner:
                     ret, us, hk = context.get_short_interest(code, next_key=next_key, num=ROWS)
                     sent += 1
                     if ret != 0:
-                        if pacing == "retry" and "rate limit" in str(us):
+                        if pacing == "retry" and _RATE_LIMITED.search(str(us)):
                             refused += 1
                             time.sleep(pause)
                             continue

@@ -11,8 +11,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import pytest
@@ -27,7 +26,7 @@ from aiomoomoo._proto import (
 )
 from aiomoomoo._security import parse_code
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoFmt, ProtoId, encode_frame
-from aiomoomoo.testing import OpenDSimulator, _simulator
+from aiomoomoo.testing import OpenDSimulator
 
 M = TypeVar("M", bound=Message)
 
@@ -237,34 +236,3 @@ async def raw_client(simulator: OpenDSimulator) -> AsyncIterator[RawClient]:
     """A :class:`RawClient` on the ``simulator`` fixture, past InitConnect."""
     async with connected(simulator) as raw:
         yield raw
-
-
-#: OpenD's refusal templates (its ``Lang`` setting); the 3249 API's name is not public.
-OPEND_REFUSALS = {
-    "en": "Get short interest is too frequent, request failed, "
-    "no more than {count} times every {period} seconds.",
-    "zh": "获取做空数据频率太高，请求失败，每{period}秒最多{count}次。",  # noqa: RUF001
-}
-_LEGACY_REFUSAL = re.compile(r"rate limit exceeded: at most (\d+) requests in any (\S+) seconds")
-
-
-@pytest.fixture
-def opend_wording(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """Make the simulator refuse for its quota in OpenD's real wording, English by default.
-
-    The simulator used to say ``rate limit exceeded: ...``, which OpenD never does; this rewrites
-    that text and leaves any other (including the real wording) alone. Call the returned function
-    with ``"zh"`` for the Chinese template.
-    """
-    language = ["en"]
-    fail = _simulator._fail
-
-    def real_wording(response: Message, ret_msg: str, err_code: int) -> Message:
-        legacy = _LEGACY_REFUSAL.fullmatch(ret_msg)
-        if legacy is not None:
-            count, period = legacy.groups()
-            ret_msg = OPEND_REFUSALS[language[0]].format(count=count, period=period)
-        return fail(response, ret_msg, err_code)
-
-    monkeypatch.setattr(_simulator, "_fail", real_wording)
-    return lambda lang: language.__setitem__(0, lang)

@@ -8,7 +8,6 @@ other run side by side (:func:`run_all`).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import json
 import math
@@ -44,11 +43,10 @@ def run_all(
     """Run ``aiomoomoo`` once per argument list, all at the same time; wait for every one."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    processes: list[tuple[Sequence[str], subprocess.Popen[str]]] = []
-    done: list[subprocess.CompletedProcess[str]] = []
-    try:
-        for args in commands:
-            process = subprocess.Popen(
+    processes = [
+        (
+            args,
+            subprocess.Popen(
                 command(*args),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -56,14 +54,18 @@ def run_all(
                 text=True,
                 env=env,
                 cwd=cwd,
-            )
-            processes.append((args, process))
+            ),
+        )
+        for args in commands
+    ]
+    done: list[subprocess.CompletedProcess[str]] = []
+    try:
         for args, process in processes:
             stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
             done.append(subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr))
     finally:
-        # A command that hangs (or a failure starting the next one) must not leave any of them
-        # running after the test.
+        # A command that hangs must not outlive the test, and the pipes of every command not
+        # read to the end (the hung one, those after it) must be closed too.
         for _, process in processes[len(done) :]:
             process.kill()
             process.communicate()
@@ -229,9 +231,11 @@ USAGE_ERRORS = {
     "num '0' is not a whole number from 1 to 50": ["US.AAPL", "--num", "0"],
     "num 'ten' is not a whole number from 1 to 50": ["US.AAPL", "--num", "ten"],
     "--format parquet needs --output FILE": ["US.AAPL", "--format", "parquet"],
-    "a code is listed twice": ["US.AAPL", "HK.00700", "US.AAPL"],
+    "code 'US.AAPL' is listed twice": ["US.AAPL", "HK.00700", "US.AAPL"],
+    "cannot tell the format of 'short.dat' from its extension": ["US.AAPL", "-o", "short.dat"],
     "the following arguments are required: CODE": [],
     "invalid choice: 'xml'": ["US.AAPL", "--format", "xml"],
+    "argument --rate-limit: quota '30' is not N/SECONDS": ["US.AAPL", "--rate-limit", "30"],
 }
 
 
@@ -279,59 +283,10 @@ def test_an_unknown_code_fails_but_the_others_are_written(
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "aiomoomoo short-interest: US.NOPE: OpenD refused proto 3249: unknown stock US.NOPE "
+        "aiomoomoo short-interest: US.NOPE: OpenD refused proto 3249: unknown stock "
         "(retType=-1, errCode=2)"
     ]
     assert_same_data(read_csv(path.read_text(encoding="utf-8")), expected(["US.AAPL", "HK.02800"]))
-
-
-# -- in-process: the progress line and write errors -----------------------------------------
-
-
-class FakeTerminal(io.StringIO):
-    """A stderr that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return 2
-
-
-def test_progress_is_drawn_on_a_terminal_and_cleared(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    terminal = FakeTerminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(os, "get_terminal_size", lambda fd=2: os.terminal_size((60, 24)))
-    path = tmp_path / "short.csv"
-    status = main(["short-interest", "--demo", "US.AAPL", "HK.00700", "-o", str(path)])
-    assert status == 0
-    drawn = terminal.getvalue().split("\r")[1:]
-    # The last draw wiped the line and left the cursor at its start.
-    assert drawn[-2:] == [" " * 59, ""]
-    lines = drawn[:-2]
-    # One draw per page and per symbol: 4 pages of US.AAPL, 8 of HK.00700, 2 symbols.
-    assert len(lines) == 4 + 8 + 2
-    assert all(len(line) == 59 for line in lines)
-    assert lines[0].startswith("[--------------------] 0/2 symbols, 1 pages,")
-    assert lines[-1].startswith("[####################] 2/2 symbols, 12 pages, 559 rows")
-    assert "\n" not in terminal.getvalue()
-    assert len(read_csv(path.read_text(encoding="utf-8"))) == 559
-
-
-def test_an_unwritable_output_is_one_line_not_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    formats = ["csv", "json"] + (["parquet"] if importlib.util.find_spec("pyarrow") else [])
-    for fmt in formats:
-        missing = tmp_path / "no-such-dir" / f"short.{fmt}"
-        status = main(["short-interest", "--demo", "US.MSFT", "--format", fmt, "-o", str(missing)])
-        assert status == 1
-        out, err = capsys.readouterr()
-        assert out == ""
-        assert err.startswith(f"aiomoomoo short-interest: cannot write {missing}: ")
-        assert len(err.splitlines()) == 1
 
 
 # -- the helpers themselves -----------------------------------------------------------------

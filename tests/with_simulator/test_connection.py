@@ -387,8 +387,12 @@ async def test_a_closed_client_refuses_new_requests_before_sending() -> None:
             client.fetch_short_interest("US.AAPL"),
             client.connect(),
         ):
-            with pytest.raises(ClientClosedError, match="is closed; create a new Client"):
+            with pytest.raises(ClientClosedError, match="is closed; create a new Client") as info:
                 await call
+            # Named by its address, not by its whole repr with the quota's state.
+            assert str(info.value) == (
+                f"the Client for {sim.host}:{sim.port} is closed; create a new Client"
+            )
         with pytest.raises(ClientClosedError):
             async for _ in client.iter_short_interest("US.AAPL"):
                 pass
@@ -408,6 +412,7 @@ async def test_closing_fails_requests_in_flight_with_client_closed() -> None:
         await client.close()
         with pytest.raises(ClientClosedError, match="was closed while the request waited"):
             await task
+        assert "quota" not in str(task.exception())
         assert time.monotonic() - start < 0.9  # the reply was 1 s away
         assert isinstance(task.exception(), MoomooError)
 

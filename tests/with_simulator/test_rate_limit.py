@@ -1,7 +1,7 @@
 """OpenD's refusals end to end: which texts are rate limits, the retry pause, and the budget.
 
-The simulator is made to refuse in OpenD's real templates by the ``opend_wording`` fixture; other
-texts are put in its mouth by wrapping its ``_fail``.
+The simulator refuses in OpenD's real templates (``lang`` picks English or Chinese); other texts
+are put in its mouth by wrapping the handler's ``fail``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
 
 import aiolimiter
 import pytest
@@ -25,7 +24,7 @@ from aiomoomoo import (
     SlidingWindowLimiter,
     UnknownSecurityError,
 )
-from aiomoomoo.testing import Quota, _simulator
+from aiomoomoo.testing import Lang, Quota, _handler
 
 from ._fixtures import busiest_window, client_of, serving
 
@@ -35,7 +34,7 @@ pytestmark = pytest.mark.anyio
 def say_instead(monkeypatch: pytest.MonkeyPatch, ret_msg: str | None, *, err_code: bool) -> None:
     """Make the simulator's every failure say ``ret_msg`` (or its own text), with or without
     an errCode."""
-    fail = _simulator._fail
+    fail = _handler.fail
 
     def instead(response: Message, message: str, code: int) -> Message:
         fail(response, message if ret_msg is None else ret_msg, code)
@@ -43,7 +42,7 @@ def say_instead(monkeypatch: pytest.MonkeyPatch, ret_msg: str | None, *, err_cod
             response.ClearField("errCode")
         return response
 
-    monkeypatch.setattr(_simulator, "_fail", instead)
+    monkeypatch.setattr(_handler, "fail", instead)
 
 
 @pytest.mark.parametrize(
@@ -71,11 +70,9 @@ async def test_a_mention_of_frequency_or_an_exhausted_allowance_is_no_rate_limit
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])
-async def test_opends_refusal_is_a_rate_limit_carrying_its_budget(
-    opend_wording: Callable[[str], None], language: str
-) -> None:
-    opend_wording(language)
+async def test_opends_refusal_is_a_rate_limit_carrying_its_budget(language: Lang) -> None:
     async with serving(quota=Quota(2, 30)) as sim, client_of(sim, rate_limit_wait=0) as client:
+        sim.lang = language
         await asyncio.gather(*(client.get_short_interest("US.AAPL") for _ in range(2)))
         with pytest.raises(RateLimitError) as refused:
             await client.get_short_interest("US.AAPL")
@@ -93,7 +90,6 @@ async def test_an_absent_err_code_is_none_not_zero(monkeypatch: pytest.MonkeyPat
     assert "errCode" not in str(unknown.value)
 
 
-@pytest.mark.usefixtures("opend_wording")
 async def test_the_rate_limit_pause_doubles_up_to_rate_limit_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -118,7 +114,7 @@ async def test_the_rate_limit_pause_doubles_up_to_rate_limit_wait(
 
 
 async def test_a_default_client_adopts_a_tighter_gateway_budget(
-    opend_wording: Callable[[str], None], caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The gateway allows 5 per 0.3 s, the default client believes 30 per 30 s. Before, the
     # client kept sending bursts the gateway refused, pausing 1 s, 2 s, ... and ran into its own
