@@ -8,6 +8,7 @@ import pickle
 import signal
 from pathlib import Path
 from types import ModuleType
+
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 
@@ -90,7 +91,9 @@ FieldShape = tuple[str, int, int, int, object, str | None]
 
 
 def label(field: FieldDescriptor) -> int:
-    # protobuf 7 dropped FieldDescriptor.label; the label survives as these two flags.
+    # protobuf 7 dropped FieldDescriptor.label for these two flags, which protobuf 4.25 lacks.
+    if not hasattr(field, "is_repeated"):
+        return int(getattr(field, "label"))  # noqa: B009 (not in protobuf 7's stubs)
     if field.is_repeated:
         return FieldDescriptor.LABEL_REPEATED
     if field.is_required:
