@@ -96,14 +96,14 @@ class SlidingWindowLimiter:
 
     def _release(self) -> None:
         self._in_flight -= 1
-        self._done.append(asyncio.get_running_loop().time())
+        self._done.append(_finished_at(asyncio.get_running_loop()))
         self._wake()
 
     async def acquire(self) -> None:
         """Wait for a slot and count it as used from now (for callers without replies)."""
         await self._acquire()
         self._in_flight -= 1
-        self._done.append(asyncio.get_running_loop().time())
+        self._done.append(_finished_at(asyncio.get_running_loop()))
         # The used count is unchanged, but the timer may have been armed only for in-flight
         # slots (or not at all): without this, a waiter behind would never be woken.
         self._wake()
@@ -164,6 +164,17 @@ class SlidingWindowLimiter:
     def _on_timer(self) -> None:
         self._timer = None
         self._wake()
+
+
+def _finished_at(loop: asyncio.AbstractEventLoop) -> float:
+    """Now on the loop's clock, as the instant a slot's cool-down starts from.
+
+    uvloop's ``time()`` counts whole milliseconds, so it can be up to 1 ms behind the moment a
+    reply arrived; a cool-down counted from there would end early and, on a fast link, let OpenD
+    see one request too many in a window. On such a clock the instant is rounded up instead.
+    """
+    now = loop.time()
+    return now if isinstance(loop, asyncio.BaseEventLoop) else now + 0.001
 
 
 class _Slot:
