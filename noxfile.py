@@ -1,42 +1,118 @@
 """Developer and CI tasks: ``nox -s tests``, ``lint``, ``mypy``, ``docs``, ``proto``, ``bench``,
-``mutate``."""
+``mutate``.
+
+Compatibility sessions: ``nox -s protobuf-4`` (and ``-5``, ``-6``, ``-7``) run the suite on the
+newest release of that protobuf major; ``nox -s oldest`` runs it on the oldest release of every
+runtime dependency that pyproject.toml allows; ``nox -s tests -P 3.12`` picks another Python.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
-PROTO_ROOT = ROOT / "proto"
 GENERATED = Path("aiomoomoo", "_proto")
-# Must match the versions pinned in the "test" extra and recorded in the generated files.
-PROTO_TOOLS = ("grpcio-tools==1.85.1", "mypy-protobuf==5.1.0")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 # Pinned: its configuration keys and its mutants' names change between major versions.
 MUTMUT = "mutmut==3.8.1"
 
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
 nox.options.sessions = ["tests", "lint", "mypy", "docs"]
+# uv when it is installed next to nox (much faster installs), virtualenv otherwise.
+nox.options.default_venv_backend = "uv|virtualenv"
+
+#: The newest release line of each protobuf major that aiomoomoo supports.
+PROTOBUF_MAJORS = {
+    "4": "protobuf>=4.25,<5",
+    "5": "protobuf>=5.29,<6",
+    "6": "protobuf>=6.33,<7",
+    "7": "protobuf>=7,<8",
+}
+#: The extras whose floors ``oldest`` pins too: what the suite exercises besides the core.
+OLDEST_EXTRAS = ("crypto", "parquet", "aiolimiter")
 
 
-def install(session: nox.Session, *extras: str) -> None:
+#: Printed before a compatibility run, so its log says what it really ran on.
+SHOW_VERSIONS = (
+    "import importlib.metadata as m, sys; print(sys.version.split()[0], *(f'{n}=={m.version(n)}' "
+    "for n in ('protobuf', 'pandas', 'numpy', 'pyarrow', 'anyio', 'cryptography', 'aiolimiter')))"
+)
+
+
+def install(session: nox.Session, *extras: str, constraints: Path | None = None) -> None:
     """Install aiomoomoo in editable mode with the given extras into the session's venv."""
     spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec)
+    options = ["-c", str(constraints)] if constraints else []
+    session.install("-e", spec, *options)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite; arguments after ``--`` go to pytest."""
-    install(session, "test")
+    """Run the test suite on the newest dependencies; arguments after ``--`` go to pytest."""
+    install(session, "test", "proto")
+    session.run("pytest", *session.posargs)
+
+
+def _protobuf_session(major: str, requirement: str) -> None:
+    @nox.session(name=f"protobuf-{major}")
+    def run(session: nox.Session) -> None:
+        # The proto extra (grpcio-tools) needs protobuf 7, so the staleness test skips here;
+        # `tests` runs it.
+        session.install("-e", ".[test]", requirement)
+        session.run("python", "-c", SHOW_VERSIONS)
+        session.run("pytest", *session.posargs)
+
+    run.__doc__ = f"Run the test suite with {requirement}."
+
+
+for _major, _requirement in PROTOBUF_MAJORS.items():
+    _protobuf_session(_major, _requirement)
+
+
+def floors() -> list[str]:
+    """``name==floor`` for every runtime dependency and ``OLDEST_EXTRAS`` entry in pyproject.toml.
+
+    Every such requirement must state a floor (``>=``); one without is an error, so a new
+    dependency cannot slip in untested against its oldest allowed release.
+    """
+    project = PYPROJECT["project"]
+    requirements = list(project["dependencies"])
+    for extra in OLDEST_EXTRAS:
+        requirements += project["optional-dependencies"][extra]
+    pins: dict[str, str] = {}
+    for requirement in requirements:
+        found = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^]]*\])?\s*[^;]*?>=\s*([^,;\s]+)", requirement)
+        if found is None:
+            raise ValueError(f"{requirement!r} in pyproject.toml states no floor (>=)")
+        name, floor = found.groups()
+        pins[name.lower()] = floor
+    return [f"{name}=={floor}" for name, floor in sorted(pins.items())]
+
+
+@nox.session(python="3.11")
+def oldest(session: nox.Session) -> None:
+    """Run the test suite on the oldest release of every dependency pyproject.toml allows.
+
+    The floors of the runtime dependencies and of the extras the suite uses are pinned with a
+    constraints file; the test tools themselves resolve as usual. Python 3.11 is the floor too.
+    """
+    constraints = Path(session.create_tmp(), "floors.txt")
+    constraints.write_text("\n".join(floors()) + "\n", encoding="utf-8")
+    session.log("floors: " + ", ".join(floors()))
+    install(session, "test", *OLDEST_EXTRAS, constraints=constraints)
+    session.run("python", "-c", SHOW_VERSIONS)
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check lint and formatting with ruff."""
+    """Check lint and formatting with ruff (which formats the Python in docs/*.md too)."""
     install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -45,31 +121,19 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def mypy(session: nox.Session) -> None:
     """Type-check the package, the tests and this file (paths come from pyproject.toml)."""
-    install(session, "test", "lint", "crypto", "parquet")
+    install(session, "test", "lint", "crypto", "parquet", "proto")
     session.run("mypy", *session.posargs)
 
 
 @nox.session
 def proto(session: nox.Session) -> None:
-    """Regenerate aiomoomoo/_proto from proto/ and fail if the committed files were stale."""
-    session.install(*PROTO_TOOLS)
-    sources = sorted(str(path.relative_to(ROOT)) for path in PROTO_ROOT.rglob("*.proto"))
-    if not sources:
-        session.error(f"no .proto files under {PROTO_ROOT}")
+    """Regenerate aiomoomoo/_proto from every proto/**/*.proto and fail if it was stale."""
+    install(session, "proto")
     # Delete first so a module whose .proto was removed shows up as a difference too.
     for stale in (ROOT / GENERATED).glob("*_pb2.py*"):
         stale.unlink()
     session.chdir(ROOT)
-    session.run(
-        "python",
-        "-m",
-        "grpc_tools.protoc",
-        "-I",
-        "proto",
-        "--python_out=.",
-        "--mypy_out=.",
-        *sources,
-    )
+    session.run("python", "proto/generate.py")
 
     diff = subprocess.run(["git", "diff", "--exit-code", "--", str(GENERATED)], cwd=ROOT)
     if diff.returncode not in (0, 1):
@@ -89,11 +153,24 @@ def proto(session: nox.Session) -> None:
         )
 
 
+#: A pymdownx.snippets marker left in a built page: the include was not carried out.
+UNEXPANDED_SNIPPET = re.compile(r"-\s*-\s*8\s*(?:<|&lt;)\s*-\s*-")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site; any warning fails the build."""
+    """Build the documentation site; any warning, missing include or unexpanded one fails it."""
     install(session, "docs")
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+    site = ROOT / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), *session.posargs)
+    broken = sorted(
+        str(page.relative_to(site))
+        for page in site.rglob("*.html")
+        # Without the tags: highlighted code splits the marker into one <span> per token.
+        if UNEXPANDED_SNIPPET.search(re.sub(r"<[^>]*>", "", page.read_text(encoding="utf-8")))
+    )
+    if broken:
+        session.error(f"pages show a snippet marker instead of the included file: {broken}")
 
 
 @nox.session

@@ -175,7 +175,7 @@ class SlidingWindowLimiter:
 
     def _release(self) -> None:
         self._in_flight -= 1
-        self._done.append(asyncio.get_running_loop().time())
+        self._done.append(_finished_at(asyncio.get_running_loop()))
         self._wake()
 
     # The client's three steps (_grant, then _release or _give_back), apart so a timed-out
@@ -192,7 +192,7 @@ class SlidingWindowLimiter:
         """Wait for a slot and count it as used from now (for callers without replies)."""
         await self._acquire()
         self._in_flight -= 1
-        self._done.append(asyncio.get_running_loop().time())
+        self._done.append(_finished_at(asyncio.get_running_loop()))
         # The used count is unchanged, but the timer may have been armed only for in-flight
         # slots (or not at all): without this, a waiter behind would never be woken.
         self._wake()
@@ -310,6 +310,17 @@ def _keeps_within(window: tuple[int, float], budget: tuple[int, float]) -> bool:
 
 def _describe(limits: tuple[tuple[int, float], ...]) -> str:
     return " and ".join(f"{count} per {period:g} s" for count, period in limits)
+
+
+def _finished_at(loop: asyncio.AbstractEventLoop) -> float:
+    """Now on the loop's clock, as the instant a slot's cool-down starts from.
+
+    uvloop's ``time()`` counts whole milliseconds, so it can be up to 1 ms behind the moment a
+    reply arrived; a cool-down counted from there would end early and, on a fast link, let OpenD
+    see one request too many in a window. On such a clock the instant is rounded up instead.
+    """
+    now = loop.time()
+    return now if isinstance(loop, asyncio.BaseEventLoop) else now + 0.001
 
 
 class _Slot:

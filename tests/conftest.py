@@ -1,7 +1,37 @@
+"""Settings for the whole suite: the event loops async tests run on, and Hypothesis' profile."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
+from hypothesis import settings
+
+# Hypothesis loads its "ci" profile when the CI variable is set (derandomized, no example
+# database, too_slow health check off). Load the default profile explicitly so CI runs the
+# suite exactly as a user's checkout does and cannot hide what would fail for them.
+settings.load_profile("default")
+
+ASYNCIO = pytest.param(("asyncio", {}), id="asyncio")
+UVLOOP = pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")
+#: Tests that run the client or the simulator over real sockets run once per loop: many bots run
+#: aiomoomoo on uvloop, whose transports are not asyncio's classes. uvloop has no Windows build.
+#: Other async tests (the quota's) drive asyncio's own clock and run on asyncio alone.
+SOCKET_TESTS = Path(__file__).parent / "with_simulator"
+SOCKET_LOOPS = [ASYNCIO] if sys.platform == "win32" else [ASYNCIO, UVLOOP]
 
 
 @pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    """Run ``@pytest.mark.anyio`` tests on asyncio only: aiomoomoo is asyncio-based."""
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """The anyio plugin's backend for ``@pytest.mark.anyio`` tests: asyncio."""
+    return ("asyncio", {})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the socket tests' ``anyio_backend`` over both loops."""
+    if "anyio_backend" in metafunc.fixturenames and metafunc.definition.path.is_relative_to(
+        SOCKET_TESTS
+    ):
+        metafunc.parametrize("anyio_backend", SOCKET_LOOPS, scope="session")

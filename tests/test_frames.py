@@ -171,9 +171,13 @@ def test_a_column_absent_from_every_row_keeps_its_dtype() -> None:
     assert frame["aggregated_short"].isna().all()
 
 
+# An explicit alphabet (ASCII, Latin-1, CJK, an astral emoji) rather than st.text()'s default:
+# the default makes Hypothesis build its Unicode category table on first use, which with a cold
+# .hypothesis/ cache took seconds on a loaded machine and failed the too_slow health check.
+_TEXT = st.text(alphabet="0123456789-: /abcXYZ\u00e9\u00df\u4e2d\u6587\U0001f4c8", max_size=12)
 _US_FIELDS = {
     "timestamp": st.integers(0, 2**40),
-    "timestampStr": st.text(max_size=12),
+    "timestampStr": _TEXT,
     # uint64 on the wire; Int64 holds every count a real reply carries.
     "sharesShort": st.integers(0, 2**63 - 1),
     "shortPercent": st.floats(allow_nan=False),

@@ -122,7 +122,8 @@ def test_official_client_reports_the_simulators_error_messages(moomoo: ModuleTyp
         assert ctx.get_short_interest("US.AAPL")[0] == moomoo.RET_OK
         assert ctx.get_short_interest("US.AAPL") == (
             moomoo.RET_ERROR,
-            "Get Short Interest is too frequent, request failed, no more than 4 times every 30 seconds.",
+            "Get Short Interest is too frequent, request failed, "
+            "no more than 4 times every 30 seconds.",
             None,
         )
 

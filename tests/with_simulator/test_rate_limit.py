@@ -24,7 +24,7 @@ from aiomoomoo import (
     SlidingWindowLimiter,
     UnknownSecurityError,
 )
-from aiomoomoo.testing import Lang, Quota, _handler
+from aiomoomoo.testing import Lang, Quota, _handler, _messages
 
 from ._fixtures import busiest_window, client_of, serving
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.anyio
 def say_instead(monkeypatch: pytest.MonkeyPatch, ret_msg: str | None, *, err_code: bool) -> None:
     """Make the simulator's every failure say ``ret_msg`` (or its own text), with or without
     an errCode."""
-    fail = _handler.fail
+    fail = _messages.fail
 
     def instead(response: Message, message: str, code: int) -> Message:
         fail(response, message if ret_msg is None else ret_msg, code)
