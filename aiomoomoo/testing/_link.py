@@ -22,30 +22,27 @@ from typing import Final
 
 from ._handler import Answer, Reply, RequestHandler, Session
 
-__all__ = ["DEFAULT_MAX_PENDING", "Link"]
+__all__ = ["Link"]
 
 logger = logging.getLogger("aiomoomoo.testing")
 
-#: Bytes of replies a connection may have waiting for its peer before the simulator stops
-#: reading its requests.
-DEFAULT_MAX_PENDING: Final = 1024 * 1024
-
-_CLOSE: Final = None
+# Queue markers: close once what comes before has been written, or abort then.
+_CLOSE: Final = "close"
+_ABORT: Final = "abort"
 
 
 class Link(abc.ABC):
     """The transport-neutral half of one connection; see the module docstring."""
 
-    def __init__(
-        self, handler: RequestHandler, session: Session, *, max_pending: int = DEFAULT_MAX_PENDING
-    ) -> None:
+    def __init__(self, handler: RequestHandler, session: Session, *, max_pending: int) -> None:
         self.handler = handler
         self.session = session
         self.max_pending = max_pending
         self.closed = False
         #: Bytes encoded for the peer and not yet taken by it (held, queued or being written).
         self.pending = 0
-        self._queue: collections.deque[list[bytes] | None] = collections.deque()
+        self._queue: collections.deque[list[bytes] | str] = collections.deque()
+        self._writing = False
         self._queued = asyncio.Event()
         self._relieved = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -71,6 +68,10 @@ class Link(abc.ABC):
         """Close the connection after what was written; by default the same as aborting."""
         self.abort_transport()
 
+    def write_now(self, messages: list[bytes]) -> bool:
+        """Write ``messages`` without waiting, if the transport can take them; else False."""
+        return False
+
     # -- sending ----------------------------------------------------------------------------
 
     def answer(self, answer: Answer) -> None:
@@ -78,7 +79,8 @@ class Link(abc.ABC):
         if self.closed:
             return
         if answer.close and not answer.replies:
-            self.abort()
+            # Whatever was answered before still goes out first, as it would from a gateway.
+            self._enqueue(_ABORT)
             return
         messages = [self.encode(reply) for reply in answer.replies]
         self.pending += sum(map(len, messages))
@@ -142,9 +144,17 @@ class Link(abc.ABC):
             self._close_after_held = False
             self._enqueue(_CLOSE)
 
-    def _enqueue(self, messages: list[bytes] | None) -> None:
+    def _enqueue(self, messages: list[bytes] | str) -> None:
         if self.closed:
             return
+        if not self._queue and not self._writing:
+            # The usual case, nothing queued: straight to the transport, or close at once.
+            if messages is _ABORT:
+                self.abort()
+                return
+            if isinstance(messages, list) and self.write_now(messages):
+                self._sent(messages)
+                return
         self._queue.append(messages)
         self._queued.set()
         if self._pump is None:
@@ -158,13 +168,20 @@ class Link(abc.ABC):
                     await self._queued.wait()
                     continue
                 messages = self._queue.popleft()
+                if messages is _ABORT:
+                    break
                 if messages is _CLOSE:
                     await self.close_transport()
                     break
-                if messages:
-                    await self.write(messages)
-                self.pending -= sum(map(len, messages))
-                self._relieved.set()
+                assert isinstance(messages, list)
+                self._writing = True
+                await self.write(messages)
+                self._writing = False
+                self._sent(messages)
         except Exception as exc:  # a peer gone mid-write: nothing to tell it any more
             logger.debug("simulator lost a connection while writing: %r", exc)
         self.abort()
+
+    def _sent(self, messages: list[bytes]) -> None:
+        self.pending -= sum(map(len, messages))
+        self._relieved.set()
