@@ -21,11 +21,14 @@ from collections.abc import Callable
 from typing import Final
 
 from ._handler import Answer, Reply, RequestHandler, Session
+from ._stats import DEFAULT_LIMITS, SimulatorStats
 
-__all__ = ["Link"]
+__all__ = ["DEFAULT_MAX_PENDING", "Link", "LinkSet"]
 
 logger = logging.getLogger("aiomoomoo.testing")
 
+#: Bytes of replies a connection may hold for a peer that does not read (`Limits.max_pending`).
+DEFAULT_MAX_PENDING: Final = DEFAULT_LIMITS.max_pending
 # Queue markers: close once what comes before has been written, or abort then.
 _CLOSE: Final = "close"
 _ABORT: Final = "abort"
@@ -34,7 +37,13 @@ _ABORT: Final = "abort"
 class Link(abc.ABC):
     """The transport-neutral half of one connection; see the module docstring."""
 
-    def __init__(self, handler: RequestHandler, session: Session, *, max_pending: int) -> None:
+    def __init__(
+        self,
+        handler: RequestHandler,
+        session: Session,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         self.handler = handler
         self.session = session
         self.max_pending = max_pending
@@ -185,3 +194,26 @@ class Link(abc.ABC):
     def _sent(self, messages: list[bytes]) -> None:
         self.pending -= sum(map(len, messages))
         self._relieved.set()
+
+
+class LinkSet(set[Link]):
+    """The simulator's open connections, over every transport, with their limit.
+
+    A transport calls `admit` for each new connection and serves it only if that returns True;
+    it ``discard``s it when it ends.
+    """
+
+    def __init__(self, stats: SimulatorStats, max_connections: int | None) -> None:
+        super().__init__()
+        self.stats = stats
+        self.max_connections = max_connections
+
+    def admit(self, link: Link) -> bool:
+        """Add ``link``; False (and counted in ``stats.refused_connections``) if over the limit."""
+        limit = self.max_connections
+        if limit is not None and len(self) >= limit:
+            self.stats.refused_connections += 1
+            logger.info("simulator refusing a connection: %d are open already", limit)
+            return False
+        self.add(link)
+        return True

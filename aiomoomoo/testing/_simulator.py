@@ -27,7 +27,7 @@ from ._data import rows_of
 from ._faults import Faults
 from ._handler import RequestHandler
 from ._history import DEFAULT_AS_OF, HkRow, SymbolProfile, UsRow
-from ._link import Link
+from ._link import LinkSet
 from ._stats import DEFAULT_LIMITS, DEFAULT_QUOTA, Limits, Quota, SimulatorStats
 from ._tcp import TcpLink
 from ._texts import Lang, check_lang
@@ -118,7 +118,7 @@ class OpenDSimulator:
             lang=lang,
         )
         self._server: asyncio.Server | None = None
-        self._connections: set[Link] = set()
+        self._connections = LinkSet(self.handler.stats, limits.max_connections)
 
     def __repr__(self) -> str:
         state = "serving" if self._server is not None else "stopped"
@@ -278,16 +278,6 @@ class OpenDSimulator:
         """Bytes of replies waiting for clients to take them, over every connection."""
         return sum(link.pending for link in self._connections)
 
-    def _admit(self, link: Link) -> bool:
-        """Register a new connection of any transport; False (and counted) if over the limit."""
-        limit = self.limits.max_connections
-        if limit is not None and len(self._connections) >= limit:
-            self.stats.refused_connections += 1
-            logger.info("simulator refusing a connection: %d are open already", limit)
-            return False
-        self._connections.add(link)
-        return True
-
     def drop_connections(self) -> None:
         """Abort every open connection, as a crashing gateway would."""
         for connection in list(self._connections):
@@ -301,7 +291,7 @@ class OpenDSimulator:
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = TcpLink(self.handler, reader, writer, rsa=self.rsa, limits=self.limits)
-        if not self._admit(link):
+        if not self._connections.admit(link):
             link.abort()
             return
         try:
