@@ -287,7 +287,8 @@ async def test_a_connection_that_sends_no_init_connect_is_closed() -> None:
             started = loop.time()
             with pytest.raises(PeerClosed):
                 await silent.receive()
-            assert loop.time() - started >= 0.2
+            # uvloop's clock counts whole milliseconds: its timers may fire up to 1 ms early.
+            assert loop.time() - started >= 0.2 - 0.002
         async with connected(sim) as greeted:
             await asyncio.sleep(0.4)
             assert (await greeted.keep_alive()).retType == 0
