@@ -1,0 +1,290 @@
+"""The simulator's WebSocket transport, checked packet by packet with a minimal client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from aiomoomoo._proto import (
+    InitWebSocket_pb2,
+    KeepAlive_pb2,
+    Notify_pb2,
+    Qot_GetShortInterest_pb2,
+)
+from aiomoomoo.testing import Faults, OpenDSimulator, Quota
+
+from ._websocket import MAGIC, REQUEST, WsClient, logged_in, parse_reply
+from .conftest import FakeClock, PeerClosed, connected, short_interest_request
+
+pytestmark = pytest.mark.anyio
+
+KEY = "correct horse"
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+async def test_login_with_the_key_md5_gets_a_connection_id() -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0, websocket_key=KEY) as sim:
+        assert sim.websocket_port
+        assert sim.websocket_port != sim.port
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            before = int(time.time())
+            packet, response = await client.login(KEY)
+            assert (packet.cmd, packet.error, packet.error_text) == (1, 0, "")
+            assert response.retType == 0
+            assert response.s2c.connID > 0
+            assert before <= response.s2c.serverTime <= int(time.time())
+            assert sim.stats.connections == 1
+            assert sim.stats.failed == 0
+
+
+@pytest.mark.parametrize("sent", ["wrong key", None], ids=["wrong-key", "no-key"])
+async def test_a_wrong_or_missing_key_fails_the_login_and_closes(sent: str | None) -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0, websocket_key=KEY) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            packet, response = await client.login(sent)
+            assert packet.cmd == 1
+            assert packet.error != 0
+            assert packet.error_text == "login failed"
+            assert response.retType == -1
+            assert "WebSocket key" in response.retMsg
+            assert not response.s2c.connID
+            with pytest.raises(PeerClosed):
+                await client.receive()
+        assert sim.stats.failed == 1
+
+
+async def test_without_a_key_any_login_is_accepted() -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        for key in (None, "anything"):
+            async with logged_in(sim.host, sim.websocket_port, key) as client:
+                assert client.conn_id
+
+
+async def test_requests_before_login_are_refused() -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            request = short_interest_request(11, "AAPL")
+            packet, response = await client.request(3249, request, KeepAlive_pb2.Response)
+            assert packet.error != 0
+            assert (response.retType, response.retMsg) == (-1, "InitWebSocket must come first")
+            assert sim.stats.requests == 0
+            # The connection stays usable: logging in afterwards works.
+            packet, _ = await client.login(None)
+            assert packet.error == 0
+
+
+@pytest.mark.parametrize("code", ["US.AAPL", "HK.00700"])
+async def test_paging_matches_the_history_and_echoes_64_bit_sections(code: str) -> None:
+    async with (
+        OpenDSimulator(quota=None, websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        pages = await client.walk(code, num=50)
+        rows = sim.history(code)
+        items = [
+            item for page in pages for item in (page.s2c.usItemList or page.s2c.hkItemList)
+        ]
+        assert [item.timestamp for item in items] == [row.timestamp for row in rows]
+        assert [item.closePrice for item in items] == [row.close_price for row in rows]
+        assert len(pages) == -(-len(rows) // 50)
+        assert sim.stats.requests == len(pages)
+        assert not client.skipped
+
+
+async def test_replies_are_matched_by_section_even_out_of_order() -> None:
+    faults = Faults(reply_delay=0.01, reply_jitter=0.2)
+    async with (
+        OpenDSimulator(quota=None, seed=3, faults=faults, websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        codes = ["US.AAPL", "US.TSLA", "HK.00700", "HK.09988", "US.NVDA", "HK.00005"]
+        sections = {}
+        for code in codes:
+            market, symbol = code.split(".")
+            request = short_interest_request(11 if market == "US" else 1, symbol, num=1)
+            sections[await client.send(3249, request)] = code
+        arrived = [await client.receive() for _ in codes]
+        assert sorted(p.section for p in arrived) == sorted(sections)
+        # With this seed the jitter reorders them: the test would prove nothing otherwise.
+        assert [p.section for p in arrived] != list(sections)
+        for packet in arrived:
+            response = Qot_GetShortInterest_pb2.Response.FromString(packet.body)
+            items = response.s2c.usItemList or response.s2c.hkItemList
+            assert items[0].timestamp == sim.history(sections[packet.section])[0].timestamp
+
+
+async def test_both_transports_share_one_quota_and_one_set_of_stats() -> None:
+    clock = FakeClock()
+    async with (
+        OpenDSimulator(quota=Quota(4, 30), clock=clock, websocket_port=0) as sim,
+        connected(sim) as tcp,
+        logged_in(sim.host, sim.websocket_port) as ws,
+    ):
+        assert (await tcp.short_interest("US.AAPL")).retType == 0
+        assert (await ws.short_interest("US.AAPL")).retType == 0
+        assert (await tcp.short_interest("HK.00700")).retType == 0
+        assert (await ws.short_interest("HK.00700")).retType == 0
+        refused = await ws.short_interest("US.AAPL")
+        assert refused.retType == -1
+        assert "4" in refused.retMsg
+        assert (await tcp.short_interest("US.AAPL")).retType == -1
+        clock.advance(30)
+        assert (await ws.short_interest("US.AAPL")).retType == 0
+        assert sim.stats.connections == 2
+        assert sim.stats.requests == 7
+        assert sim.stats.rate_limited == 2
+
+
+async def test_pushes_go_out_with_section_zero() -> None:
+    async with (
+        OpenDSimulator(quota=None, faults=Faults(push_every=1), websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        page = await client.short_interest("US.AAPL", num=2)
+        assert page.retType == 0
+        [push] = client.skipped
+        assert (push.cmd, push.section, push.error) == (1003, 0, 0)
+        notify = Notify_pb2.Response.FromString(push.body)
+        assert notify.s2c.event.desc == "simulated push"
+
+        sim.push_notify("gateway says hello")
+        push = await client.receive()
+        assert (push.cmd, push.section) == (1003, 0)
+        assert Notify_pb2.Response.FromString(push.body).s2c.event.desc == "gateway says hello"
+
+
+async def test_message_level_faults_apply() -> None:
+    async with (
+        OpenDSimulator(quota=None, faults=Faults(drop_after=1), websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        assert (await client.short_interest("US.AAPL")).retType == 0
+        with pytest.raises(PeerClosed):
+            await client.short_interest("US.AAPL")
+        assert sim.stats.dropped == 1
+
+        sim.faults = Faults(reply_delay=0.3)
+        async with logged_in(sim.host, sim.websocket_port) as slow:
+            started = time.monotonic()
+            assert (await slow.short_interest("US.AAPL")).retType == 0
+            assert time.monotonic() - started >= 0.3
+
+        sim.faults = Faults(answer_keepalive=False)
+        async with logged_in(sim.host, sim.websocket_port) as deaf:
+            keepalive = KeepAlive_pb2.Request()
+            keepalive.c2s.time = 1
+            await deaf.send(1004, keepalive)
+            with pytest.raises(TimeoutError):
+                await deaf.receive(timeout=0.3)
+
+
+async def test_close_and_drop_connections_reach_websocket_clients() -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            assert sim.connection_count == 1
+            sim.drop_connections()
+            with pytest.raises(PeerClosed):
+                await client.receive()
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            await sim.close()
+            with pytest.raises(PeerClosed):
+                await client.receive()
+
+
+HOSTILE_CLOSES = {
+    "text-message": ("ft-v1.0", 1003),
+    "empty": (b"", 1002),
+    "short-header": (MAGIC + b"\x00\x00\x0c\xb1", 1002),
+    "wrong-magic": (b"ft-v2.0\x00" + bytes(12), 1002),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_CLOSES))
+async def test_malformed_packets_close_the_connection_with_a_reason(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    message, code = HOSTILE_CLOSES[name]
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with connect(f"ws://{sim.host}:{sim.websocket_port}/") as connection:
+            await connection.send(message)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(connection.recv(), 5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == code
+        # The simulator is unharmed.
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            assert (await client.short_interest("US.AAPL")).retType == 0
+    no_errors_logged(caplog)
+
+
+async def test_unknown_commands_and_garbage_bodies_get_failed_replies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with (
+        OpenDSimulator(quota=None, websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        packet, response = await client.request(3001, b"", KeepAlive_pb2.Response)
+        assert (packet.error, response.retType, response.errCode) == (0, -1, 4)
+        assert "3001" in response.retMsg
+        packet, response = await client.request(
+            3249, b"\xff\xff\xff", Qot_GetShortInterest_pb2.Response
+        )
+        assert (response.retType, response.retMsg) == (-1, "malformed Qot_GetShortInterest request")
+        packet, _ = await client.request(2**32 - 1, b"", KeepAlive_pb2.Response)
+        assert packet.cmd == 2**32 - 1
+        # Still serving this very connection.
+        assert (await client.short_interest("HK.00700")).retType == 0
+    no_errors_logged(caplog)
+
+
+async def test_a_garbage_login_fails_and_closes(caplog: pytest.LogCaptureFixture) -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            await client.send(1, b"\x0a\xff\xff")
+            packet = parse_reply((await client.connection.recv()))  # type: ignore[arg-type]
+            assert packet.error != 0
+            response = InitWebSocket_pb2.Response.FromString(packet.body)
+            assert response.retMsg == "malformed InitWebSocket request"
+            with pytest.raises(PeerClosed):
+                await client.receive()
+    no_errors_logged(caplog)
+
+
+async def test_oversized_messages_are_refused() -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with connect(f"ws://{sim.host}:{sim.websocket_port}/", max_size=None) as connection:
+            await connection.send(REQUEST.pack(MAGIC, 1, 1) + bytes(1024 * 1024))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(connection.recv(), 5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009  # message too big
+
+
+def test_no_websocket_unless_asked_and_the_library_stays_unimported() -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from aiomoomoo.testing import OpenDSimulator\n"
+        "async def main():\n"
+        "    async with OpenDSimulator(quota=None) as sim:\n"
+        "        assert sim.websocket_port is None\n"
+        "asyncio.run(main())\n"
+        "assert 'websockets' not in sys.modules, 'websockets imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
