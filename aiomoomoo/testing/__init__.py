@@ -10,6 +10,7 @@ connect to it unmodified::
             ...
 """
 
+from ._faults import Faults
 from ._history import (
     BUILTIN_PROFILES,
     DEFAULT_AS_OF,
@@ -18,7 +19,8 @@ from ._history import (
     UsRow,
     generate_history,
 )
-from ._simulator import Faults, OpenDSimulator, Quota, SimulatorStats, SimulatorThread
+from ._simulator import OpenDSimulator, SimulatorThread
+from ._stats import Quota, SimulatorStats
 
 __all__ = [
     # The simulator

@@ -1,0 +1,126 @@
+"""The simulator's TCP transport: OpenD's framing and encryption around the request handler.
+
+Each connection decodes frames with `aiomoomoo._wire.FrameDecoder` (decrypting as OpenD does when
+the simulator has an RSA key), hands each request to the `RequestHandler`, and writes the
+replies back as frames. The stream-level faults (replies cut into small writes) live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from .._crypto import AesCipher, RsaCipher
+from .._errors import ProtocolError
+from .._wire import FrameDecoder, ProtoId, encode_frame
+from ._handler import Reply, RequestHandler
+from ._link import DEFAULT_MAX_PENDING, Link
+
+__all__ = ["TcpLink"]
+
+logger = logging.getLogger("aiomoomoo.testing")
+
+_READ_SIZE = 256 * 1024
+# Pause between the small writes of `Faults.split_writes`, so the peer really sees partial frames.
+_SPLIT_PAUSE = 0.0005
+
+
+class TcpLink(Link):
+    """One TCP client of the simulator; `serve` runs it until either side closes."""
+
+    def __init__(
+        self,
+        handler: RequestHandler,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        rsa: RsaCipher | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
+        session = handler.open_session(encryption_required=rsa is not None)
+        super().__init__(handler, session, max_pending=max_pending)
+        self.reader = reader
+        self.writer = writer
+        self.rsa = rsa
+        self._aes: AesCipher | None = None
+
+    async def serve(self) -> None:
+        """Read, answer and write until the peer or the simulator closes the connection."""
+        decoder = FrameDecoder(decrypt=self._decrypt if self.rsa is not None else None)
+        handle = self.handler.handle
+        try:
+            while data := await self.reader.read(_READ_SIZE):
+                for frame in decoder.feed(data):
+                    if self.closed:
+                        return
+                    answer = handle(
+                        self.session, frame.proto_id, frame.serial, frame.body, fmt=frame.fmt
+                    )
+                    self.answer(answer)
+                    await self.wait_writable()
+                if self.closed:
+                    return
+        except ProtocolError as exc:
+            logger.warning("simulator closing a connection that broke the protocol: %s", exc)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.abort()
+
+    # -- Link -------------------------------------------------------------------------------
+
+    def encode(self, reply: Reply) -> bytes:
+        return encode_frame(
+            reply.proto_id,
+            reply.serial,
+            reply.body,
+            fmt=reply.fmt,
+            encrypt=partial(self._encrypt, reply.proto_id),
+        )
+
+    async def write(self, messages: list[bytes]) -> None:
+        data = b"".join(messages)
+        size = self.handler.faults.split_writes
+        if not size:
+            self.writer.write(data)
+            await self.writer.drain()
+            return
+        for offset in range(0, len(data), size):
+            self.writer.write(data[offset : offset + size])
+            await self.writer.drain()
+            await asyncio.sleep(_SPLIT_PAUSE)
+
+    def abort_transport(self) -> None:
+        self.writer.transport.abort()
+
+    async def close_transport(self) -> None:
+        self.writer.close()
+
+    # -- encryption -------------------------------------------------------------------------
+
+    def _decrypt(self, proto_id: int, body: bytes) -> bytes:
+        rsa = self.rsa
+        assert rsa is not None
+        if proto_id == ProtoId.INIT_CONNECT:
+            try:
+                plain = rsa.decrypt(body)
+            except ProtocolError:
+                # Perhaps a client without the key: the SHA-1 check tells plaintext from garbage,
+                # and the handler refuses it politely.
+                self.session.rsa_request = False
+                return body
+            self.session.rsa_request = True
+            return plain
+        return self._aes.decrypt(body) if self._aes is not None else body
+
+    def _encrypt(self, proto_id: int, body: bytes) -> bytes:
+        session = self.session
+        if proto_id == ProtoId.INIT_CONNECT and session.rsa_reply:
+            assert self.rsa is not None
+            encrypted = self.rsa.encrypt(body)
+            # Every frame after InitConnect's reply travels under the AES key it announced.
+            key, session.aes_key = session.aes_key, None
+            self._aes = AesCipher(key, iv=session.aes_iv) if key is not None else None
+            return encrypted
+        return self._aes.encrypt(body) if self._aes is not None else body

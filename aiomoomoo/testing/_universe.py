@@ -1,0 +1,146 @@
+"""What the simulator serves: every symbol's history, newest first, and the index paging needs.
+
+Nothing here knows about requests or sockets: the request handler asks the universe for a
+code's `SymbolHistory` and pages through it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from google.protobuf.message import Message
+
+from .._security import Market, parse_code
+from ._history import (
+    BUILTIN_PROFILES,
+    DEFAULT_AS_OF,
+    HkRow,
+    SymbolProfile,
+    UsRow,
+    generate_history,
+)
+
+__all__ = ["SymbolHistory", "Universe", "write_row"]
+
+
+class SymbolHistory:
+    """One symbol's rows, newest first, with the lookup paging needs."""
+
+    __slots__ = ("_descending", "market", "rows")
+
+    def __init__(self, market: Market, rows: Sequence[UsRow] | Sequence[HkRow]) -> None:
+        self.market = market
+        self.rows: list[UsRow | HkRow] = list(rows)
+        # Negated so bisect (ascending) can search the newest-first timestamps.
+        self._descending = [-(r.timestamp if r.timestamp is not None else 0) for r in self.rows]
+
+    def start_after(self, next_key: str) -> int | None:
+        """Index of the first row after the page that ``next_key`` ended; None if it is invalid."""
+        if next_key.startswith("@") and next_key[1:].isdigit():
+            return min(int(next_key[1:]), len(self.rows))
+        try:
+            timestamp = int(next_key)
+        except ValueError:
+            return None
+        return bisect.bisect_right(self._descending, -timestamp)
+
+    def key_after(self, end: int) -> str:
+        """The ``nextKey`` of a page that ends just before row ``end``."""
+        if end >= len(self.rows):
+            return "-1"
+        # Like OpenD, the key is the page's last timestamp. Hand-made histories may repeat
+        # timestamps, leave them out or not be sorted; where the timestamp would not lead back to
+        # exactly this row, page by position instead.
+        last = self.rows[end - 1].timestamp
+        if last is None or self.start_after(str(last)) != end:
+            return f"@{end}"
+        return str(last)
+
+
+class Universe:
+    """The codes the simulator serves: generated from profiles, or rows given by the user.
+
+    ``seed`` and ``as_of`` fix the generated histories; they are generated when first asked for.
+    """
+
+    def __init__(self, *, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> None:
+        self.seed = seed
+        self.as_of = as_of
+        self._profiles: dict[str, SymbolProfile] = dict(BUILTIN_PROFILES)
+        self._histories: dict[str, SymbolHistory] = {}
+
+    @property
+    def codes(self) -> list[str]:
+        """Every code served."""
+        return sorted(set(self._profiles) | set(self._histories))
+
+    def add_symbol(
+        self,
+        code: str,
+        profile: SymbolProfile | None = None,
+        *,
+        rows: Sequence[UsRow] | Sequence[HkRow] | None = None,
+    ) -> None:
+        """Serve ``code``: a history generated from ``profile``, or exactly ``rows``."""
+        security = parse_code(code)
+        if (profile is None) == (rows is None):
+            raise ValueError("add_symbol needs exactly one of profile= or rows=")
+        if rows is not None:
+            row_type = UsRow if security.market is Market.US else HkRow
+            if not all(isinstance(r, row_type) for r in rows):
+                raise TypeError(f"rows for {code!r} must all be {row_type.__name__}")
+            self._profiles.pop(security.code, None)
+            self._histories[security.code] = SymbolHistory(security.market, rows)
+        else:
+            assert profile is not None
+            self._profiles[security.code] = profile
+            self._histories.pop(security.code, None)
+
+    def get(self, code: str) -> SymbolHistory:
+        """``code``'s history (a normalised code such as ``"US.AAPL"``); KeyError if not served."""
+        history = self._histories.get(code)
+        if history is None:
+            profile = self._profiles[code]
+            rows = generate_history(code, profile, seed=self.seed, as_of=self.as_of)
+            history = self._histories[code] = SymbolHistory(parse_code(code).market, rows)
+        return history
+
+
+def _us_fields(row: UsRow) -> tuple[tuple[str, object], ...]:
+    return (
+        ("timestamp", row.timestamp),
+        ("timestampStr", row.timestamp_str),
+        ("sharesShort", row.shares_short),
+        ("shortPercent", row.short_percent),
+        ("avgDailyShareVolume", row.avg_daily_share_volume),
+        ("daysToCover", row.days_to_cover),
+        ("closePrice", row.close_price),
+        ("lastClosePrice", row.last_close_price),
+    )
+
+
+def _hk_fields(row: HkRow) -> tuple[tuple[str, object], ...]:
+    return (
+        ("timestamp", row.timestamp),
+        ("timestampStr", row.timestamp_str),
+        ("closePrice", row.close_price),
+        ("lastClosePrice", row.last_close_price),
+        ("aggregatedShort", row.aggregated_short),
+        ("aggregatedShortRatio", row.aggregated_short_ratio),
+    )
+
+
+_PB_FIELDS: Final[dict[type, Callable[..., tuple[tuple[str, object], ...]]]] = {
+    UsRow: _us_fields,
+    HkRow: _hk_fields,
+}
+
+
+def write_row(item: Message, row: UsRow | HkRow) -> None:
+    """Fill a ``UsShortInterestItem`` / ``HkShortInterestItem`` from ``row``; None stays absent."""
+    for name, value in _PB_FIELDS[type(row)](row):
+        if value is not None:
+            setattr(item, name, value)
