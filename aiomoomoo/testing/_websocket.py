@@ -18,21 +18,19 @@ the TCP transport's; the message-level ones apply here too.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
 import struct
 import time
-from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from google.protobuf.message import DecodeError
 
 from .._proto import InitWebSocket_pb2, KeepAlive_pb2
 from .._wire import ProtoId
-from ._handler import Reply, RequestHandler, Session
+from ._handler import Reply, RequestHandler
+from ._link import DEFAULT_MAX_PENDING, Link
 
 try:
     from websockets.asyncio.server import Server, ServerConnection, serve
@@ -47,8 +45,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = [
     "INIT_WEBSOCKET",
     "MAGIC",
+    "WebSocketLink",
     "WebSocketPacket",
-    "WebSocketTransport",
+    "WebSocketServer",
     "decode_request",
     "encode_reply",
     "websocket_key_digest",
@@ -62,7 +61,6 @@ INIT_WEBSOCKET: Final = 1
 _REQUEST_HEADER: Final = struct.Struct(">8sIQ")
 _REPLY_HEADER: Final = struct.Struct(">8sIQi20s")
 _PUSH_SECTION: Final = 0
-_MAX_U32: Final = 0xFFFF_FFFF
 
 # Header error codes. OpenD's own values are not public: these are the simulator's, and any
 # non-zero value means the same to the JavaScript SDK (login failed, or the request did).
@@ -93,7 +91,7 @@ def websocket_key_digest(key: str | None) -> str:
 
 
 def decode_request(data: bytes) -> WebSocketPacket:
-    """Split a request packet; ValueError if it is shorter than its header or has the wrong magic."""
+    """Split a request packet; ValueError if it is shorter than its header or has a wrong magic."""
     if len(data) < _REQUEST_HEADER.size:
         raise ValueError(
             f"packet of {len(data)} bytes is shorter than the {_REQUEST_HEADER.size}-byte header"
@@ -113,134 +111,73 @@ def encode_reply(
 
 
 def _failure(ret_msg: str) -> bytes:
-    # Every OpenD response starts retType, retMsg, errCode: a KeepAlive response without s2c
-    # parses as any of them. The body is never empty, since the SDK only settles a request
-    # whose reply has one.
+    # Every OpenD response starts retType, retMsg, errCode, so a KeepAlive response without s2c
+    # parses as any of them. The body is never empty: the SDK only settles a request whose reply
+    # has one.
     return KeepAlive_pb2.Response(
         retType=_RET_FAILED, retMsg=ret_msg, errCode=_ERR_PARAM
     ).SerializeToString()
 
 
-class _Peer:
-    """One WebSocket client: its handler session and the replies still being held back."""
+class WebSocketLink(Link):
+    """One WebSocket client of the simulator; `serve` runs it until either side closes.
 
-    __slots__ = ("connection", "pending", "session")
-
-    def __init__(self, connection: ServerConnection, session: Session) -> None:
-        self.connection = connection
-        self.session = session
-        self.pending: set[asyncio.Task[None]] = set()
-
-    def abort(self) -> None:
-        """Drop the connection at once, as a crashing gateway would: no close handshake."""
-        for task in self.pending:
-            task.cancel()
-        transport = self.connection.transport
-        if transport is not None:
-            transport.abort()
-
-
-class WebSocketTransport:
-    """Serves the simulator's `RequestHandler` over WebSocket on ``host:port``.
-
-    ``key`` is the gateway's WebSocket key: a client must log in with its MD5 (None accepts any
-    login, as an OpenD without a key does). ``port`` 0 picks a free port; read it from ``port``
-    once started.
+    ``digest`` is the MD5 the login must carry (`websocket_key_digest`), None to accept any.
     """
 
     def __init__(
-        self, handler: RequestHandler, host: str, port: int, *, key: str | None = None
+        self,
+        handler: RequestHandler,
+        connection: ServerConnection,
+        *,
+        digest: str | None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
-        self.handler = handler
-        self.host = host
-        self.port = port
-        self._digest = websocket_key_digest(key) if key is not None else None
-        self._server: Server | None = None
-        self._peers: set[_Peer] = set()
+        super().__init__(handler, handler.open_session(), max_pending=max_pending)
+        self.connection = connection
+        self.digest = digest
+        self._close_code = CloseCode.NORMAL_CLOSURE
+        self._close_reason = ""
 
-    def __repr__(self) -> str:
-        state = "serving" if self._server is not None else "stopped"
-        return f"<WebSocketTransport {state} ws://{self.host}:{self.port}/ peers={len(self._peers)}>"
-
-    @property
-    def connection_count(self) -> int:
-        """WebSocket connections open right now."""
-        return len(self._peers)
-
-    async def start(self) -> None:
-        """Start listening; ``port`` then holds the bound port."""
-        if self._server is not None:
-            raise RuntimeError("WebSocket transport already started")
-        self._server = await serve(
-            self._serve,
-            self.host,
-            self.port,
-            max_size=MAX_MESSAGE_SIZE,
-            # The SDK sends no compression offer; refusing it keeps a peer from making us inflate.
-            compression=None,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        logger.info("OpenD simulator WebSocket listening on %s:%d", self.host, self.port)
-
-    async def close(self) -> None:
-        """Stop listening and drop every connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close(close_connections=False)
-        self.drop_connections()
-        await server.wait_closed()
-
-    def drop_connections(self) -> None:
-        """Abort every connection."""
-        for peer in list(self._peers):
-            peer.abort()
-
-    def push(self, reply: Reply) -> None:
-        """Send a push (section 0) to every logged-in connection."""
-        for peer in list(self._peers):
-            if peer.session.conn_id:
-                self._send_later(peer, [reply], 0.0, close=False)
-
-    # -- one connection ---------------------------------------------------------------------
-
-    async def _serve(self, connection: ServerConnection) -> None:
-        peer = _Peer(connection, self.handler.open_session())
-        self._peers.add(peer)
+    async def serve(self) -> None:
+        """Read, answer and write until the peer or the simulator closes the connection."""
         try:
-            async for message in connection:
+            async for message in self.connection:
+                if self.closed:
+                    return
                 if isinstance(message, str):
-                    await connection.close(CloseCode.UNSUPPORTED_DATA, "binary packets only")
+                    await self.connection.close(CloseCode.UNSUPPORTED_DATA, "binary packets only")
                     return
                 try:
                     packet = decode_request(message)
                 except ValueError as exc:
-                    await connection.close(CloseCode.PROTOCOL_ERROR, str(exc)[:120])
+                    await self.connection.close(CloseCode.PROTOCOL_ERROR, str(exc)[:120])
                     return
-                if not await self._handle(peer, packet):
-                    return
+                self._handle(packet)
+                await self.wait_writable()
         except ConnectionClosed:
             pass
         finally:
-            self._peers.discard(peer)
-            for task in peer.pending:
-                task.cancel()
+            self.abort()
 
-    async def _handle(self, peer: _Peer, packet: WebSocketPacket) -> bool:
-        """Answer one packet; False once the connection is to be closed."""
+    def _handle(self, packet: WebSocketPacket) -> None:
         cmd, section, body = packet
-        session = peer.session
         if cmd == INIT_WEBSOCKET:
-            reply, error, ok = self._login(session, body)
-            await peer.connection.send(
-                encode_reply(cmd, section, reply, error=error, error_text="" if ok else "login failed")
-            )
-            if not ok:
-                await peer.connection.close(CloseCode.POLICY_VIOLATION, "login failed")
-            return ok
-        if not session.conn_id:
+            reply, ok = self._login(body)
+            if ok:
+                self._send(encode_reply(cmd, section, reply))
+            else:
+                self.handler.stats.failed += 1
+                self._close_code, self._close_reason = CloseCode.POLICY_VIOLATION, "login failed"
+                self._send(
+                    encode_reply(
+                        cmd, section, reply, error=_ERROR_LOGIN, error_text="login failed"
+                    ),
+                    close=True,
+                )
+        elif not self.session.conn_id:
             self.handler.stats.failed += 1
-            await peer.connection.send(
+            self._send(
                 encode_reply(
                     cmd,
                     section,
@@ -249,62 +186,114 @@ class WebSocketTransport:
                     error_text="not logged in",
                 )
             )
-            return True
-        # The handler's serials are u32 as on TCP; the section goes back by way of the mapping.
-        answer = self.handler.handle(session, cmd, section & _MAX_U32, body)
-        replies = [
-            reply._replace(serial=_PUSH_SECTION if reply.proto_id == ProtoId.NOTIFY else section)
-            for reply in answer.replies
-        ]
-        if answer.delay > 0:
-            self._send_later(peer, replies, answer.delay, close=answer.close)
-            return True
-        await self._send(peer, replies)
-        if answer.close:
-            peer.abort()
-            return False
-        return True
+        else:
+            # The section stands in for TCP's serial: the handler passes it back untouched.
+            self.answer(self.handler.handle(self.session, cmd, section, body))
 
-    def _login(self, session: Session, body: bytes) -> tuple[bytes, int, bool]:
-        """InitWebSocket: the reply body, the header error and whether the login succeeded."""
+    def _login(self, body: bytes) -> tuple[bytes, bool]:
+        """InitWebSocket's reply body, and whether the login succeeded."""
         request = InitWebSocket_pb2.Request()
         response = InitWebSocket_pb2.Response(retType=_RET_FAILED, errCode=_ERR_PARAM)
         try:
             request.ParseFromString(body)
         except (DecodeError, RecursionError):
             response.retMsg = "malformed InitWebSocket request"
-            self.handler.stats.failed += 1
-            return response.SerializeToString(), _ERROR_LOGIN, False
+            return response.SerializeToString(), False
         sent = request.c2s.websocketKey.lower()
-        if self._digest is not None and not hmac.compare_digest(sent, self._digest):
+        if self.digest is not None and not hmac.compare_digest(sent, self.digest):
             response.retMsg = (
                 "websocketKey does not match this gateway's WebSocket key"
                 if sent
                 else "this gateway needs a WebSocket key"
             )
-            self.handler.stats.failed += 1
-            return response.SerializeToString(), _ERROR_LOGIN, False
+            return response.SerializeToString(), False
         response.retType = 0
         response.ClearField("errCode")
-        response.s2c.connID = self.handler.login(session)
+        response.s2c.connID = self.handler.login(self.session)
         response.s2c.serverTime = int(time.time())
-        return response.SerializeToString(), _ERROR_OK, True
+        return response.SerializeToString(), True
 
-    @staticmethod
-    async def _send(peer: _Peer, replies: Iterable[Reply]) -> None:
-        for reply in replies:
-            await peer.connection.send(encode_reply(reply.proto_id, reply.serial, reply.body))
+    def _send(self, packet: bytes, *, close: bool = False) -> None:
+        # Login and refusal replies carry a header error the handler knows nothing of, so they
+        # skip `Link.encode` but keep their place in the outbox.
+        if self.closed:
+            return
+        self.pending += len(packet)
+        self._enqueue([packet])
+        if close:
+            self._enqueue(None)
 
-    def _send_later(self, peer: _Peer, replies: list[Reply], delay: float, *, close: bool) -> None:
-        # Held replies go out in their own task so the connection keeps reading meanwhile.
-        async def deliver() -> None:
-            with contextlib.suppress(ConnectionClosed):
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await self._send(peer, replies)
-            if close:
-                peer.abort()
+    # -- Link -------------------------------------------------------------------------------
 
-        task = asyncio.get_running_loop().create_task(deliver())
-        peer.pending.add(task)
-        task.add_done_callback(peer.pending.discard)
+    def encode(self, reply: Reply) -> bytes:
+        section = _PUSH_SECTION if reply.proto_id == ProtoId.NOTIFY else reply.serial
+        return encode_reply(reply.proto_id, section, reply.body)
+
+    async def write(self, messages: list[bytes]) -> None:
+        for message in messages:
+            await self.connection.send(message)
+
+    def abort_transport(self) -> None:
+        transport = self.connection.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close_transport(self) -> None:
+        await self.connection.close(self._close_code, self._close_reason)
+
+
+class WebSocketServer:
+    """Listens for WebSocket clients on ``host:port`` and serves each as a `WebSocketLink`.
+
+    ``key`` is the gateway's WebSocket key: a client must log in with its MD5 (None accepts any
+    login, as an OpenD without a key does). ``links`` is the simulator's set of open connections,
+    which every link joins while it lives. ``port`` 0 picks a free port; read it from ``port``
+    once started.
+    """
+
+    def __init__(
+        self,
+        handler: RequestHandler,
+        host: str,
+        port: int,
+        *,
+        key: str | None,
+        links: set[Link],
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self._digest = websocket_key_digest(key) if key is not None else None
+        self._links = links
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        """Start listening; ``port`` then holds the bound port."""
+        self._server = await serve(
+            self._serve,
+            self.host,
+            self.port,
+            max_size=MAX_MESSAGE_SIZE,
+            # The SDK offers no compression; refusing it keeps a peer from making us inflate.
+            compression=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        logger.info("OpenD simulator WebSocket listening on %s:%d", self.host, self.port)
+
+    def close(self) -> None:
+        """Stop listening; the simulator drops the connections."""
+        if self._server is not None:
+            self._server.close(close_connections=False)
+
+    async def wait_closed(self) -> None:
+        """Wait until the listener is closed and every connection's task has ended."""
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        link = WebSocketLink(self.handler, connection, digest=self._digest)
+        self._links.add(link)
+        try:
+            await link.serve()
+        finally:
+            self._links.discard(link)

@@ -20,7 +20,7 @@ from aiomoomoo._proto import (
 )
 from aiomoomoo.testing import Faults, OpenDSimulator, Quota
 
-from ._websocket import MAGIC, REQUEST, WsClient, logged_in, parse_reply
+from ._websocket import MAGIC, REQUEST, WsClient, logged_in
 from .conftest import FakeClock, PeerClosed, connected, short_interest_request
 
 pytestmark = pytest.mark.anyio
@@ -94,9 +94,7 @@ async def test_paging_matches_the_history_and_echoes_64_bit_sections(code: str) 
     ):
         pages = await client.walk(code, num=50)
         rows = sim.history(code)
-        items = [
-            item for page in pages for item in (page.s2c.usItemList or page.s2c.hkItemList)
-        ]
+        items = [item for page in pages for item in (page.s2c.usItemList or page.s2c.hkItemList)]
         assert [item.timestamp for item in items] == [row.timestamp for row in rows]
         assert [item.closePrice for item in items] == [row.close_price for row in rows]
         assert len(pages) == -(-len(rows) // 50)
@@ -204,7 +202,7 @@ async def test_close_and_drop_connections_reach_websocket_clients() -> None:
                 await client.receive()
 
 
-HOSTILE_CLOSES = {
+HOSTILE_CLOSES: dict[str, tuple[str | bytes, int]] = {
     "text-message": ("ft-v1.0", 1003),
     "empty": (b"", 1002),
     "short-header": (MAGIC + b"\x00\x00\x0c\xb1", 1002),
@@ -241,10 +239,8 @@ async def test_unknown_commands_and_garbage_bodies_get_failed_replies(
         packet, response = await client.request(3001, b"", KeepAlive_pb2.Response)
         assert (packet.error, response.retType, response.errCode) == (0, -1, 4)
         assert "3001" in response.retMsg
-        packet, response = await client.request(
-            3249, b"\xff\xff\xff", Qot_GetShortInterest_pb2.Response
-        )
-        assert (response.retType, response.retMsg) == (-1, "malformed Qot_GetShortInterest request")
+        _, garbled = await client.request(3249, b"\xff\xff\xff", Qot_GetShortInterest_pb2.Response)
+        assert (garbled.retType, garbled.retMsg) == (-1, "malformed Qot_GetShortInterest request")
         packet, _ = await client.request(2**32 - 1, b"", KeepAlive_pb2.Response)
         assert packet.cmd == 2**32 - 1
         # Still serving this very connection.
@@ -257,7 +253,7 @@ async def test_a_garbage_login_fails_and_closes(caplog: pytest.LogCaptureFixture
         assert sim.websocket_port is not None
         async with WsClient.connect(sim.host, sim.websocket_port) as client:
             await client.send(1, b"\x0a\xff\xff")
-            packet = parse_reply((await client.connection.recv()))  # type: ignore[arg-type]
+            packet = await client.receive()
             assert packet.error != 0
             response = InitWebSocket_pb2.Response.FromString(packet.body)
             assert response.retMsg == "malformed InitWebSocket request"
