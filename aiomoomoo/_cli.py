@@ -80,7 +80,8 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         help="run the OpenD simulator",
         description=(
             "Serve the aiomoomoo OpenD simulator until interrupted (Ctrl-C or SIGTERM). Once it "
-            "accepts connections it prints 'listening on HOST:PORT' on stdout."
+            "accepts connections it prints 'listening on HOST:PORT' on stdout (and 'websocket "
+            "listening on HOST:PORT' with --websocket-port)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
@@ -114,6 +115,18 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         default=10,
         metavar="SECONDS",
         help="keep-alive interval InitConnect announces to clients (default %(default)s)",
+    )
+    parser.add_argument(
+        "--websocket-port",
+        type=_port,
+        metavar="PORT",
+        help="also serve OpenD's WebSocket protocol (the JavaScript SDK's) on this port; 0 picks "
+        "a free one (needs the websocket extra)",
+    )
+    parser.add_argument(
+        "--websocket-key",
+        metavar="KEY",
+        help="key WebSocket clients must log in with (default: none needed)",
     )
     parser.set_defaults(run=_run_simulate)
 
@@ -150,12 +163,20 @@ def _keepalive_interval(text: str) -> int:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.websocket_key is not None and (args.websocket_port is None or not args.websocket_key):
+        print(
+            "aiomoomoo simulate: --websocket-key needs --websocket-port and must not be empty",
+            file=sys.stderr,
+        )
+        return 2
     simulator = OpenDSimulator(
         args.host,
         args.port,
         quota=args.quota,
         seed=args.seed,
         keepalive_interval=args.keepalive_interval,
+        websocket_port=args.websocket_port,
+        websocket_key=args.websocket_key,
     )
     try:
         asyncio.run(_serve(simulator))
@@ -166,6 +187,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(
             f"aiomoomoo simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
+        return 1
+    except ImportError as exc:  # --websocket-port without the websocket extra
+        print(f"aiomoomoo simulate: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -178,6 +202,8 @@ async def _serve(simulator: OpenDSimulator) -> None:
             loop.add_signal_handler(signum, stop.set)
     async with simulator:
         print(f"listening on {simulator.host}:{simulator.port}", flush=True)
+        if simulator.websocket_port is not None:
+            print(f"websocket listening on {simulator.host}:{simulator.websocket_port}", flush=True)
         await stop.wait()
 
 

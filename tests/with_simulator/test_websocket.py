@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from aiomoomoo._cli import main
 from aiomoomoo._proto import (
     InitWebSocket_pb2,
     KeepAlive_pb2,
@@ -22,6 +25,7 @@ from aiomoomoo.testing import Faults, OpenDSimulator, Quota
 
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
 from .conftest import FakeClock, PeerClosed, connected, short_interest_request
+from .test_cli_simulate import START_TIMEOUT, simulate
 
 pytestmark = pytest.mark.anyio
 
@@ -62,6 +66,7 @@ async def test_a_wrong_or_missing_key_fails_the_login_and_closes(sent: str | Non
             assert not response.s2c.connID
             with pytest.raises(PeerClosed):
                 await client.receive()
+            assert client.connection.close_code == 1008
         assert sim.stats.failed == 1
 
 
@@ -189,6 +194,17 @@ async def test_message_level_faults_apply() -> None:
                 await deaf.receive(timeout=0.3)
 
 
+async def test_the_reorder_window_applies_to_websocket_replies() -> None:
+    async with (
+        OpenDSimulator(quota=None, faults=Faults(reorder_window=0.2), websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        request = short_interest_request(11, "AAPL", num=1)
+        sent = [await client.send(3249, request) for _ in range(3)]
+        arrived = [(await client.receive()).section for _ in sent]
+        assert arrived == sent[::-1]
+
+
 async def test_close_and_drop_connections_reach_websocket_clients() -> None:
     async with OpenDSimulator(quota=None, websocket_port=0) as sim:
         async with logged_in(sim.host, sim.websocket_port) as client:
@@ -284,3 +300,69 @@ def test_no_websocket_unless_asked_and_the_library_stays_unimported() -> None:
         "assert 'websockets' not in sys.modules, 'websockets imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+async def test_simulate_command_serves_websocket_beside_tcp() -> None:
+    args = ("--port", "0", "--websocket-port", "0", "--websocket-key", KEY, "--no-quota")
+    async with simulate(*args) as (process, host, port):
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        match = re.fullmatch(r"websocket listening on (\S+):(\d+)\n", line.decode())
+        assert match, f"unexpected second line {line!r}"
+        assert match[1] == host
+        assert int(match[2]) not in (0, port)
+        async with WsClient.connect(host, int(match[2])) as client:
+            packet, _ = await client.login("not " + KEY)
+            assert packet.error != 0
+        async with logged_in(host, int(match[2]), KEY) as client:
+            assert (await client.short_interest("US.AAPL")).retType == 0
+        async with connected(OpenDSimulator(host, port)) as tcp:
+            assert (await tcp.short_interest("US.AAPL")).retType == 0
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    assert process.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--websocket-key", KEY], ["--websocket-port", "0", "--websocket-key", ""]],
+    ids=["key-without-port", "empty-key"],
+)
+def test_simulate_command_refuses_a_key_it_cannot_use(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    assert main(["simulate", "--port", "0", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--websocket-key needs --websocket-port and must not be empty" in captured.err
+
+
+def test_a_key_without_a_websocket_port_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="websocket_key 'k' needs a websocket_port"):
+        OpenDSimulator(websocket_key="k")
+    with pytest.raises(ValueError, match="must not be empty"):
+        OpenDSimulator(websocket_port=0, websocket_key="")
+
+
+async def test_a_client_that_never_reads_stops_being_read() -> None:
+    sent = 20_000
+    async with (
+        OpenDSimulator(quota=None, websocket_port=0) as sim,
+        logged_in(sim.host, sim.websocket_port) as client,
+    ):
+        [link] = sim._connections
+        request = short_interest_request(11, "AAPL", num=50).SerializeToString()
+        for section in range(1, sent + 1):
+            await client.send(3249, request, section=section)
+        # Let the simulator answer all it will: until its count stops moving.
+        served = -1
+        while served != sim.stats.requests:
+            served = sim.stats.requests
+            await asyncio.sleep(0.3)
+        # Without back-pressure it would answer all 20,000 (~70 MB of replies) into its memory.
+        assert served < sent / 2
+        assert link.pending <= link.max_pending + 64 * 1024
+        # Neither side reads any more, so a close handshake would only wait for its timeout.
+        sim.drop_connections()
+        client.connection.transport.abort()
