@@ -9,6 +9,7 @@ every row as a JSON line, which must equal the simulator's history field for fie
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import shutil
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.descriptor import Descriptor
 
+from aiomoomoo._proto import InitWebSocket_pb2
 from aiomoomoo.testing import Faults, HkRow, Quota, SimulatorThread, UsRow
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -186,3 +190,48 @@ def test_official_js_client_gets_the_simulators_refusals(node: list[str]) -> Non
         assert "30" in failure["retMsg"]
         assert sim.stats.rate_limited == 1
         assert sim.stats.requests == 2
+
+
+def test_our_init_websocket_schema_matches_the_sdks(node: list[str], tmp_path: Path) -> None:
+    """proto/ InitWebSocket.proto against the one futu-api ships, field by field."""
+    protoc: Any = importlib.import_module("grpc_tools.protoc")
+    sdk_protos = JS_DIR / "node_modules" / "futu-api" / "proto"
+    descriptor_set = tmp_path / "sdk.pb"
+    status = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{sdk_protos}",
+            f"--descriptor_set_out={descriptor_set}",
+            str(sdk_protos / "InitWebSocket.proto"),
+        ]
+    )
+    assert status == 0, "protoc could not compile futu-api's InitWebSocket.proto"
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.Add(file)
+    theirs = pool.FindFileByName("InitWebSocket.proto").message_types_by_name
+    ours = InitWebSocket_pb2.DESCRIPTOR.message_types_by_name
+    assert sorted(ours) == sorted(theirs)
+    for name, message in ours.items():
+        assert shapes(message) == shapes(theirs[name]), name
+
+
+def shapes(message: Descriptor) -> list[tuple[object, ...]]:
+    """What decides each field's bytes on the wire, minus package names, which differ by design."""
+    result: list[tuple[object, ...]] = []
+    for field in sorted(message.fields, key=lambda field: field.number):
+        referenced = field.message_type or field.enum_type
+        default = field.default_value if field.has_default_value else None
+        result.append(
+            (
+                field.name,
+                field.number,
+                field.type,
+                field.is_required,
+                field.is_repeated,
+                default,
+                referenced.name if referenced is not None else None,
+            )
+        )
+    return result
