@@ -245,6 +245,26 @@ async def test_malformed_packets_close_the_connection_with_a_reason(
     no_errors_logged(caplog)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\x00\x01garbage\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\n"],
+    ids=["not-http", "http-without-upgrade", "unfinished-request"],
+)
+async def test_a_failed_handshake_is_refused_quietly(
+    data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        reader, writer = await asyncio.open_connection(sim.host, sim.websocket_port)
+        writer.write(data)
+        writer.write_eof()
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 4")
+        writer.close()
+        assert sim.stats.connections == 0
+    no_errors_logged(caplog)
+
+
 async def test_unknown_commands_and_garbage_bodies_get_failed_replies(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
