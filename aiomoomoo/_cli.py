@@ -27,7 +27,7 @@ from ._client import Client
 from ._errors import MoomooError
 from ._many import FetchManyError, Progress
 from ._security import parse_code
-from .testing import OpenDSimulator, Quota
+from .testing import OpenDSimulator, Quota, load_histories
 
 __all__ = ["main"]
 
@@ -128,7 +128,21 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         metavar="KEY",
         help="key WebSocket clients must log in with (default: none needed)",
     )
+    parser.add_argument(
+        "--data",
+        type=_data_file,
+        metavar="FILE",
+        help="serve these rows (CSV or Parquet in the official columns plus a code column, as "
+        "'short-interest --format csv|parquet' writes them) instead of generated ones",
+    )
     parser.set_defaults(run=_run_simulate)
+
+
+def _data_file(text: str) -> dict[str, Any]:
+    try:
+        return load_histories(text)
+    except (OSError, ImportError, TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot serve {text}: {exc}") from None
 
 
 def _quota(text: str) -> Quota:
@@ -177,6 +191,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         keepalive_interval=args.keepalive_interval,
         websocket_port=args.websocket_port,
         websocket_key=args.websocket_key,
+        histories=args.data,
     )
     try:
         asyncio.run(_serve(simulator))

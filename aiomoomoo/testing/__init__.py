@@ -10,6 +10,7 @@ connect to it unmodified::
             ...
 """
 
+from ._data import load_histories
 from ._faults import Faults
 from ._history import (
     BUILTIN_PROFILES,
@@ -36,4 +37,5 @@ __all__ = [
     "SymbolProfile",
     "UsRow",
     "generate_history",
+    "load_histories",
 ]

@@ -36,6 +36,8 @@ DEFAULT_AS_OF: Final = dt.date(2026, 4, 30)
 _PRICE_PULL: Final = 0.03
 #: The oldest day of the built-in histories.
 DEFAULT_START: Final = dt.date(2019, 1, 1)
+# Generated walks start here, whatever their as_of, so moving as_of never rewrites a row.
+_ANCHOR: Final = DEFAULT_AS_OF
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,48 @@ def _rng(seed: int, code: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
+def _row(
+    market: Market,
+    day: dt.date,
+    price: float,
+    short_pct: float,
+    profile: SymbolProfile,
+    rng: random.Random,
+) -> UsRow | HkRow:
+    """The row of one reporting day, for a close of ``price`` and a short position of
+    ``short_pct`` percent; draws the day's other randomness from ``rng``."""
+    timestamp = _midnight(day, market)
+    close = _round_price(price, market)
+    daily_sigma = profile.volatility / math.sqrt(252)
+    last_close = _round_price(price / math.exp(rng.gauss(0.0, daily_sigma)), market)
+    if market is Market.US:
+        volume = profile.daily_volume * math.exp(rng.gauss(0.0, 0.25))
+        shares_short = int(profile.shares * short_pct / 100)
+        return UsRow(
+            timestamp=timestamp,
+            timestamp_str=day.isoformat(),
+            shares_short=shares_short,
+            short_percent=round(short_pct, 2),
+            avg_daily_share_volume=int(volume),
+            days_to_cover=round(max(shares_short / volume, 1.0), 2),
+            close_price=close,
+            last_close_price=last_close,
+        )
+    aggregated = int(profile.shares * short_pct / 100)
+    return HkRow(
+        timestamp=timestamp,
+        timestamp_str=day.isoformat(),
+        close_price=close,
+        last_close_price=last_close,
+        aggregated_short=aggregated,
+        aggregated_short_ratio=round(aggregated / profile.shares * 100, 2),
+    )
+
+
+def _next_short_pct(short_pct: float, level: float, rng: random.Random) -> float:
+    return max(0.01, short_pct + 0.15 * (level - short_pct) + rng.gauss(0.0, 0.08 * level))
+
+
 def generate_history(
     code: str,
     profile: SymbolProfile,
@@ -194,55 +238,42 @@ def generate_history(
     start: dt.date = DEFAULT_START,
     as_of: dt.date = DEFAULT_AS_OF,
 ) -> list[UsRow] | list[HkRow]:
-    """Generate ``code``'s history, newest row first, the same for the same arguments."""
+    """Generate ``code``'s history from ``start`` to ``as_of``, newest row first.
+
+    Every reporting day's row depends only on the code, the profile, the seed and the day, never
+    on ``start`` or ``as_of``: a later ``as_of`` adds rows and changes none. The walk is
+    anchored at `DEFAULT_AS_OF`, whose row shows the profile's price; it runs backwards from
+    there for older days and forwards, with its own random stream, for newer ones.
+    """
     security: Security = parse_code(code)
     market = security.market
-    rng = _rng(seed, security.code)
-    days = list(_report_days(market, start, as_of))
     step_years = (1 / 24) if market is Market.US else (1 / 52)
     sigma = profile.volatility * math.sqrt(step_years)
-    daily_sigma = profile.volatility / math.sqrt(252)
-
-    # Walk backwards from the latest close so the newest row shows the profile's price.
-    price = profile.price
     level = profile.short_percent
-    short_pct = level
-    us_rows: list[UsRow] = []
-    hk_rows: list[HkRow] = []
-    for day in days:
-        timestamp = _midnight(day, market)
-        close = _round_price(price, market)
-        last_close = _round_price(price / math.exp(rng.gauss(0.0, daily_sigma)), market)
-        if market is Market.US:
-            volume = profile.daily_volume * math.exp(rng.gauss(0.0, 0.25))
-            shares_short = int(profile.shares * short_pct / 100)
-            us_rows.append(
-                UsRow(
-                    timestamp=timestamp,
-                    timestamp_str=day.isoformat(),
-                    shares_short=shares_short,
-                    short_percent=round(short_pct, 2),
-                    avg_daily_share_volume=int(volume),
-                    days_to_cover=round(max(shares_short / volume, 1.0), 2),
-                    close_price=close,
-                    last_close_price=last_close,
-                )
-            )
-        else:
-            aggregated = int(profile.shares * short_pct / 100)
-            hk_rows.append(
-                HkRow(
-                    timestamp=timestamp,
-                    timestamp_str=day.isoformat(),
-                    close_price=close,
-                    last_close_price=last_close,
-                    aggregated_short=aggregated,
-                    aggregated_short_ratio=round(aggregated / profile.shares * 100, 2),
-                )
-            )
+    rows: list[UsRow | HkRow] = []
+
+    if as_of > _ANCHOR:
+        # Forwards from the anchor's state, oldest first, then reversed to newest first.
+        rng = _rng(seed, f"{security.code}/after")
+        price, short_pct = profile.price, level
+        days = list(_report_days(market, _ANCHOR + dt.timedelta(days=1), as_of))[::-1]
+        for day in days:
+            pull = _PRICE_PULL * math.log(profile.price / price)
+            price *= math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2 + pull)
+            short_pct = _next_short_pct(short_pct, level, rng)
+            rows.append(_row(market, day, price, short_pct, profile, rng))
+        rows.reverse()
+
+    # Backwards from the anchor, so the anchor's row shows the profile's price.
+    rng = _rng(seed, security.code)
+    price, short_pct = profile.price, level
+    for day in _report_days(market, start, _ANCHOR):
+        row = _row(market, day, price, short_pct, profile, rng)
+        if day <= as_of:
+            rows.append(row)
         # A pull back towards the profile's price keeps years of random walk in a believable
         # band for the stock (a pure walk drifts to prices the stock never saw).
         pull = _PRICE_PULL * math.log(profile.price / price)
         price /= math.exp(rng.gauss(0.0, sigma) - sigma * sigma / 2 - pull)
-        short_pct = max(0.01, short_pct + 0.15 * (level - short_pct) + rng.gauss(0.0, 0.08 * level))
-    return us_rows if market is Market.US else hk_rows
+        short_pct = _next_short_pct(short_pct, level, rng)
+    return rows  # type: ignore[return-value]

@@ -17,12 +17,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from .._crypto import AesMode, RsaCipher, load_rsa_private_key
 from .._security import parse_code
+from ._data import rows_of
 from ._faults import Faults
 from ._handler import RequestHandler
 from ._history import DEFAULT_AS_OF, HkRow, SymbolProfile, UsRow
@@ -56,7 +57,10 @@ class OpenDSimulator:
     ``quota`` is the short-interest request quota shared by every connection (None for none),
     ``seed`` makes the generated histories and connection keys reproducible, ``faults`` the
     misbehaviour to inject, ``keepalive_interval`` what InitConnect tells clients, ``as_of`` the
-    newest day of the generated histories and ``clock`` the monotonic clock the quota uses.
+    newest day published (`advance` moves it on) and ``clock`` the monotonic clock the quota
+    uses. ``histories`` maps codes to your own rows, served instead of generated ones: each a
+    DataFrame in the columns `aiomoomoo.Client.fetch_short_interest` returns, or a list of
+    `UsRow` / `HkRow`, newest first.
 
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
@@ -84,7 +88,14 @@ class OpenDSimulator:
         aes_mode: AesMode = "cbc",
         websocket_port: int | None = None,
         websocket_key: str | None = None,
+        histories: Mapping[str, object] | None = None,
     ) -> None:
+        if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
+            raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
+        if histories is not None and not isinstance(histories, Mapping):
+            raise TypeError(
+                f"histories must map codes to rows or DataFrames, got {type(histories).__name__}"
+            )
         if aes_mode not in ("cbc", "ecb"):
             raise ValueError(f"aes_mode must be 'cbc' or 'ecb', got {aes_mode!r}")
         if websocket_key is not None and (websocket_port is None or not websocket_key):
@@ -100,6 +111,8 @@ class OpenDSimulator:
         self.host = host
         self.port = port
         self.universe = Universe(seed=seed, as_of=as_of)
+        for code, history in (histories or {}).items():
+            self.universe.add_symbol(code, rows=rows_of(code, history))
         self.handler = RequestHandler(
             self.universe,
             quota=quota,
@@ -168,8 +181,28 @@ class OpenDSimulator:
 
     @property
     def as_of(self) -> dt.date:
-        """The newest day the generated histories reach."""
+        """The newest day published: generated histories reach it; `advance` moves it on."""
         return self.universe.as_of
+
+    def advance(self, days: int, *, revise: bool = False) -> dict[str, int]:
+        """Move ``as_of`` forward ``days`` days and publish the rows that fall due in them.
+
+        Every generated code gains its reporting days in the old ``as_of`` (excluded) to the new
+        (included): US on FINRA's settlement dates (the 15th and the month's last business day),
+        HK weekly. The rows are those a simulator created with the new ``as_of`` would have
+        generated. With ``revise``, each generated code's newest row from before the move is
+        revised first, its short position changed by a few percent as FINRA revises one
+        (``shares_short`` for US, ``aggregated_short`` for HK, and the values derived from
+        them). Rows you gave are left alone. Returns how many rows each generated code gained.
+        """
+        return self.universe.advance(days, revise=revise)
+
+    def revise(self, code: str, date: dt.date, **fields: object) -> None:
+        """Change fields of ``code``'s published row of ``date``, e.g. ``shares_short=...``.
+
+        ``fields`` are `UsRow` / `HkRow` field names; KeyError if there is no row of ``date``.
+        """
+        self.universe.revise(parse_code(code).code, date, **fields)
 
     # -- universe ---------------------------------------------------------------------------
 

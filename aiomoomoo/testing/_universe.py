@@ -7,7 +7,10 @@ code's `SymbolHistory` and pages through it.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
+import hashlib
+import random
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -31,7 +34,7 @@ class SymbolHistory:
 
     __slots__ = ("_descending", "market", "rows")
 
-    def __init__(self, market: Market, rows: Sequence[UsRow] | Sequence[HkRow]) -> None:
+    def __init__(self, market: Market, rows: Sequence[UsRow | HkRow]) -> None:
         self.market = market
         self.rows: list[UsRow | HkRow] = list(rows)
         # Negated so bisect (ascending) can search the newest-first timestamps.
@@ -99,6 +102,51 @@ class Universe:
             self._profiles[security.code] = profile
             self._histories.pop(security.code, None)
 
+    def generated(self) -> list[str]:
+        """The codes whose histories are generated from a profile, not given as rows."""
+        return sorted(self._profiles)
+
+    def advance(self, days: int, *, revise: bool = False) -> dict[str, int]:
+        """Move ``as_of`` forward ``days`` days, publishing the generated rows that fall due.
+
+        Return how many rows each generated code gained. With ``revise``, each generated code's
+        newest row from before the move is revised first, as FINRA revises a settlement date.
+        """
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise TypeError(f"days must be an int, got {days!r}")
+        if days < 0:
+            raise ValueError(f"days must be 0 or more (the clock only moves forward), got {days}")
+        old, new = self.as_of, self.as_of + dt.timedelta(days=days)
+        published: dict[str, int] = {}
+        for code in self.generated():
+            history = self.get(code)
+            if revise and history.rows:
+                self._histories[code] = history = _revised(history, self.seed, code, old)
+            rows = generate_history(code, self._profiles[code], seed=self.seed, as_of=new)
+            fresh = [r for r in rows if str(r.timestamp_str) > old.isoformat()]
+            if fresh:
+                self._histories[code] = SymbolHistory(history.market, [*fresh, *history.rows])
+            published[code] = len(fresh)
+        self.as_of = new
+        return published
+
+    def revise(self, code: str, date: dt.date, **fields: object) -> None:
+        """Change the fields of ``code``'s row of ``date``, as a publisher's revision would."""
+        history = self.get(code)
+        if not isinstance(date, dt.date) or isinstance(date, dt.datetime):
+            raise TypeError(f"date must be a datetime.date, got {date!r}")
+        names = {f.name for f in dataclasses.fields(history.rows[0] if history.rows else UsRow)}
+        unknown = sorted(set(fields) - names)
+        if unknown:
+            raise TypeError(f"{code} rows have no field {', '.join(unknown)}: they have {names}")
+        for index, row in enumerate(history.rows):
+            if row.timestamp_str == date.isoformat():
+                rows = list(history.rows)
+                rows[index] = dataclasses.replace(row, **fields)  # type: ignore[arg-type]
+                self._histories[code] = SymbolHistory(history.market, rows)
+                return
+        raise KeyError(f"{code} has no row dated {date.isoformat()}")
+
     def get(self, code: str) -> SymbolHistory:
         """``code``'s history (a normalised code such as ``"US.AAPL"``); KeyError if not served."""
         history = self._histories.get(code)
@@ -107,6 +155,44 @@ class Universe:
             rows = generate_history(code, profile, seed=self.seed, as_of=self.as_of)
             history = self._histories[code] = SymbolHistory(parse_code(code).market, rows)
         return history
+
+
+def _revised(history: SymbolHistory, seed: int, code: str, as_of: dt.date) -> SymbolHistory:
+    """``history`` with its newest row's short position revised by a seeded few percent."""
+    row = history.rows[0]
+    digest = hashlib.sha256(f"{seed}:{code}:revision:{as_of}".encode()).digest()
+    rng = random.Random(digest)
+    factor = 1 + rng.choice((-1, 1)) * rng.uniform(0.005, 0.04)
+    if isinstance(row, UsRow) and row.shares_short is not None:
+        shares = max(1, round(row.shares_short * factor))
+        if shares == row.shares_short:
+            shares += 1
+        ratio = shares / row.shares_short
+        row = dataclasses.replace(
+            row,
+            shares_short=shares,
+            short_percent=_scaled(row.short_percent, ratio),
+            days_to_cover=(
+                round(max(shares / row.avg_daily_share_volume, 1.0), 2)
+                if row.avg_daily_share_volume
+                else row.days_to_cover
+            ),
+        )
+    elif isinstance(row, HkRow) and row.aggregated_short is not None:
+        shares = max(1, round(row.aggregated_short * factor))
+        if shares == row.aggregated_short:
+            shares += 1
+        ratio = shares / row.aggregated_short
+        row = dataclasses.replace(
+            row,
+            aggregated_short=shares,
+            aggregated_short_ratio=_scaled(row.aggregated_short_ratio, ratio),
+        )
+    return SymbolHistory(history.market, [row, *history.rows[1:]])
+
+
+def _scaled(value: float | None, ratio: float) -> float | None:
+    return None if value is None or ratio <= 0 else round(value * ratio, 2)
 
 
 def _us_fields(row: UsRow) -> tuple[tuple[str, object], ...]:
