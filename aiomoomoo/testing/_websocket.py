@@ -18,6 +18,7 @@ the TCP transport's; the message-level ones apply here too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -72,6 +73,9 @@ _ERR_PARAM: Final = 1
 
 #: Largest request accepted: a 3249 request is under 100 bytes, a login with an RSA key ~2 KiB.
 MAX_MESSAGE_SIZE: Final = 64 * 1024
+#: Seconds a client has for the WebSocket handshake, and then again for its InitWebSocket login,
+#: before the simulator drops it. Dead peers after that are found by WebSocket pings.
+LOGIN_TIMEOUT = 10.0
 
 
 class WebSocketPacket(NamedTuple):
@@ -141,6 +145,7 @@ class WebSocketLink(Link):
 
     async def serve(self) -> None:
         """Read, answer and write until the peer or the simulator closes the connection."""
+        deadline = asyncio.get_running_loop().call_later(LOGIN_TIMEOUT, self._login_expired)
         try:
             async for message in self.connection:
                 if self.closed:
@@ -158,6 +163,12 @@ class WebSocketLink(Link):
         except ConnectionClosed:
             pass
         finally:
+            deadline.cancel()
+            self.abort()
+
+    def _login_expired(self) -> None:
+        if not self.session.conn_id:
+            logger.info("simulator dropping a WebSocket client that did not log in")
             self.abort()
 
     def _handle(self, packet: WebSocketPacket) -> None:
@@ -274,6 +285,7 @@ class WebSocketServer:
             self.host,
             self.port,
             max_size=MAX_MESSAGE_SIZE,
+            open_timeout=LOGIN_TIMEOUT,
             # The SDK offers no compression; refusing it keeps a peer from making us inflate.
             compression=None,
         )

@@ -76,6 +76,7 @@ def node() -> list[str]:
             f"the JavaScript SDK conformance test needs Node.js 20+ and npm: {missing} not on PATH"
         )
     if _installed_version() != _pinned_version():
+        # --ignore-scripts: the only install script, protobufjs's, sets up its CLI, unused here.
         installed = subprocess.run(
             [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
             cwd=JS_DIR,

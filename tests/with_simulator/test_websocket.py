@@ -21,7 +21,7 @@ from aiomoomoo._proto import (
     Notify_pb2,
     Qot_GetShortInterest_pb2,
 )
-from aiomoomoo.testing import Faults, OpenDSimulator, Quota
+from aiomoomoo.testing import Faults, OpenDSimulator, Quota, _websocket
 
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
 from .conftest import FakeClock, PeerClosed, connected, short_interest_request
@@ -296,6 +296,20 @@ async def test_a_garbage_login_fails_and_closes(caplog: pytest.LogCaptureFixture
             with pytest.raises(PeerClosed):
                 await client.receive()
     no_errors_logged(caplog)
+
+
+async def test_a_client_that_never_logs_in_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_websocket, "LOGIN_TIMEOUT", 0.2)
+    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as idle:
+            with pytest.raises(PeerClosed):
+                await idle.receive(timeout=5)
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            # Past the deadline, a logged-in client stays.
+            with pytest.raises(TimeoutError):
+                await client.receive(timeout=0.5)
+            assert (await client.short_interest("US.AAPL")).retType == 0
 
 
 async def test_oversized_messages_are_refused() -> None:
