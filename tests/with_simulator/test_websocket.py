@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -400,3 +401,35 @@ async def test_a_client_that_never_reads_stops_being_read() -> None:
         # Neither side reads any more, so a close handshake would only wait for its timeout.
         sim.drop_connections()
         client.connection.transport.abort()
+
+
+async def test_a_busy_websocket_port_fails_start_and_leaves_nothing_listening() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        sim = OpenDSimulator(quota=None, websocket_port=busy)
+        with pytest.raises(OSError, match="address already in use"):
+            await sim.start()
+        assert sim.port != 0
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(sim.host, sim.port)
+
+
+def test_without_the_library_the_error_names_the_extra() -> None:
+    script = (
+        "import asyncio, sys\n"
+        "sys.modules['websockets'] = None  # as if not installed\n"
+        "from aiomoomoo.testing import OpenDSimulator\n"
+        "async def main():\n"
+        "    async with OpenDSimulator(quota=None, websocket_port=0):\n"
+        "        pass\n"
+        "try:\n"
+        "    asyncio.run(main())\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'aiomoomoo[websocket]'" in result.stdout
