@@ -173,6 +173,8 @@ class WebSocketLink(Link):
 
     def _handle(self, packet: WebSocketPacket) -> None:
         cmd, section, body = packet
+        if self._close_code == CloseCode.POLICY_VIOLATION:
+            return  # the login failed: what follows it goes unanswered until the close
         if cmd == INIT_WEBSOCKET:
             reply, ok = self._login(body)
             if ok:
@@ -210,8 +212,9 @@ class WebSocketLink(Link):
         except (DecodeError, RecursionError):
             response.retMsg = "malformed InitWebSocket request"
             return response.SerializeToString(), False
-        sent = request.c2s.websocketKey.lower()
-        if self.digest is not None and not hmac.compare_digest(sent, self.digest):
+        # str(): protobuf hands a proto2 string that is not UTF-8 over as bytes.
+        sent = str(request.c2s.websocketKey).lower().encode("utf-8")
+        if self.digest is not None and not hmac.compare_digest(sent, self.digest.encode()):
             response.retMsg = (
                 "websocketKey does not match this gateway's WebSocket key"
                 if sent

@@ -285,6 +285,43 @@ async def test_unknown_commands_and_garbage_bodies_get_failed_replies(
     no_errors_logged(caplog)
 
 
+@pytest.mark.parametrize(
+    "websocket_key",
+    ["é" * 32, b"\xff\xfe" * 16, "A" * 60_000],
+    ids=["not-ascii", "not-utf-8", "huge"],
+)
+async def test_odd_keys_fail_the_login_politely(
+    websocket_key: str | bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Field 4 of C2S, field 1 of Request, written by hand: protobuf would refuse non-UTF-8.
+    key = websocket_key.encode() if isinstance(websocket_key, str) else websocket_key
+    c2s = b"\x22" + varint(len(key)) + key
+    body = b"\x0a" + varint(len(c2s)) + c2s
+    async with OpenDSimulator(quota=None, websocket_port=0, websocket_key=KEY) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            await client.send(1, body)
+            # Requests right behind a failed login go unanswered: only the login's reply comes.
+            await client.send(3249, short_interest_request(11, "AAPL"))
+            packet = await client.receive()
+            assert (packet.cmd, packet.error) == (1, 1)
+            response = InitWebSocket_pb2.Response.FromString(packet.body)
+            assert "does not match" in response.retMsg
+            with pytest.raises(PeerClosed):
+                await client.receive()
+        assert sim.stats.requests == 0
+    no_errors_logged(caplog)
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 async def test_a_garbage_login_fails_and_closes(caplog: pytest.LogCaptureFixture) -> None:
     async with OpenDSimulator(quota=None, websocket_port=0) as sim:
         assert sim.websocket_port is not None
