@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -12,6 +13,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -470,3 +473,37 @@ def test_without_the_library_the_error_names_the_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'aiomoomoo[websocket]'" in result.stdout
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    login=st.booleans(),
+    cmd=st.sampled_from([0, 1, 2, 1001, 1002, 1003, 1004, 3249, 2**32 - 1]),
+    section=st.integers(0, 2**64 - 1),
+    body=st.binary(max_size=300),
+)
+async def test_any_packet_gets_a_reply_or_a_close_never_an_error(
+    caplog: pytest.LogCaptureFixture, login: bool, cmd: int, section: int, body: bytes
+) -> None:
+    caplog.clear()
+    async with OpenDSimulator(quota=None, websocket_port=0, websocket_key=KEY) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            if login:
+                assert (await client.login(KEY))[0].error == 0
+            await client.send(cmd, body, section=section)
+            try:
+                packets = [await client.receive(timeout=5)]
+            except PeerClosed:
+                packets = []
+            for packet in packets:
+                assert packet.section in (section, 0)
+            # The connection is still answered, or closed: never left hanging.
+            if packets and packets[0].error == 0:
+                keepalive = KeepAlive_pb2.Request()
+                keepalive.c2s.time = 1
+                with contextlib.suppress(PeerClosed):
+                    await client.request(1004, keepalive, KeepAlive_pb2.Response)
+    no_errors_logged(caplog)
