@@ -1,8 +1,9 @@
 // Pages short interest (protocol 3249) through the official JavaScript SDK, futu-api, unmodified.
 //
-//   node --experimental-websocket page_short_interest.mjs HOST PORT KEY NUM CODE...
+//   node --experimental-websocket page_short_interest.mjs [--parallel] HOST PORT KEY NUM CODE...
 //
-// KEY is the WebSocket key ("" for none); CODE is like US.AAPL or HK.00700. Every row goes to
+// KEY is the WebSocket key ("" for none); CODE is like US.AAPL or HK.00700. --parallel pages
+// the codes at the same time, so replies to different requests interleave. Every row goes to
 // stdout as one JSON line {"code", "page", "row"}, int64 values as decimal strings so none loses
 // precision; then one {"code", "pages", "rows"} line per code. A failed login prints
 // {"login": false, "error": ...} and exits 2, a failed request {"code", "failed": ...} and exits 3.
@@ -81,7 +82,9 @@ function login(ws, host, port, key) {
 }
 
 async function main() {
-  const [host, port, key, num, ...codes] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const parallel = args[0] === "--parallel";
+  const [host, port, key, num, ...codes] = parallel ? args.slice(1) : args;
   if (!host || !port || key === undefined || !num || codes.length === 0) {
     console.error("usage: page_short_interest.mjs HOST PORT KEY NUM CODE...");
     process.exit(64);
@@ -93,8 +96,12 @@ async function main() {
     process.exit(2);
   }
   emit({ login: true, connID: plain(ws.getConnID()) });
-  for (const code of codes) {
-    await page(ws, code, Number(num));
+  if (parallel) {
+    await Promise.all(codes.map((code) => page(ws, code, Number(num))));
+  } else {
+    for (const code of codes) {
+      await page(ws, code, Number(num));
+    }
   }
   ws.websock.close();
 }

@@ -101,10 +101,13 @@ def node() -> list[str]:
     pytest.fail(f"Node.js {version.stdout.strip()} has no WebSocket client: futu-api needs 20.10+")
 
 
-def run_script(node: list[str], port: int, key: str, *codes: str) -> tuple[int, list[Any]]:
+def run_script(
+    node: list[str], port: int, key: str, *codes: str, parallel: bool = False
+) -> tuple[int, list[Any]]:
     """Run the SDK script on the simulator; its exit status and its JSON lines."""
+    flags = ["--parallel"] if parallel else []
     result = subprocess.run(
-        [*node, str(SCRIPT), "127.0.0.1", str(port), key, "50", *codes],
+        [*node, str(SCRIPT), *flags, "127.0.0.1", str(port), key, "50", *codes],
         cwd=JS_DIR,
         capture_output=True,
         text=True,
@@ -165,6 +168,21 @@ def test_official_js_client_pages_through_full_histories(
         assert sim.stats.requests == pages
         assert sim.stats.failed == sim.stats.rate_limited == 0
         assert sim.stats.pushes == (pages if pushes else 0)
+
+
+def test_official_js_client_matches_interleaved_replies_by_section(node: list[str]) -> None:
+    # Four codes paged at once, every reply held a random 0-50 ms: replies overtake each other.
+    codes = ("US.AAPL", "HK.00700", "US.TSLA", "HK.09988")
+    faults = Faults(reply_jitter=0.05)
+    with SimulatorThread(quota=None, faults=faults, websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        status, lines = run_script(node, sim.websocket_port, "", *codes, parallel=True)
+        assert status == 0, lines
+        pages = assert_pages_match(sim, lines, codes)
+        assert sim.stats.requests == pages
+        # The codes' rows really were interleaved in the order they arrived.
+        arrival = [line["code"] for line in lines if "row" in line]
+        assert arrival != sorted(arrival, key=codes.index)
 
 
 def test_official_js_client_reports_a_wrong_key(node: list[str]) -> None:
