@@ -130,8 +130,9 @@ class OpenDSimulator:
 
     def __repr__(self) -> str:
         state = "serving" if self._server is not None else "stopped"
+        websocket = "" if self.websocket_port is None else f" websocket={self.websocket_port}"
         return (
-            f"<OpenDSimulator {state} {self.host}:{self.port} quota={self.quota} "
+            f"<OpenDSimulator {state} {self.host}:{self.port}{websocket} quota={self.quota} "
             f"connections={len(self._connections)} requests={self.stats.requests}>"
         )
 

@@ -45,6 +45,7 @@ async def test_login_with_the_key_md5_gets_a_connection_id() -> None:
     async with OpenDSimulator(quota=None, websocket_port=0, websocket_key=KEY) as sim:
         assert sim.websocket_port
         assert sim.websocket_port != sim.port
+        assert f"{sim.port} websocket={sim.websocket_port} " in repr(sim)
         async with WsClient.connect(sim.host, sim.websocket_port) as client:
             before = int(time.time())
             packet, response = await client.login(KEY)
