@@ -508,3 +508,19 @@ async def test_any_packet_gets_a_reply_or_a_close_never_an_error(
                 with contextlib.suppress(PeerClosed):
                     await client.request(1004, keepalive, KeepAlive_pb2.Response)
     no_errors_logged(caplog)
+
+
+def test_simulate_command_without_the_library_names_the_extra() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['websockets'] = None  # as if not installed\n"
+        "from aiomoomoo._cli import main\n"
+        "sys.exit(main(['simulate', '--port', '0', '--websocket-port', '0']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "pip install 'aiomoomoo[websocket]'" in result.stderr
+    assert "Traceback" not in result.stderr
