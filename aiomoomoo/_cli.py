@@ -129,6 +129,12 @@ def _add_simulate_parser(subparsers: _SubParsers) -> None:
         help="key WebSocket clients must log in with (default: none needed)",
     )
     parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="language of OpenD's texts in failure replies, as OpenD's Lang setting (default en)",
+    )
+    parser.add_argument(
         "--data",
         type=_data_file,
         metavar="FILE",
@@ -192,6 +198,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         websocket_port=args.websocket_port,
         websocket_key=args.websocket_key,
         histories=args.data,
+        lang=args.lang,
     )
     try:
         asyncio.run(_serve(simulator))

@@ -22,6 +22,7 @@ from ._history import (
 )
 from ._simulator import OpenDSimulator, SimulatorThread
 from ._stats import Quota, SimulatorStats
+from ._texts import Lang
 
 __all__ = [
     # The simulator
@@ -29,6 +30,7 @@ __all__ = [
     "SimulatorThread",
     "Faults",
     "Quota",
+    "Lang",
     "SimulatorStats",
     # Its data
     "BUILTIN_PROFILES",

@@ -30,6 +30,7 @@ from ._history import DEFAULT_AS_OF, HkRow, SymbolProfile, UsRow
 from ._link import Link
 from ._stats import DEFAULT_QUOTA, Quota, SimulatorStats
 from ._tcp import TcpLink
+from ._texts import Lang, check_lang
 from ._universe import Universe, write_row
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ class OpenDSimulator:
     newest day published (`advance` moves it on) and ``clock`` the monotonic clock the quota
     uses. ``histories`` maps codes to your own rows, served instead of generated ones: each a
     DataFrame in the columns `aiomoomoo.Client.fetch_short_interest` returns, or a list of
-    `UsRow` / `HkRow`, newest first.
+    `UsRow` / `HkRow`, newest first. ``lang`` is the language of OpenD's own texts in failure
+    replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting.
 
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
@@ -89,6 +91,7 @@ class OpenDSimulator:
         websocket_port: int | None = None,
         websocket_key: str | None = None,
         histories: Mapping[str, object] | None = None,
+        lang: Lang = "en",
     ) -> None:
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
@@ -121,6 +124,7 @@ class OpenDSimulator:
             clock=clock,
             seed=seed,
             aes_mode=aes_mode,
+            lang=lang,
         )
         self._server: asyncio.Server | None = None
         self._connections: set[Link] = set()
@@ -155,6 +159,15 @@ class OpenDSimulator:
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self.handler.faults = faults
+
+    @property
+    def lang(self) -> Lang:
+        """The language of OpenD's texts in failure replies, ``"en"`` or ``"zh"``. Settable."""
+        return self.handler.lang
+
+    @lang.setter
+    def lang(self, lang: Lang) -> None:
+        self.handler.lang = check_lang(lang)
 
     @property
     def stats(self) -> SimulatorStats:

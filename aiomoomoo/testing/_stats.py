@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["DEFAULT_QUOTA", "Quota", "QuotaWindow", "SimulatorStats"]
+__all__ = ["ACCEPTED_AT_KEPT", "DEFAULT_QUOTA", "Quota", "QuotaWindow", "SimulatorStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +42,36 @@ class Quota:
 DEFAULT_QUOTA: Final = Quota()
 
 
+#: How many of the latest accept times `SimulatorStats.accepted_at` keeps.
+ACCEPTED_AT_KEPT: Final = 10_000
+
+
 @dataclass(slots=True)
 class SimulatorStats:
-    """What the simulator has seen; ``accepted_at`` holds the clock time of every served 3249."""
+    """What the simulator has seen: counters, and the clock times of the latest served 3249s.
+
+    ``accepted_at`` keeps the last `ACCEPTED_AT_KEPT` (10,000) times, oldest first, so a
+    simulator that serves for days does not grow; ``accepted`` counts them all.
+    """
 
     connections: int = 0
     requests: int = 0
+    accepted: int = 0
     rate_limited: int = 0
     failed: int = 0
     keepalives: int = 0
     pushes: int = 0
     dropped: int = 0
+    refused_connections: int = 0
     accepted_at: list[float] = field(default_factory=list)
+
+    def accept(self, now: float) -> None:
+        """Count a short-interest request served at ``now``."""
+        self.accepted += 1
+        times = self.accepted_at
+        times.append(now)
+        if len(times) > ACCEPTED_AT_KEPT:
+            del times[0]
 
 
 class QuotaWindow:
@@ -64,14 +82,15 @@ class QuotaWindow:
     def __init__(self) -> None:
         self._times: collections.deque[float] = collections.deque()
 
-    def admit(self, quota: Quota | None, now: float) -> bool:
-        """Count one request arriving at ``now``; False (and not counted) if over ``quota``."""
+    def admits(self, quota: Quota | None, now: float) -> bool:
+        """Whether one more request at ``now`` keeps within ``quota`` (without counting it)."""
         if quota is None:
             return True
         times = self._times
         while times and times[0] <= now - quota.period:
             times.popleft()
-        if len(times) >= quota.max_requests:
-            return False
-        times.append(now)
-        return True
+        return len(times) < quota.max_requests
+
+    def record(self, now: float) -> None:
+        """Count a request admitted at ``now``."""
+        self._times.append(now)

@@ -24,6 +24,8 @@ logger = logging.getLogger("aiomoomoo.testing")
 _READ_SIZE = 256 * 1024
 # Pause between the small writes of `Faults.split_writes`, so the peer really sees partial frames.
 _SPLIT_PAUSE = 0.0005
+# The first byte of the header's SHA-1 (after magic, proto id, format, version, serial, length).
+_SHA1_OFFSET = 2 + 4 + 1 + 1 + 4 + 4
 
 
 class TcpLink(Link):
@@ -44,6 +46,7 @@ class TcpLink(Link):
         self.writer = writer
         self.rsa = rsa
         self._aes: AesCipher | None = None
+        self._short_interest_replies = 0
 
     async def serve(self) -> None:
         """Read, answer and write until the peer or the simulator closes the connection."""
@@ -71,25 +74,35 @@ class TcpLink(Link):
     # -- Link -------------------------------------------------------------------------------
 
     def encode(self, reply: Reply) -> bytes:
-        return encode_frame(
+        frame = encode_frame(
             reply.proto_id,
             reply.serial,
             reply.body,
             fmt=reply.fmt,
             encrypt=partial(self._encrypt, reply.proto_id),
         )
+        if reply.proto_id == ProtoId.GET_SHORT_INTEREST:
+            self._short_interest_replies += 1
+            every = self.handler.faults.corrupt_every
+            if every and self._short_interest_replies % every == 0:
+                corrupt = bytearray(frame)
+                corrupt[_SHA1_OFFSET] ^= 0xFF
+                return bytes(corrupt)
+        return frame
 
     async def write(self, messages: list[bytes]) -> None:
         data = b"".join(messages)
-        size = self.handler.faults.split_writes
+        faults = self.handler.faults
+        size = faults.split_writes or (1 if faults.trickle else None)
         if not size:
             self.writer.write(data)
             await self.writer.drain()
             return
+        pause = faults.trickle or _SPLIT_PAUSE
         for offset in range(0, len(data), size):
             self.writer.write(data[offset : offset + size])
             await self.writer.drain()
-            await asyncio.sleep(_SPLIT_PAUSE)
+            await asyncio.sleep(pause)
 
     def abort_transport(self) -> None:
         self.writer.transport.abort()

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import random
+import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -28,6 +29,8 @@ from ._history import (
 
 __all__ = ["SymbolHistory", "Universe", "write_row"]
 
+_NEXT_KEY: Final = re.compile(r"(@?)([0-9]{1,19})", re.ASCII)
+
 
 class SymbolHistory:
     """One symbol's rows, newest first, with the lookup paging needs."""
@@ -41,14 +44,18 @@ class SymbolHistory:
         self._descending = [-(r.timestamp if r.timestamp is not None else 0) for r in self.rows]
 
     def start_after(self, next_key: str) -> int | None:
-        """Index of the first row after the page that ``next_key`` ended; None if it is invalid."""
-        if next_key.startswith("@") and next_key[1:].isdigit():
-            return min(int(next_key[1:]), len(self.rows))
-        try:
-            timestamp = int(next_key)
-        except ValueError:
+        """Index of the first row after the page that ``next_key`` ended; None if it is invalid.
+
+        A key is a timestamp or ``@`` and a row position: ASCII digits only, at most 19 of
+        them (what an int64 holds), no sign and no underscores.
+        """
+        match = _NEXT_KEY.fullmatch(next_key)
+        if match is None:
             return None
-        return bisect.bisect_right(self._descending, -timestamp)
+        position, digits = match.groups()
+        if position:
+            return min(int(digits), len(self.rows))
+        return bisect.bisect_right(self._descending, -int(digits))
 
     def key_after(self, end: int) -> str:
         """The ``nextKey`` of a page that ends just before row ``end``."""

@@ -68,7 +68,10 @@ async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None
             assert (await raw.short_interest("US.AAPL")).retType == 0
             limited = await raw.short_interest("US.AAPL")
             assert limited.retType == -1
-            assert "3 requests in any 1 seconds" in limited.retMsg
+            assert limited.retMsg == (
+                "Get Short Interest is too frequent, request failed, "
+                "no more than 3 times every 1 seconds."
+            )
 
             process.send_signal(signum)
             stdout, stderr = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
@@ -79,10 +82,11 @@ async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None
 
 @pytest.mark.anyio
 async def test_simulate_options_reach_the_simulator() -> None:
-    args = ("--port", "0", "--no-quota", "--keepalive-interval", "4")
+    args = ("--port", "0", "--no-quota", "--keepalive-interval", "4", "--lang", "zh")
     async with simulate(*args) as (process, host, port):
         async with connected(OpenDSimulator(host, port)) as raw:
             assert (await raw.init_connect()).s2c.keepAliveInterval == 4
+            assert (await raw.short_interest("US.NOPE")).retMsg == "未知股票"
             for _ in range(40):  # more than the default 30/30 quota would allow
                 assert (await raw.short_interest("HK.00700", num=1)).retType == 0
         process.send_signal(signal.SIGINT)
@@ -118,6 +122,7 @@ async def test_bad_quota_exits_2_with_a_message_from_a_real_process() -> None:
         (["--port", "70000"], "argument --port: port '70000' is not a number from 0 to 65535"),
         (["--keepalive-interval", "60"], "argument --keepalive-interval: keep-alive interval"),
         (["--seed", "x"], "argument --seed: invalid int value"),
+        (["--lang", "chs"], "argument --lang: invalid choice: 'chs'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(
@@ -144,7 +149,8 @@ def test_help_lists_simulate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "simulate" in capsys.readouterr().out
     assert main(["simulate", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--quota", "--no-quota", "--seed", "--keepalive-interval"):
+    options = ("--host", "--port", "--quota", "--no-quota", "--seed", "--keepalive-interval")
+    for option in (*options, "--lang", "--data"):
         assert option in out
 
 

@@ -153,7 +153,7 @@ async def test_a_failed_symbol_is_reported_and_the_others_are_complete() -> None
     failed = results.pop("US.NOPE")
     assert not failed.ok
     assert isinstance(failed.error, UnknownSecurityError)
-    assert "unknown stock US.NOPE" in str(failed.error)
+    assert "unknown stock" in str(failed.error)
     assert failed.pages == 0
     assert len(failed.frame) == 0
     assert list(failed.frame.columns) == list(US_COLUMNS)
@@ -242,7 +242,8 @@ async def test_fetch_many_raises_with_the_frame_of_what_arrived() -> None:
     assert set(error.failures) == {"HK.NOPE", "US.GONE"}
     assert all(isinstance(e, UnknownSecurityError) for e in error.failures.values())
     assert "2 of the symbols failed" in str(error)
-    assert "unknown stock HK.NOPE" in str(error)
+    assert "HK.NOPE" in str(error)
+    assert "unknown stock" in str(error)
     frame = error.frame
     assert frame["code"].unique().tolist() == ["US.AAPL"]
     assert values(frame, US_COLUMNS) == expected(sim, "US.AAPL")
