@@ -173,12 +173,14 @@ class WebSocketLink(Link):
 
     def _handle(self, packet: WebSocketPacket) -> None:
         cmd, section, body = packet
-        if self._close_code == CloseCode.POLICY_VIOLATION:
-            return  # the login failed: what follows it goes unanswered until the close
+        faults = self.handler.faults
+        if self._close_code == CloseCode.POLICY_VIOLATION or faults.silent:
+            return  # after a failed login until the close, or a hung gateway: no answer
         if cmd == INIT_WEBSOCKET:
             reply, ok = self._login(body)
             if ok:
-                self._send(encode_reply(cmd, section, reply))
+                # The login stands in for InitConnect, and so does its fault.
+                self._send(encode_reply(cmd, section, reply), close=faults.close_after_init_connect)
             else:
                 self.handler.stats.failed += 1
                 self._close_code, self._close_reason = CloseCode.POLICY_VIOLATION, "login failed"

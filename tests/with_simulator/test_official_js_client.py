@@ -23,6 +23,7 @@ from google.protobuf.descriptor import Descriptor
 
 from aiomoomoo._proto import InitWebSocket_pb2
 from aiomoomoo.testing import Faults, HkRow, Quota, SimulatorThread, UsRow
+from aiomoomoo.testing._texts import Lang, rate_limited
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCRIPT = JS_DIR / "page_short_interest.mjs"
@@ -196,17 +197,17 @@ def test_official_js_client_reports_a_wrong_key(node: list[str]) -> None:
         assert sim.stats.requests == 0
 
 
-def test_official_js_client_gets_the_simulators_refusals(node: list[str]) -> None:
-    with SimulatorThread(quota=Quota(1, 30), websocket_port=0) as sim:
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_official_js_client_gets_the_simulators_refusals(node: list[str], lang: Lang) -> None:
+    quota = Quota(1, 30)
+    with SimulatorThread(quota=quota, websocket_port=0, lang=lang) as sim:
         assert sim.websocket_port is not None
         status, lines = run_script(node, sim.websocket_port, "", "US.AAPL")
-        # One page fits the quota; the second is refused with the simulator's own message.
+        # One page fits the quota; the second is refused in OpenD's words, Chinese intact.
         assert status == 3, lines
         failure = lines[-1]["failed"]
         assert failure["retType"] == -1
-        assert failure["errCode"] != 0
-        # The wording is the simulator's (OpenD's template); the SDK must carry the period across.
-        assert "30" in failure["retMsg"]
+        assert failure["retMsg"] == rate_limited(lang, quota)
         assert sim.stats.rate_limited == 1
         assert sim.stats.requests == 2
 

@@ -199,6 +199,26 @@ async def test_message_level_faults_apply() -> None:
                 await deaf.receive(timeout=0.3)
 
 
+async def test_silence_and_a_close_after_login_apply_to_websocket_clients() -> None:
+    async with OpenDSimulator(quota=None, faults=Faults(silent=True), websocket_port=0) as sim:
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            await client.send(1, InitWebSocket_pb2.Request())
+            with pytest.raises(TimeoutError):
+                await client.receive(timeout=0.3)
+        sim.faults = Faults(close_after_init_connect=True)
+        async with WsClient.connect(sim.host, sim.websocket_port) as client:
+            packet, response = await client.login(None)
+            assert (packet.error, response.retType) == (0, 0)
+            with pytest.raises(PeerClosed):
+                await client.receive()
+        sim.faults = Faults(wrong_proto_id_every=1)
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            section = await client.send(3249, short_interest_request(11, "AAPL"))
+            packet = await client.receive()
+            assert (packet.cmd, packet.section) == (1004, section)
+
+
 async def test_the_reorder_window_applies_to_websocket_replies() -> None:
     async with (
         OpenDSimulator(quota=None, faults=Faults(reorder_window=0.2), websocket_port=0) as sim,
