@@ -27,8 +27,8 @@ from ._data import rows_of
 from ._faults import Faults
 from ._handler import RequestHandler
 from ._history import DEFAULT_AS_OF, HkRow, SymbolProfile, UsRow
-from ._link import Link
-from ._stats import DEFAULT_QUOTA, Quota, SimulatorStats
+from ._link import LinkSet
+from ._stats import DEFAULT_LIMITS, DEFAULT_QUOTA, Limits, Quota, SimulatorStats
 from ._tcp import TcpLink
 from ._texts import Lang, check_lang
 from ._universe import Universe, write_row
@@ -62,7 +62,8 @@ class OpenDSimulator:
     uses. ``histories`` maps codes to your own rows, served instead of generated ones: each a
     DataFrame in the columns `aiomoomoo.Client.fetch_short_interest` returns, or a list of
     `UsRow` / `HkRow`, newest first. ``lang`` is the language of OpenD's own texts in failure
-    replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting.
+    replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting. ``limits`` bound what clients
+    may cost it: connections, timeouts, buffered bytes (see `Limits`).
 
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
@@ -92,6 +93,7 @@ class OpenDSimulator:
         websocket_key: str | None = None,
         histories: Mapping[str, object] | None = None,
         lang: Lang = "en",
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
@@ -111,6 +113,9 @@ class OpenDSimulator:
             else None
         )
         self.aes_mode: AesMode = aes_mode
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, got {limits!r}")
+        self.limits = limits
         self.host = host
         self.port = port
         self.universe = Universe(seed=seed, as_of=as_of)
@@ -127,7 +132,7 @@ class OpenDSimulator:
             lang=lang,
         )
         self._server: asyncio.Server | None = None
-        self._connections: set[Link] = set()
+        self._connections = LinkSet(self.handler.stats, limits.max_connections)
         self.websocket_port = websocket_port
         self.websocket_key = websocket_key
         self._websocket: WebSocketServer | None = None
@@ -264,7 +269,12 @@ class OpenDSimulator:
         from ._websocket import WebSocketServer
 
         websocket = WebSocketServer(
-            self.handler, self.host, port, key=self.websocket_key, links=self._connections
+            self.handler,
+            self.host,
+            port,
+            key=self.websocket_key,
+            links=self._connections,
+            limits=self.limits,
         )
         await websocket.start()
         self._websocket = websocket
@@ -308,6 +318,11 @@ class OpenDSimulator:
         """Connections open right now."""
         return len(self._connections)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of replies waiting for clients to take them, over every connection."""
+        return sum(link.pending for link in self._connections)
+
     def drop_connections(self) -> None:
         """Abort every open connection, as a crashing gateway would."""
         for connection in list(self._connections):
@@ -320,8 +335,10 @@ class OpenDSimulator:
                 connection.push(self.handler.push(0, desc))
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = TcpLink(self.handler, reader, writer, rsa=self.rsa)
-        self._connections.add(link)
+        link = TcpLink(self.handler, reader, writer, rsa=self.rsa, limits=self.limits)
+        if not self._connections.admit(link):
+            link.abort()
+            return
         try:
             await link.serve()
         finally:

@@ -31,7 +31,8 @@ from google.protobuf.message import DecodeError
 from .._proto import InitWebSocket_pb2, KeepAlive_pb2
 from .._wire import ProtoId
 from ._handler import Reply, RequestHandler
-from ._link import DEFAULT_MAX_PENDING, Link
+from ._link import _CLOSE, Link, LinkSet
+from ._stats import DEFAULT_LIMITS, Limits
 
 try:
     from websockets.asyncio.server import Server, ServerConnection, serve
@@ -70,12 +71,6 @@ _ERROR_LOGIN: Final = 1
 _ERROR_NOT_LOGGED_IN: Final = 2
 _RET_FAILED: Final = -1
 _ERR_PARAM: Final = 1
-
-#: Largest request accepted: a 3249 request is under 100 bytes, a login with an RSA key ~2 KiB.
-MAX_MESSAGE_SIZE: Final = 64 * 1024
-#: Seconds a client has for the WebSocket handshake, and then again for its InitWebSocket login,
-#: before the simulator drops it. Dead peers after that are found by WebSocket pings.
-LOGIN_TIMEOUT = 10.0
 
 
 class WebSocketPacket(NamedTuple):
@@ -127,6 +122,7 @@ class WebSocketLink(Link):
     """One WebSocket client of the simulator; `serve` runs it until either side closes.
 
     ``digest`` is the MD5 the login must carry (`websocket_key_digest`), None to accept any.
+    ``limits`` apply as on TCP, the login standing in for InitConnect.
     """
 
     def __init__(
@@ -135,21 +131,24 @@ class WebSocketLink(Link):
         connection: ServerConnection,
         *,
         digest: str | None,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(handler, handler.open_session(), max_pending=max_pending)
+        super().__init__(handler, handler.open_session(), max_pending=limits.max_pending)
         self.connection = connection
         self.digest = digest
+        self.limits = limits
         self._close_code = CloseCode.NORMAL_CLOSURE
         self._close_reason = ""
 
     async def serve(self) -> None:
         """Read, answer and write until the peer or the simulator closes the connection."""
-        deadline = asyncio.get_running_loop().call_later(LOGIN_TIMEOUT, self._login_expired)
+        loop = asyncio.get_running_loop()
+        opened = last_request = loop.time()
         try:
-            async for message in self.connection:
-                if self.closed:
-                    return
+            while not self.closed:
+                async with asyncio.timeout_at(self._deadline(opened, last_request)):
+                    message = await self.connection.recv()
+                last_request = loop.time()
                 if isinstance(message, str):
                     await self.connection.close(CloseCode.UNSUPPORTED_DATA, "binary packets only")
                     return
@@ -160,16 +159,28 @@ class WebSocketLink(Link):
                     return
                 self._handle(packet)
                 await self.wait_writable()
+        except TimeoutError:
+            logger.info("simulator closing %s", self._timed_out())
         except ConnectionClosed:
             pass
         finally:
-            deadline.cancel()
             self.abort()
 
-    def _login_expired(self) -> None:
-        if not self.session.conn_id:
-            logger.info("simulator dropping a WebSocket client that did not log in")
-            self.abort()
+    def _deadline(self, opened: float, last_request: float) -> float | None:
+        # Only until the login: the JavaScript SDK sends no KeepAlive, so a logged-in client may
+        # rightly stay silent; WebSocket pings (every 20 s) find dead peers instead.
+        limits = self.limits
+        if self.session.conn_id:
+            return None
+        deadlines = []
+        if limits.handshake_timeout is not None:
+            deadlines.append(opened + limits.handshake_timeout)
+        if limits.idle_timeout is not None:
+            deadlines.append(last_request + limits.idle_timeout)
+        return min(deadlines, default=None)
+
+    def _timed_out(self) -> str:
+        return "a WebSocket client that did not log in in time"
 
     def _handle(self, packet: WebSocketPacket) -> None:
         cmd, section, body = packet
@@ -237,7 +248,7 @@ class WebSocketLink(Link):
         self.pending += len(packet)
         self._enqueue([packet])
         if close:
-            self._enqueue(None)
+            self._enqueue(_CLOSE)
 
     # -- Link -------------------------------------------------------------------------------
 
@@ -262,9 +273,10 @@ class WebSocketServer:
     """Listens for WebSocket clients on ``host:port`` and serves each as a `WebSocketLink`.
 
     ``key`` is the gateway's WebSocket key: a client must log in with its MD5 (None accepts any
-    login, as an OpenD without a key does). ``links`` is the simulator's set of open connections,
-    which every link joins while it lives. ``port`` 0 picks a free port; read it from ``port``
-    once started.
+    login, as an OpenD without a key does). ``links`` is the simulator's set of open connections
+    over every transport, which admits each new one under ``limits.max_connections``; ``limits``
+    also bound the handshake, the login, idleness and the size of a request. ``port`` 0 picks a
+    free port; read it from ``port`` once started.
     """
 
     def __init__(
@@ -274,11 +286,13 @@ class WebSocketServer:
         port: int,
         *,
         key: str | None,
-        links: set[Link],
+        links: LinkSet,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
+        self.limits = limits
         self._digest = websocket_key_digest(key) if key is not None else None
         self._links = links
         self._server: Server | None = None
@@ -289,8 +303,8 @@ class WebSocketServer:
             self._serve,
             self.host,
             self.port,
-            max_size=MAX_MESSAGE_SIZE,
-            open_timeout=LOGIN_TIMEOUT,
+            max_size=_REQUEST_HEADER.size + self.limits.max_request_size,
+            open_timeout=self.limits.handshake_timeout,
             # The SDK offers no compression; refusing it keeps a peer from making us inflate.
             compression=None,
         )
@@ -308,8 +322,10 @@ class WebSocketServer:
             await self._server.wait_closed()
 
     async def _serve(self, connection: ServerConnection) -> None:
-        link = WebSocketLink(self.handler, connection, digest=self._digest)
-        self._links.add(link)
+        link = WebSocketLink(self.handler, connection, digest=self._digest, limits=self.limits)
+        if not self._links.admit(link):
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "too many connections")
+            return
         try:
             await link.serve()
         finally:

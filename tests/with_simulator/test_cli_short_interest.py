@@ -274,7 +274,7 @@ def test_an_unknown_code_fails_but_the_others_are_written(
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "aiomoomoo short-interest: US.NOPE: OpenD refused proto 3249: unknown stock US.NOPE "
+        "aiomoomoo short-interest: US.NOPE: OpenD refused proto 3249: unknown stock "
         "(retType=-1, errCode=2)"
     ]
     assert_same_data(read_csv(path.read_text(encoding="utf-8")), expected(["US.AAPL", "HK.02800"]))

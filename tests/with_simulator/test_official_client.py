@@ -106,7 +106,7 @@ def test_official_client_reports_the_simulators_error_messages(moomoo: ModuleTyp
     with SimulatorThread(quota=Quota(4, 30)) as sim, quote_context(moomoo, sim) as ctx:
         assert ctx.get_short_interest("US.NOSUCH") == (
             moomoo.RET_ERROR,
-            "unknown stock US.NOSUCH",
+            "unknown stock",
             None,
         )
         assert ctx.get_short_interest("US.AAPL", num=51) == (
@@ -122,7 +122,8 @@ def test_official_client_reports_the_simulators_error_messages(moomoo: ModuleTyp
         assert ctx.get_short_interest("US.AAPL")[0] == moomoo.RET_OK
         assert ctx.get_short_interest("US.AAPL") == (
             moomoo.RET_ERROR,
-            "rate limit exceeded: at most 4 requests in any 30 seconds",
+            "Get Short Interest is too frequent, request failed, no more than 4 times every 30 "
+            "seconds.",
             None,
         )
 

@@ -25,7 +25,7 @@ from aiomoomoo._proto import (
     Notify_pb2,
     Qot_GetShortInterest_pb2,
 )
-from aiomoomoo.testing import Faults, OpenDSimulator, Quota, _websocket
+from aiomoomoo.testing import Faults, Limits, OpenDSimulator, Quota
 
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
 from .conftest import FakeClock, PeerClosed, connected, short_interest_request
@@ -360,9 +360,9 @@ async def test_a_garbage_login_fails_and_closes(caplog: pytest.LogCaptureFixture
     no_errors_logged(caplog)
 
 
-async def test_a_client_that_never_logs_in_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_websocket, "LOGIN_TIMEOUT", 0.2)
-    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+async def test_a_client_that_never_logs_in_is_dropped() -> None:
+    limits = Limits(handshake_timeout=0.2, idle_timeout=None)
+    async with OpenDSimulator(quota=None, websocket_port=0, limits=limits) as sim:
         assert sim.websocket_port is not None
         async with WsClient.connect(sim.host, sim.websocket_port) as idle:
             with pytest.raises(PeerClosed):
@@ -374,11 +374,49 @@ async def test_a_client_that_never_logs_in_is_dropped(monkeypatch: pytest.Monkey
             assert (await client.short_interest("US.AAPL")).retType == 0
 
 
-async def test_oversized_messages_are_refused() -> None:
-    async with OpenDSimulator(quota=None, websocket_port=0) as sim:
+async def test_idleness_counts_until_the_login_only() -> None:
+    # The JavaScript SDK sends no KeepAlive: once logged in, a silent client is a normal one.
+    limits = Limits(handshake_timeout=None, idle_timeout=0.3)
+    async with OpenDSimulator(quota=None, websocket_port=0, limits=limits) as sim:
         assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as idle:
+            await idle.send(3249, short_interest_request(11, "AAPL"))  # refused: not logged in
+            assert (await idle.receive()).error != 0
+            with pytest.raises(PeerClosed):
+                await idle.receive(timeout=5)
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            with pytest.raises(TimeoutError):
+                await client.receive(timeout=0.6)
+            assert (await client.short_interest("US.AAPL")).retType == 0
+
+
+async def test_one_connection_limit_over_both_transports() -> None:
+    async with (
+        OpenDSimulator(quota=None, websocket_port=0, limits=Limits(max_connections=2)) as sim,
+        connected(sim) as tcp,
+        logged_in(sim.host, sim.websocket_port) as ws,
+    ):
+        assert sim.connection_count == 2
+        assert sim.websocket_port is not None
+        async with WsClient.connect(sim.host, sim.websocket_port) as refused:
+            with pytest.raises(PeerClosed):
+                await refused.receive()
+            assert refused.connection.close_code == 1013  # try again later
+        assert sim.stats.refused_connections == 1
+        assert (await tcp.short_interest("US.AAPL")).retType == 0
+        assert (await ws.short_interest("US.AAPL")).retType == 0
+
+
+async def test_oversized_messages_are_refused() -> None:
+    limits = Limits(max_request_size=1000)
+    async with OpenDSimulator(quota=None, websocket_port=0, limits=limits) as sim:
+        assert sim.websocket_port is not None
+        async with logged_in(sim.host, sim.websocket_port) as client:
+            # A body of exactly max_request_size is still a request (a failed one).
+            packet, _ = await client.request(3249, bytes(1000), KeepAlive_pb2.Response)
+            assert packet.error == 0
         async with connect(f"ws://{sim.host}:{sim.websocket_port}/", max_size=None) as connection:
-            await connection.send(REQUEST.pack(MAGIC, 1, 1) + bytes(1024 * 1024))
+            await connection.send(REQUEST.pack(MAGIC, 1, 1) + bytes(1001))
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(connection.recv(), 5)
             assert closed.value.rcvd is not None
