@@ -82,7 +82,8 @@ def add_simulate_parser(subparsers: SubParsers) -> None:
         help="run the OpenD simulator",
         description=(
             "Serve the aiomoomoo OpenD simulator until interrupted (Ctrl-C or SIGTERM). Once it "
-            "accepts connections it prints 'listening on HOST:PORT' on stdout."
+            "accepts connections it prints 'listening on HOST:PORT' on stdout (and 'websocket "
+            "listening on HOST:PORT' with --websocket-port)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
@@ -116,6 +117,18 @@ def add_simulate_parser(subparsers: SubParsers) -> None:
         default=10,
         metavar="SECONDS",
         help="keep-alive interval InitConnect announces to clients (default %(default)s)",
+    )
+    parser.add_argument(
+        "--websocket-port",
+        type=_port,
+        metavar="PORT",
+        help="also serve OpenD's WebSocket protocol (the JavaScript SDK's) on this port; 0 picks "
+        "a free one (needs the websocket extra)",
+    )
+    parser.add_argument(
+        "--websocket-key",
+        metavar="KEY",
+        help="key WebSocket clients must log in with (default: none needed)",
     )
     parser.add_argument(
         "--lang",
@@ -155,12 +168,20 @@ def _keepalive_interval(text: str) -> int:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.websocket_key is not None and (args.websocket_port is None or not args.websocket_key):
+        print(
+            "aiomoomoo simulate: --websocket-key needs --websocket-port and must not be empty",
+            file=sys.stderr,
+        )
+        return 2
     simulator = OpenDSimulator(
         args.host,
         args.port,
         quota=args.quota,
         seed=args.seed,
         keepalive_interval=args.keepalive_interval,
+        websocket_port=args.websocket_port,
+        websocket_key=args.websocket_key,
         histories=args.data,
         lang=args.lang,
     )
@@ -174,6 +195,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
             f"aiomoomoo simulate: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
         return 1
+    except ImportError as exc:  # --websocket-port without the websocket extra
+        print(f"aiomoomoo simulate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -185,6 +209,8 @@ async def _serve(simulator: OpenDSimulator) -> None:
             loop.add_signal_handler(signum, stop.set)
     async with simulator:
         print(f"listening on {simulator.host}:{simulator.port}", flush=True)
+        if simulator.websocket_port is not None:
+            print(f"websocket listening on {simulator.host}:{simulator.websocket_port}", flush=True)
         await stop.wait()
 
 

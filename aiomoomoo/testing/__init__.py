@@ -21,7 +21,7 @@ from ._history import (
     generate_history,
 )
 from ._simulator import OpenDSimulator, SimulatorThread
-from ._stats import Quota, SimulatorStats
+from ._stats import Limits, Quota, SimulatorStats
 from ._texts import Lang
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SimulatorThread",
     "Faults",
     "Quota",
+    "Limits",
     "Lang",
     "SimulatorStats",
     # Its data

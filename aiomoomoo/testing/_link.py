@@ -21,23 +21,28 @@ from collections.abc import Callable
 from typing import Final
 
 from ._handler import Answer, Reply, RequestHandler, Session
+from ._stats import DEFAULT_LIMITS, SimulatorStats
 
-__all__ = ["DEFAULT_MAX_PENDING", "Link"]
+__all__ = ["DEFAULT_MAX_PENDING", "Link", "LinkSet"]
 
 logger = logging.getLogger("aiomoomoo.testing")
 
-#: Bytes of replies a connection may have waiting for its peer before the simulator stops
-#: reading its requests.
-DEFAULT_MAX_PENDING: Final = 1024 * 1024
-
-_CLOSE: Final = None
+#: Bytes of replies a connection may hold for a peer that does not read (`Limits.max_pending`).
+DEFAULT_MAX_PENDING: Final = DEFAULT_LIMITS.max_pending
+# Queue markers: close once what comes before has been written, or abort then.
+_CLOSE: Final = "close"
+_ABORT: Final = "abort"
 
 
 class Link(abc.ABC):
     """The transport-neutral half of one connection; see the module docstring."""
 
     def __init__(
-        self, handler: RequestHandler, session: Session, *, max_pending: int = DEFAULT_MAX_PENDING
+        self,
+        handler: RequestHandler,
+        session: Session,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.handler = handler
         self.session = session
@@ -45,7 +50,8 @@ class Link(abc.ABC):
         self.closed = False
         #: Bytes encoded for the peer and not yet taken by it (held, queued or being written).
         self.pending = 0
-        self._queue: collections.deque[list[bytes] | None] = collections.deque()
+        self._queue: collections.deque[list[bytes] | str] = collections.deque()
+        self._writing = False
         self._queued = asyncio.Event()
         self._relieved = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -71,6 +77,10 @@ class Link(abc.ABC):
         """Close the connection after what was written; by default the same as aborting."""
         self.abort_transport()
 
+    def write_now(self, messages: list[bytes]) -> bool:
+        """Write ``messages`` without waiting, if the transport can take them; else False."""
+        return False
+
     # -- sending ----------------------------------------------------------------------------
 
     def answer(self, answer: Answer) -> None:
@@ -78,7 +88,8 @@ class Link(abc.ABC):
         if self.closed:
             return
         if answer.close and not answer.replies:
-            self.abort()
+            # Whatever was answered before still goes out first, as it would from a gateway.
+            self._enqueue(_ABORT)
             return
         messages = [self.encode(reply) for reply in answer.replies]
         self.pending += sum(map(len, messages))
@@ -142,9 +153,17 @@ class Link(abc.ABC):
             self._close_after_held = False
             self._enqueue(_CLOSE)
 
-    def _enqueue(self, messages: list[bytes] | None) -> None:
+    def _enqueue(self, messages: list[bytes] | str) -> None:
         if self.closed:
             return
+        if not self._queue and not self._writing:
+            # The usual case, nothing queued: straight to the transport, or close at once.
+            if messages is _ABORT:
+                self.abort()
+                return
+            if isinstance(messages, list) and self.write_now(messages):
+                self._sent(messages)
+                return
         self._queue.append(messages)
         self._queued.set()
         if self._pump is None:
@@ -158,13 +177,43 @@ class Link(abc.ABC):
                     await self._queued.wait()
                     continue
                 messages = self._queue.popleft()
+                if messages is _ABORT:
+                    break
                 if messages is _CLOSE:
                     await self.close_transport()
                     break
-                if messages:
-                    await self.write(messages)
-                self.pending -= sum(map(len, messages))
-                self._relieved.set()
+                assert isinstance(messages, list)
+                self._writing = True
+                await self.write(messages)
+                self._writing = False
+                self._sent(messages)
         except Exception as exc:  # a peer gone mid-write: nothing to tell it any more
             logger.debug("simulator lost a connection while writing: %r", exc)
         self.abort()
+
+    def _sent(self, messages: list[bytes]) -> None:
+        self.pending -= sum(map(len, messages))
+        self._relieved.set()
+
+
+class LinkSet(set[Link]):
+    """The simulator's open connections, over every transport, with their limit.
+
+    A transport calls `admit` for each new connection and serves it only if that returns True;
+    it ``discard``s it when it ends.
+    """
+
+    def __init__(self, stats: SimulatorStats, max_connections: int | None) -> None:
+        super().__init__()
+        self.stats = stats
+        self.max_connections = max_connections
+
+    def admit(self, link: Link) -> bool:
+        """Add ``link``; False (and counted in ``stats.refused_connections``) if over the limit."""
+        limit = self.max_connections
+        if limit is not None and len(self) >= limit:
+            self.stats.refused_connections += 1
+            logger.info("simulator refusing a connection: %d are open already", limit)
+            return False
+        self.add(link)
+        return True

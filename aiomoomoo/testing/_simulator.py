@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from .._crypto import AesMode, RsaCipher, load_rsa_private_key
 from .._security import parse_code
@@ -27,11 +27,14 @@ from ._data import rows_of
 from ._faults import Faults
 from ._handler import RequestHandler
 from ._history import DEFAULT_AS_OF, HkRow, SymbolProfile, UsRow
-from ._link import Link
-from ._stats import DEFAULT_QUOTA, Quota, SimulatorStats
+from ._link import LinkSet
+from ._stats import DEFAULT_LIMITS, DEFAULT_QUOTA, Limits, Quota, SimulatorStats
 from ._tcp import TcpLink
 from ._texts import Lang, check_lang
 from ._universe import Universe, write_row
+
+if TYPE_CHECKING:
+    from ._websocket import WebSocketServer
 
 __all__ = [
     "Faults",
@@ -59,12 +62,18 @@ class OpenDSimulator:
     uses. ``histories`` maps codes to your own rows, served instead of generated ones: each a
     DataFrame in the columns `aiomoomoo.Client.fetch_short_interest` returns, or a list of
     `UsRow` / `HkRow`, newest first. ``lang`` is the language of OpenD's own texts in failure
-    replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting.
+    replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting. ``limits`` bound what clients
+    may cost it: connections, timeouts, buffered bytes (see `Limits`).
 
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
     encryption every later frame travels under AES, ``aes_mode="cbc"`` (with an IV, as current
     OpenD) or ``"ecb"`` (OpenD's FTAES-ECB, for clients that do not ask for CBC or older gateways).
+
+    ``websocket_port`` also serves OpenD's WebSocket protocol, the official JavaScript SDK's, on
+    that port of ``host`` (0 picks a free one; read it from ``websocket_port`` once started);
+    it needs the ``websocket`` extra. ``websocket_key`` is the key its clients must log in with
+    (None for none). Both transports share the quota, universe, faults and stats.
     """
 
     def __init__(
@@ -80,8 +89,11 @@ class OpenDSimulator:
         clock: Callable[[], float] = time.monotonic,
         rsa_private_key: str | os.PathLike[str] | bytes | None = None,
         aes_mode: AesMode = "cbc",
+        websocket_port: int | None = None,
+        websocket_key: str | None = None,
         histories: Mapping[str, object] | None = None,
         lang: Lang = "en",
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
@@ -91,12 +103,19 @@ class OpenDSimulator:
             )
         if aes_mode not in ("cbc", "ecb"):
             raise ValueError(f"aes_mode must be 'cbc' or 'ecb', got {aes_mode!r}")
+        if websocket_key is not None and (websocket_port is None or not websocket_key):
+            raise ValueError(
+                f"websocket_key {websocket_key!r} needs a websocket_port and must not be empty"
+            )
         self.rsa: RsaCipher | None = (
             RsaCipher(load_rsa_private_key(rsa_private_key))
             if rsa_private_key is not None
             else None
         )
         self.aes_mode: AesMode = aes_mode
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a Limits, got {limits!r}")
+        self.limits = limits
         self.host = host
         self.port = port
         self.universe = Universe(seed=seed, as_of=as_of)
@@ -113,12 +132,16 @@ class OpenDSimulator:
             lang=lang,
         )
         self._server: asyncio.Server | None = None
-        self._connections: set[Link] = set()
+        self._connections = LinkSet(self.handler.stats, limits.max_connections)
+        self.websocket_port = websocket_port
+        self.websocket_key = websocket_key
+        self._websocket: WebSocketServer | None = None
 
     def __repr__(self) -> str:
         state = "serving" if self._server is not None else "stopped"
+        websocket = "" if self.websocket_port is None else f" websocket={self.websocket_port}"
         return (
-            f"<OpenDSimulator {state} {self.host}:{self.port} quota={self.quota} "
+            f"<OpenDSimulator {state} {self.host}:{self.port}{websocket} quota={self.quota} "
             f"connections={len(self._connections)} requests={self.stats.requests}>"
         )
 
@@ -234,15 +257,42 @@ class OpenDSimulator:
         self._server = await asyncio.start_server(self._serve_tcp, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("OpenD simulator listening on %s:%d", self.host, self.port)
+        if self.websocket_port is not None:
+            try:
+                await self._start_websocket(self.websocket_port)
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _start_websocket(self, port: int) -> None:
+        # Imported here: the websockets library is an optional extra.
+        from ._websocket import WebSocketServer
+
+        websocket = WebSocketServer(
+            self.handler,
+            self.host,
+            port,
+            key=self.websocket_key,
+            links=self._connections,
+            limits=self.limits,
+        )
+        await websocket.start()
+        self._websocket = websocket
+        self.websocket_port = websocket.port
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        websocket, self._websocket = self._websocket, None
+        if websocket is not None:
+            websocket.close()
         self.drop_connections()
         if server is not None:
             await server.wait_closed()
+        if websocket is not None:
+            await websocket.wait_closed()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -268,6 +318,11 @@ class OpenDSimulator:
         """Connections open right now."""
         return len(self._connections)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of replies waiting for clients to take them, over every connection."""
+        return sum(link.pending for link in self._connections)
+
     def drop_connections(self) -> None:
         """Abort every open connection, as a crashing gateway would."""
         for connection in list(self._connections):
@@ -280,8 +335,10 @@ class OpenDSimulator:
                 connection.push(self.handler.push(0, desc))
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = TcpLink(self.handler, reader, writer, rsa=self.rsa)
-        self._connections.add(link)
+        link = TcpLink(self.handler, reader, writer, rsa=self.rsa, limits=self.limits)
+        if not self._connections.admit(link):
+            link.abort()
+            return
         try:
             await link.serve()
         finally:

@@ -1,4 +1,5 @@
-"""The simulator's quota (a strict sliding window, as OpenD keeps it) and what it counts."""
+"""The simulator's quota (a strict sliding window, as OpenD keeps it), its limits on what a
+client may take, and what it counts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["ACCEPTED_AT_KEPT", "DEFAULT_QUOTA", "Quota", "QuotaWindow", "SimulatorStats"]
+__all__ = [
+    "ACCEPTED_AT_KEPT",
+    "DEFAULT_LIMITS",
+    "DEFAULT_QUOTA",
+    "Limits",
+    "Quota",
+    "QuotaWindow",
+    "SimulatorStats",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,40 @@ class Quota:
 #: OpenD's short-interest quota: 30 requests in any 30 seconds.
 DEFAULT_QUOTA: Final = Quota()
 
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client, or all of them, may cost the simulator; None turns a limit off.
+
+    ``max_connections`` open at once (more are closed as they arrive), ``handshake_timeout``
+    seconds for a new connection to send InitConnect, ``idle_timeout`` seconds without a complete
+    request before a connection is closed, ``max_request_size`` bytes of one request body (a
+    frame announcing more is refused as soon as its header arrives, before the body is
+    buffered) and ``max_pending`` bytes of replies waiting for a client that does not read
+    before its requests stop being read.
+    """
+
+    max_connections: int | None = 64
+    handshake_timeout: float | None = 10.0
+    idle_timeout: float | None = 120.0
+    max_request_size: int = 64 * 1024
+    max_pending: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_request_size", "max_pending"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"Limits.{name} must be a whole number >= 1, got {value!r}")
+        for name in ("handshake_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"Limits.{name} must be None or seconds > 0, got {value!r}")
+
+
+#: The limits a simulator has unless told otherwise.
+DEFAULT_LIMITS: Final = Limits()
 
 #: How many of the latest accept times `SimulatorStats.accepted_at` keeps.
 ACCEPTED_AT_KEPT: Final = 10_000

@@ -15,7 +15,8 @@ from .._crypto import AesCipher, RsaCipher
 from .._errors import ProtocolError
 from .._wire import FrameDecoder, ProtoId, encode_frame
 from ._handler import Reply, RequestHandler
-from ._link import DEFAULT_MAX_PENDING, Link
+from ._link import Link
+from ._stats import DEFAULT_LIMITS, Limits
 
 __all__ = ["TcpLink"]
 
@@ -38,38 +39,66 @@ class TcpLink(Link):
         writer: asyncio.StreamWriter,
         *,
         rsa: RsaCipher | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         session = handler.open_session(encryption_required=rsa is not None)
-        super().__init__(handler, session, max_pending=max_pending)
+        super().__init__(handler, session, max_pending=limits.max_pending)
         self.reader = reader
         self.writer = writer
         self.rsa = rsa
+        self.limits = limits
         self._aes: AesCipher | None = None
         self._short_interest_replies = 0
 
     async def serve(self) -> None:
         """Read, answer and write until the peer or the simulator closes the connection."""
-        decoder = FrameDecoder(decrypt=self._decrypt if self.rsa is not None else None)
+        decoder = FrameDecoder(
+            max_body_size=self.limits.max_request_size,
+            decrypt=self._decrypt if self.rsa is not None else None,
+        )
         handle = self.handler.handle
+        loop = asyncio.get_running_loop()
+        opened = last_request = loop.time()
+        greeted = False
         try:
-            while data := await self.reader.read(_READ_SIZE):
-                for frame in decoder.feed(data):
-                    if self.closed:
+            while True:
+                async with asyncio.timeout_at(self._deadline(opened, last_request, greeted)):
+                    data = await self.reader.read(_READ_SIZE)
+                    if not data:
                         return
-                    answer = handle(
-                        self.session, frame.proto_id, frame.serial, frame.body, fmt=frame.fmt
-                    )
-                    self.answer(answer)
-                    await self.wait_writable()
-                if self.closed:
-                    return
+                    for frame in decoder.feed(data):
+                        if self.closed:
+                            return
+                        last_request = loop.time()
+                        greeted = greeted or frame.proto_id == ProtoId.INIT_CONNECT
+                        answer = handle(
+                            self.session, frame.proto_id, frame.serial, frame.body, fmt=frame.fmt
+                        )
+                        self.answer(answer)
+                        await self.wait_writable()
+        except TimeoutError:
+            logger.info("simulator closing %s", self._timed_out(greeted))
         except ProtocolError as exc:
             logger.warning("simulator closing a connection that broke the protocol: %s", exc)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self.abort()
+
+    def _deadline(self, opened: float, last_request: float, greeted: bool) -> float | None:
+        limits = self.limits
+        deadlines = []
+        if limits.handshake_timeout is not None and not greeted:
+            deadlines.append(opened + limits.handshake_timeout)
+        if limits.idle_timeout is not None:
+            deadlines.append(last_request + limits.idle_timeout)
+        return min(deadlines, default=None)
+
+    def _timed_out(self, greeted: bool) -> str:
+        limits = self.limits
+        if limits.handshake_timeout is not None and not greeted:
+            return f"a connection that sent no InitConnect within {limits.handshake_timeout:g} s"
+        return f"a connection idle for {limits.idle_timeout:g} s"
 
     # -- Link -------------------------------------------------------------------------------
 
@@ -89,6 +118,22 @@ class TcpLink(Link):
                 corrupt[_SHA1_OFFSET] ^= 0xFF
                 return bytes(corrupt)
         return frame
+
+    def write_now(self, messages: list[bytes]) -> bool:
+        faults = self.handler.faults
+        if faults.split_writes or faults.trickle:
+            return False
+        transport = self.writer.transport
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            return False  # the peer is behind: wait for it in write()
+        self.writer.write(b"".join(messages))
+        return True
+
+    async def wait_writable(self) -> None:
+        await super().wait_writable()
+        await self.writer.drain()
 
     async def write(self, messages: list[bytes]) -> None:
         data = b"".join(messages)
