@@ -120,7 +120,7 @@ def add_simulate_parser(subparsers: SubParsers) -> None:
     )
     parser.add_argument(
         "--websocket-port",
-        type=_port,
+        type=_cli_args.port,
         metavar="PORT",
         help="also serve OpenD's WebSocket protocol (the JavaScript SDK's) on this port; 0 picks "
         "a free one (needs the websocket extra)",
