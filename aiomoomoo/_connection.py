@@ -79,9 +79,10 @@ class ConnectionInfo:
 
 
 class _Pending:
-    """A request on the wire: who waits (None for KeepAlive), how to read the reply, its slot."""
+    """A request on the wire: who waits (None for KeepAlive), how to read the reply, its slot
+    and its time."""
 
-    __slots__ = ("decode", "future", "proto_id", "seq", "slot")
+    __slots__ = ("budget", "decode", "future", "proto_id", "seq", "slot")
 
     def __init__(
         self,
@@ -90,12 +91,14 @@ class _Pending:
         decode: Callable[[bytes], Any],
         slot: QuotaSlot,
         seq: int,
+        budget: Budget = NO_BUDGET,
     ) -> None:
         self.proto_id = proto_id
         self.future = future
         self.decode = decode
         self.slot = slot
         self.seq = seq
+        self.budget = budget
 
 
 class Connection(asyncio.Protocol):
@@ -126,6 +129,9 @@ class Connection(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._liveness: asyncio.TimerHandle | None = None
         self._keepalive_serial: int | None = None
+        # One timer for every request's deadline, set for the earliest: a request does not
+        # schedule and cancel a timer of its own (most replies come long before the deadline).
+        self._deadlines: asyncio.TimerHandle | None = None
         self.requests_sent = 0
         self.replies = 0
         """Replies that reached a waiting request: a connection that served one proved itself."""
@@ -183,6 +189,35 @@ class Connection(asyncio.Protocol):
         request never left, released when the reply comes or the connection ends, and held
         while a request that timed out or was cancelled may still be processed by OpenD.
         """
+        deadline = budget.deadline
+        if (
+            (deadline is not None and self._loop.time() >= deadline)
+            or (self._can_write is not None and not self._can_write.done())
+            or self._lost is not None
+        ):
+            await self._before_sending(proto_id, budget, slot)
+        serial = self._next_serial()
+        future: asyncio.Future[T] = self._loop.create_future()
+        entry = _Pending(proto_id, future, decode, slot, self.requests_sent, budget)
+        self._pending[serial] = entry
+        self._write(self._encode(proto_id, serial, body))
+        self.requests_sent += 1
+        if deadline is not None:
+            timer = self._deadlines
+            if timer is None or deadline < timer.when():
+                if timer is not None:
+                    timer.cancel()
+                self._deadlines = self._loop.call_at(deadline, self._expire)
+        try:
+            return await future
+        finally:
+            if self._pending.get(serial) is entry:
+                # Left without its reply (timed out, or the caller was cancelled).
+                del self._pending[serial]
+                self._unsettled[serial] = entry
+
+    async def _before_sending(self, proto_id: int, budget: Budget, slot: QuotaSlot) -> None:
+        """The slow path: a spent budget, a socket not taking writes, or a lost connection."""
         try:
             if budget.deadline is not None and self._loop.time() >= budget.deadline:
                 # Spent on reconnects already: sending now would only load OpenD for nothing.
@@ -204,26 +239,6 @@ class Connection(asyncio.Protocol):
         except BaseException:
             slot._give_back()
             raise
-        serial = self._next_serial()
-        future: asyncio.Future[T] = self._loop.create_future()
-        entry = _Pending(proto_id, future, decode, slot, self.requests_sent)
-        self._pending[serial] = entry
-        self._write(self._encode(proto_id, serial, body))
-        self.requests_sent += 1
-        timer = (
-            self._loop.call_at(budget.deadline, self._time_out, serial, budget)
-            if budget.deadline is not None
-            else None
-        )
-        try:
-            return await future
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if self._pending.get(serial) is entry:
-                # Left without its reply (timed out, or the caller was cancelled).
-                del self._pending[serial]
-                self._unsettled[serial] = entry
 
     def _encode(self, proto_id: int, serial: int, body: bytes) -> bytes:
         encryption = self._encryption
@@ -231,15 +246,26 @@ class Connection(asyncio.Protocol):
             return encode_frame(proto_id, serial, body)
         return encode_frame(proto_id, serial, body, encrypt=partial(encryption.encrypt, proto_id))
 
-    def _time_out(self, serial: int, budget: Budget) -> None:
-        entry = self._pending.get(serial)
-        if entry is not None and entry.future is not None and not entry.future.done():
-            entry.future.set_exception(
-                RequestTimeoutError(
-                    f"OpenD at {self.address} did not answer proto {entry.proto_id} "
-                    f"(serial {serial}) within {budget}"
+    def _expire(self) -> None:
+        """Fail every request past its deadline; set the timer for the earliest one left."""
+        self._deadlines = None
+        now = self._loop.time()
+        earliest: float | None = None
+        for serial, entry in self._pending.items():
+            future, deadline = entry.future, entry.budget.deadline
+            if future is None or deadline is None or future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(
+                    RequestTimeoutError(
+                        f"OpenD at {self.address} did not answer proto {entry.proto_id} "
+                        f"(serial {serial}) within {entry.budget}"
+                    )
                 )
-            )
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self._deadlines = self._loop.call_at(earliest, self._expire)
 
     def _settle(self, serial: int, seq: int) -> None:
         """OpenD answered the request sent ``seq``-th: release the slots of those before it."""
@@ -335,7 +361,7 @@ class Connection(asyncio.Protocol):
 
     def _lose(self, error: MoomooError) -> None:
         self._lost = error
-        for timer in (self._keepalive, self._liveness):
+        for timer in (self._keepalive, self._liveness, self._deadlines):
             if timer is not None:
                 timer.cancel()
         pending, self._pending = self._pending, {}
