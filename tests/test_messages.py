@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiomoomoo import ProtocolError, RateLimitError, ServerError, UnknownSecurityError
 from aiomoomoo._messages import (
@@ -124,3 +126,30 @@ def test_notify_pushes_become_gateway_events() -> None:
     other = Notify_pb2.Response(retType=0)
     other.s2c.type = 99
     assert parse_notify(other.SerializeToString()) == GatewayEvent(99, "99", "")
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.binary(max_size=12),
+        st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    ),
+    where=st.sampled_from(["nextKey", "timestampStr"]),
+)
+def test_text_is_refused_exactly_when_python_would_not_decode_it(text: bytes, where: str) -> None:
+    # The C-level check (a proto3 parse) must agree with Python's strict UTF-8, surrogates,
+    # overlong forms and truncated sequences included, or bad text would reach a DataFrame.
+    body = page_with(next_key=text) if where == "nextKey" else page_with(day=text)
+    if _is_utf8(text):
+        decode_short_interest(body)
+    else:
+        with pytest.raises(ProtocolError, match=f"{where} that is not UTF-8"):
+            decode_short_interest(body)
