@@ -322,7 +322,7 @@ class Client:
         )
 
     def _timeout_of(self, timeout: float | _ClientTimeout | None) -> float | None:
-        return self.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
+        return self.options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
 
     async def _history(
         self,

@@ -19,7 +19,7 @@ from aiomoomoo._messages import (
     short_interest_request,
 )
 from aiomoomoo._proto import InitConnect_pb2, Notify_pb2, Qot_GetShortInterest_pb2
-from aiomoomoo._security import parse_code
+from aiomoomoo._security import Market, Security, parse_code
 
 NOT_UTF8 = b"\xff\xfe"
 
@@ -153,3 +153,33 @@ def test_text_is_refused_exactly_when_python_would_not_decode_it(text: bytes, wh
     else:
         with pytest.raises(ProtocolError, match=f"{where} that is not UTF-8"):
             decode_short_interest(body)
+
+
+def _protobuf_request(security: Security, next_key: str | None, num: int | None) -> bytes:
+    c2s = Qot_GetShortInterest_pb2.C2S()
+    c2s.security.market = int(security.market)
+    c2s.security.code = security.symbol
+    if next_key is not None:
+        c2s.nextKey = next_key
+    if num is not None:
+        c2s.num = num
+    return Qot_GetShortInterest_pb2.Request(c2s=c2s).SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    market=st.sampled_from(list(Market)),
+    symbol=st.text(min_size=1, max_size=200).filter(
+        lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)
+    ),
+    next_key=st.none()
+    | st.text(max_size=300).filter(lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)),
+    num=st.none() | st.integers(min_value=-(2**31), max_value=2**31 - 1),
+)
+def test_the_request_body_is_what_protobuf_writes(
+    market: Market, symbol: str, next_key: str | None, num: int | None
+) -> None:
+    security = Security(market, symbol)
+    built = short_interest_request(security, next_key, num)
+    assert built == _protobuf_request(security, next_key, num)
+    assert Qot_GetShortInterest_pb2.Request.FromString(built).c2s.security.code == symbol
