@@ -117,8 +117,7 @@ class Client:
             on_event=on_event,
             max_body_size=max_body_size,
         )
-        self.options = options
-        """The checked options this client was made with (read-only)."""
+        self._options = options
         self._quota: Quota = adapt_rate_limit(rate_limit)
         # Loaded now, so a wrong or unreadable key fails here rather than on the wire.
         self._rsa_key = (
@@ -322,7 +321,7 @@ class Client:
         )
 
     def _timeout_of(self, timeout: float | _ClientTimeout | None) -> float | None:
-        return self.options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
+        return self._options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
 
     async def _history(
         self,

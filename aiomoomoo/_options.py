@@ -192,7 +192,7 @@ class ClientOptions:
 
 
 class _HasOptions(Protocol):
-    options: ClientOptions
+    _options: ClientOptions
 
 
 class OptionView(Generic[T]):
@@ -210,7 +210,7 @@ class OptionView(Generic[T]):
     def __get__(self, obj: _HasOptions | None, owner: type) -> T | Self:
         if obj is None:
             return self
-        return cast(T, getattr(obj.options, self._name))
+        return cast(T, getattr(obj._options, self._name))
 
     def __set__(self, obj: object, value: object) -> None:
         raise AttributeError(f"{self._name} is read-only: pass it to Client() instead")

@@ -50,7 +50,7 @@ def test_the_client_shows_its_options_and_they_cannot_be_changed_behind_the_sess
     client = Client("localhost", 4000, timeout=3, retries=0, reconnect_delay=(0, 1))
     assert (client.host, client.port, client.timeout, client.retries) == ("localhost", 4000, 3, 0)
     assert client.reconnect_delay == (0.0, 1.0)
-    assert client.options.max_body_size == client.max_body_size
+    assert client._options.max_body_size == client.max_body_size
     # Before: assigning worked but the session kept the old value (timeout alone took effect).
     with pytest.raises(AttributeError, match="retries is read-only"):
         client.retries = 5
