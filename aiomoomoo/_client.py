@@ -34,14 +34,8 @@ from ._options import (
     check_timeout,
 )
 from ._paging import ShortInterestPage, collect, walk
-from ._quota import (
-    Quota,
-    RateLimit,
-    RequestLimiter,
-    SlidingWindowLimiter,
-    adapt_rate_limit,
-    unwrap_rate_limit,
-)
+from ._quota import SlidingWindowLimiter
+from ._rate_limit import Quota, RateLimit, RequestLimiter, adapt_rate_limit, unwrap_rate_limit
 from ._retry import RetryPolicy
 from ._security import Security, parse_code
 from ._session import Session

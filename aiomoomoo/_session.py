@@ -27,7 +27,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handshake import open_connection
-from ._quota import Quota, adopt_server_budget
+from ._rate_limit import Quota, adopt_server_budget
 from ._retry import RetryPolicy
 from ._wire import Frame, ProtoId
 
