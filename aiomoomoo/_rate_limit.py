@@ -21,6 +21,7 @@ __all__ = [
     "RequestLimiter",
     "adapt_rate_limit",
     "adopt_server_budget",
+    "grants_at_once",
     "unwrap_rate_limit",
 ]
 
@@ -89,6 +90,11 @@ Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
 RateLimit = tuple[int, float] | SlidingWindowLimiter | RequestLimiter | None
 """What ``Client(rate_limit=...)`` takes: ``(max_requests, period_seconds)``, a shared limiter, or
 None for no client-side limit."""
+
+
+def grants_at_once(quota: Quota) -> bool:
+    """Whether ``quota`` never makes a request wait (``rate_limit=None``): nothing to time."""
+    return isinstance(quota, _NoLimit)
 
 
 def unwrap_rate_limit(quota: Quota) -> SlidingWindowLimiter | RequestLimiter | None:

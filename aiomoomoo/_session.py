@@ -27,7 +27,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handshake import open_connection
-from ._rate_limit import Quota, adopt_server_budget
+from ._rate_limit import Quota, adopt_server_budget, grants_at_once
 from ._retry import RetryPolicy
 from ._wire import Frame, ProtoId
 
@@ -88,6 +88,7 @@ class Session:
         }
         self._host, self._port = host, port
         self.quota = quota
+        self._free = grants_at_once(quota)  # no slot to wait for, so none to time
         self.policy = policy
         self.rate_limit_wait = rate_limit_wait
         self._rsa_key = rsa_key
@@ -278,9 +279,10 @@ class Session:
             while True:
                 # One attempt: a quota slot, room on a ready connection, the reply; written out
                 # here rather than in a helper coroutine, as every request passes this way.
-                started = loop.time()
-                await quota._grant()
-                budget.extend(loop.time() - started)
+                if not self._free:
+                    started = loop.time()
+                    await quota._grant()
+                    budget.extend(loop.time() - started)
                 connection = self.connection
                 if (
                     connection is not None
