@@ -19,7 +19,8 @@ from ._errors import (
 )
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
 from ._many import FetchManyError, Progress, SymbolResult
-from ._quota import RateLimit, RequestLimiter, SlidingWindowLimiter
+from ._quota import SlidingWindowLimiter
+from ._rate_limit import RateLimit, RequestLimiter
 from ._security import Market, Security
 from ._store import ShortInterestStore
 from ._store_write import StoreLockedError

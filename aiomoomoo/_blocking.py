@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import pandas as pd
 
-from ._client import CLIENT_TIMEOUT, Client, ShortInterestPage, _ClientTimeout
+from ._client import Client, ShortInterestPage
 from ._connection import ConnectionInfo
 from ._errors import ClientClosedError
 from ._many import Progress, SymbolResult
-from ._quota import RequestLimiter, SlidingWindowLimiter
+from ._options import CLIENT_TIMEOUT, _ClientTimeout
+from ._quota import SlidingWindowLimiter
+from ._rate_limit import RequestLimiter
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal

@@ -9,55 +9,39 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import os
 import warnings
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
 import pandas as pd
 
 from . import _messages
-from ._arguments import (
-    END_OF_DATA,
-    check_int,
-    check_next_key,
-    check_num,
-    check_seconds,
-    check_since,
-    check_timeout,
-)
 from ._connection import Connection, ConnectionInfo
 from ._crypto import load_rsa_private_key
 from ._many import Progress, SymbolResult, fetch_many, iter_many
 from ._messages import GatewayEvent
-from ._paging import ShortInterestPage, collect, walk
-from ._quota import (
-    Quota,
-    RateLimit,
-    RequestLimiter,
-    SlidingWindowLimiter,
-    adapt_rate_limit,
-    unwrap_rate_limit,
+from ._options import (
+    CLIENT_TIMEOUT,
+    ClientOptions,
+    OptionView,
+    _ClientTimeout,
+    check_next_key,
+    check_num,
+    check_since,
+    check_timeout,
 )
+from ._paging import ShortInterestPage, collect, walk
+from ._quota import SlidingWindowLimiter
+from ._rate_limit import Quota, RateLimit, RequestLimiter, adapt_rate_limit, unwrap_rate_limit
 from ._retry import RetryPolicy
 from ._security import Security, parse_code
 from ._session import Session
 from ._wire import DEFAULT_MAX_BODY_SIZE, ProtoId
 
 __all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
-
-
-class _ClientTimeout(enum.Enum):
-    """The type of `CLIENT_TIMEOUT`."""
-
-    CLIENT_TIMEOUT = "the client's timeout"
-
-
-CLIENT_TIMEOUT: Final = _ClientTimeout.CLIENT_TIMEOUT
-"""The default of the calls' ``timeout=``: use the `Client`'s own ``timeout``."""
 
 
 class Client:
@@ -114,49 +98,36 @@ class Client:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         rsa_private_key: str | os.PathLike[str] | bytes | None = None,
     ) -> None:
-        if not isinstance(host, str):
-            raise TypeError(f"host must be a str, got {host!r}")
-        if not host:
-            raise ValueError("host must not be empty")
-        self.host = host
-        self.port = check_int(port, "port", low=1, high=65535)
-        self.timeout = check_timeout(timeout)
-        connect_within = check_timeout(connect_timeout, "connect_timeout")
-        if connect_within is None:
-            raise ValueError("connect_timeout must be a positive number of seconds, not None")
-        self.connect_timeout = connect_within
-        self.retries = check_int(retries, "retries", low=0)
-        if not isinstance(reconnect_delay, tuple) or len(reconnect_delay) != 2:
-            raise TypeError(
-                f"reconnect_delay must be a (first, largest) tuple, got {reconnect_delay!r}"
-            )
-        first, largest = (check_seconds(v, "reconnect_delay") for v in reconnect_delay)
-        if first > largest:
-            raise ValueError(f"reconnect_delay must have first <= largest, got {reconnect_delay!r}")
-        self.reconnect_delay = (first, largest)
-        self.rate_limit_wait = check_seconds(rate_limit_wait, "rate_limit_wait")
-        self.keepalive_interval = check_timeout(keepalive_interval, "keepalive_interval")
-        if not isinstance(client_id, str) or not client_id:
-            raise TypeError(f"client_id must be a non-empty str, got {client_id!r}")
-        self.client_id = client_id
-        if on_event is not None and not callable(on_event):
-            raise TypeError(f"on_event must be callable or None, got {on_event!r}")
-        self.max_body_size = check_int(max_body_size, "max_body_size", low=1)
+        options = ClientOptions.parse(
+            host,
+            port,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            reconnect_delay=reconnect_delay,
+            rate_limit_wait=rate_limit_wait,
+            keepalive_interval=keepalive_interval,
+            client_id=client_id,
+            on_event=on_event,
+            max_body_size=max_body_size,
+        )
+        self._options = options
         self._quota: Quota = adapt_rate_limit(rate_limit)
         # Loaded now, so a wrong or unreadable key fails here rather than on the wire.
         self._rsa_key = (
             load_rsa_private_key(rsa_private_key) if rsa_private_key is not None else None
         )
+        first, largest = options.reconnect_delay
         self._session = Session(
-            host,
-            self.port,
+            options.host,
+            options.port,
             quota=self._quota,
-            policy=RetryPolicy(retries=self.retries, first=first, largest=largest),
-            connect_timeout=self.connect_timeout,
-            client_id=client_id,
-            keepalive_interval=self.keepalive_interval,
-            max_body_size=self.max_body_size,
-            rate_limit_wait=self.rate_limit_wait,
+            policy=RetryPolicy(retries=options.retries, first=first, largest=largest),
+            connect_timeout=options.connect_timeout,
+            client_id=options.client_id,
+            keepalive_interval=options.keepalive_interval,
+            max_body_size=options.max_body_size,
+            rate_limit_wait=options.rate_limit_wait,
             rsa_key=self._rsa_key,
             on_event=on_event,
             describe=_describer(self),
@@ -171,6 +142,18 @@ class Client:
             state = "disconnected"
         encrypted = " encrypted" if self._rsa_key is not None else ""
         return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
+
+    # The options, readable as before and now read-only: the session was built from them.
+    host: OptionView[str] = OptionView()
+    port: OptionView[int] = OptionView()
+    timeout: OptionView[float | None] = OptionView()
+    connect_timeout: OptionView[float] = OptionView()
+    retries: OptionView[int] = OptionView()
+    reconnect_delay: OptionView[tuple[float, float]] = OptionView()
+    rate_limit_wait: OptionView[float] = OptionView()
+    keepalive_interval: OptionView[float | None] = OptionView()
+    client_id: OptionView[str] = OptionView()
+    max_body_size: OptionView[int] = OptionView()
 
     @property
     def _name(self) -> str:
@@ -268,7 +251,14 @@ class Client:
         security = parse_code(code)
         key = check_next_key(next_key)
         size = check_num(num)
-        return await self._page(security, key, size, self._timeout_of(timeout))
+        body = _messages.short_interest_request(security, key, size)
+        reply = await self._session.request(
+            ProtoId.GET_SHORT_INTEREST,
+            body,
+            _messages.decode_short_interest,
+            self._timeout_of(timeout),
+        )
+        return ShortInterestPage.from_reply(security, reply)
 
     async def _page(
         self, security: Security, next_key: str | None, num: int | None, timeout: float | None
@@ -277,10 +267,7 @@ class Client:
         reply = await self._session.request(
             ProtoId.GET_SHORT_INTEREST, body, _messages.decode_short_interest, timeout
         )
-        s2c = reply.s2c
-        # As the official SDK: a reply without nextKey is the last page.
-        key = s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA
-        return ShortInterestPage(security, s2c, key)
+        return ShortInterestPage.from_reply(security, reply)
 
     async def iter_short_interest(
         self,
@@ -333,7 +320,7 @@ class Client:
         )
 
     def _timeout_of(self, timeout: float | _ClientTimeout | None) -> float | None:
-        return self.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
+        return self._options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
 
     async def _history(
         self,

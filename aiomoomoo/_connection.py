@@ -7,9 +7,8 @@ whatever order replies come. Writes made in one loop iteration leave in one ``se
 
 Anything malformed (a bad header or checksum, an undecodable body, a reply of the wrong proto id)
 breaks the stream: the connection is dropped and every pending request fails at once, each
-with the same kind of error. Liveness counts whole frames: a peer that trickles bytes of a frame
-it never finishes is as silent as one that sends nothing. It knows proto ids and bodies, never
-DataFrames, and never decides whether to retry.
+with the same kind of error. `aiomoomoo._keepalive` keeps it alive. It knows proto ids and
+bodies, never DataFrames, and never decides whether to retry.
 """
 
 from __future__ import annotations
@@ -17,21 +16,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, TypeVar, cast
+from typing import Final, TypeVar, cast
 
 from . import _messages
 from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
 from ._crypto import ClientEncryption
-from ._errors import (
-    ConnectionLostError,
-    MoomooError,
-    ProtocolError,
-    RequestTimeoutError,
-)
+from ._errors import ConnectionLostError, MoomooError, ProtocolError, RequestTimeoutError
+from ._inflight import InFlight, Pending
+from ._keepalive import Heartbeat
 from ._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
 __all__ = ["PUSH_PROTO_IDS", "Connection", "ConnectionInfo", "NotSentError", "State"]
@@ -44,11 +39,6 @@ T = TypeVar("T")
 PUSH_PROTO_IDS: Final = frozenset(
     {1003, 2208, 2218, 3005, 3007, 3009, 3011, 3013, 3015, 3019, 3261, 3310, 3450, 3451, 3452}
 )
-_MAX_SERIAL: Final = 0xFFFFFFFE
-# OpenD asks for a KeepAlive every keepAliveInterval seconds; like the official client we send at
-# 4/5 of it, and give the link up when no whole frame has arrived for 3.3 intervals.
-KEEPALIVE_FRACTION: Final = 0.8
-LIVENESS_INTERVALS: Final = 3.3
 
 PushHandler = Callable[[Frame], None]
 LostHandler = Callable[["Connection", MoomooError], None]
@@ -78,26 +68,6 @@ class ConnectionInfo:
     """``"none"``, ``"aes-cbc"`` or ``"aes-ecb"``: how frame bodies travel."""
 
 
-class _Pending:
-    """A request on the wire: who waits (None for KeepAlive), how to read the reply, its slot."""
-
-    __slots__ = ("decode", "future", "proto_id", "seq", "slot")
-
-    def __init__(
-        self,
-        proto_id: int,
-        future: asyncio.Future[Any] | None,
-        decode: Callable[[bytes], Any],
-        slot: QuotaSlot,
-        seq: int,
-    ) -> None:
-        self.proto_id = proto_id
-        self.future = future
-        self.decode = decode
-        self.slot = slot
-        self.seq = seq
-
-
 class Connection(asyncio.Protocol):
     """One OpenD socket; `aiomoomoo._handshake.open_connection` opens and initialises it."""
 
@@ -113,18 +83,13 @@ class Connection(asyncio.Protocol):
         self.on_lost: LostHandler | None = None
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._pending: dict[int, _Pending] = {}
-        # Requests that timed out or were cancelled after they left: OpenD may still process
-        # them, so their quota slots are released only once it is provably past them.
-        self._unsettled: dict[int, _Pending] = {}
-        self._serial = random.randrange(1, 1 << 31)
+        self._inflight = InFlight(address)
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._can_write: asyncio.Future[None] | None = None
         self._lost: MoomooError | None = None
         self.opened_at = self._last_frame = self._loop.time()
-        self._keepalive: asyncio.TimerHandle | None = None
-        self._liveness: asyncio.TimerHandle | None = None
+        self._heartbeat: Heartbeat | None = None
         self._keepalive_serial: int | None = None
         self.requests_sent = 0
         self.replies = 0
@@ -158,13 +123,10 @@ class Connection(asyncio.Protocol):
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _next_serial(self) -> int:
-        serial = self._serial
-        while True:
-            serial = serial + 1 if serial < _MAX_SERIAL else 1
-            if serial not in self._pending and serial not in self._unsettled:
-                self._serial = serial
-                return serial
+    @property
+    def _pending(self) -> dict[int, Pending]:
+        """Requests waiting for their reply, by serial."""
+        return self._inflight.pending
 
     async def request(
         self,
@@ -183,6 +145,27 @@ class Connection(asyncio.Protocol):
         request never left, released when the reply comes or the connection ends, and held
         while a request that timed out or was cancelled may still be processed by OpenD.
         """
+        deadline = budget.deadline
+        if (
+            (deadline is not None and self._loop.time() >= deadline)
+            or (self._can_write is not None and not self._can_write.done())
+            or self._lost is not None
+        ):
+            await self._before_sending(proto_id, budget, slot)
+        inflight = self._inflight
+        serial = inflight.next_serial()
+        future: asyncio.Future[T] = self._loop.create_future()
+        entry = Pending(proto_id, future, decode, slot, self.requests_sent, budget)
+        inflight.add(serial, entry)
+        self._write(self._encode(proto_id, serial, body))
+        self.requests_sent += 1
+        try:
+            return await future
+        finally:
+            inflight.left(serial, entry)  # unsettled if it timed out or was cancelled
+
+    async def _before_sending(self, proto_id: int, budget: Budget, slot: QuotaSlot) -> None:
+        """The slow path: a spent budget, a socket not taking writes, or a lost connection."""
         try:
             if budget.deadline is not None and self._loop.time() >= budget.deadline:
                 # Spent on reconnects already: sending now would only load OpenD for nothing.
@@ -204,50 +187,12 @@ class Connection(asyncio.Protocol):
         except BaseException:
             slot._give_back()
             raise
-        serial = self._next_serial()
-        future: asyncio.Future[T] = self._loop.create_future()
-        entry = _Pending(proto_id, future, decode, slot, self.requests_sent)
-        self._pending[serial] = entry
-        self._write(self._encode(proto_id, serial, body))
-        self.requests_sent += 1
-        timer = (
-            self._loop.call_at(budget.deadline, self._time_out, serial, budget)
-            if budget.deadline is not None
-            else None
-        )
-        try:
-            return await future
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if self._pending.get(serial) is entry:
-                # Left without its reply (timed out, or the caller was cancelled).
-                del self._pending[serial]
-                self._unsettled[serial] = entry
 
     def _encode(self, proto_id: int, serial: int, body: bytes) -> bytes:
         encryption = self._encryption
         if encryption is None:
             return encode_frame(proto_id, serial, body)
         return encode_frame(proto_id, serial, body, encrypt=partial(encryption.encrypt, proto_id))
-
-    def _time_out(self, serial: int, budget: Budget) -> None:
-        entry = self._pending.get(serial)
-        if entry is not None and entry.future is not None and not entry.future.done():
-            entry.future.set_exception(
-                RequestTimeoutError(
-                    f"OpenD at {self.address} did not answer proto {entry.proto_id} "
-                    f"(serial {serial}) within {budget}"
-                )
-            )
-
-    def _settle(self, serial: int, seq: int) -> None:
-        """OpenD answered the request sent ``seq``-th: release the slots of those before it."""
-        late = self._unsettled.pop(serial, None)
-        if late is not None:
-            late.slot._release()
-        for other in [s for s, e in self._unsettled.items() if e.seq < seq]:
-            self._unsettled.pop(other).slot._release()
 
     def _write(self, data: bytes) -> None:
         if not self._flush_scheduled and len(self._pending) <= 1 and self._transport is not None:
@@ -268,45 +213,29 @@ class Connection(asyncio.Protocol):
         self._outgoing.clear()
         self._transport.write(data)
 
-    # -- keep-alive and liveness ------------------------------------------------------------
+    # -- keep-alive -----------------------------------------------------------------------
+
+    @property
+    def last_frame(self) -> float:
+        """When (loop time) the last whole frame arrived, or the connection was opened."""
+        return self._last_frame
 
     def start_keepalive(self) -> None:
+        """Start the `Heartbeat`: KeepAlives and the liveness check (after InitConnect)."""
         assert self.info is not None
-        interval = self.info.keepalive_interval
-        self._keepalive = self._loop.call_later(interval * KEEPALIVE_FRACTION, self._keepalive_tick)
-        self._liveness = self._loop.call_at(
-            self._last_frame + interval * LIVENESS_INTERVALS, self._check_liveness
-        )
+        self._heartbeat = Heartbeat(self, self.info.keepalive_interval)
+        self._heartbeat.start()
 
-    def _keepalive_tick(self) -> None:
-        if self._lost is not None or self.info is None:
-            return
+    def send_keepalive(self) -> None:
         # Only the newest KeepAlive is remembered: any reply proves liveness, and forgetting the
         # older ones keeps an OpenD that never answers them from growing the pending table.
         if self._keepalive_serial is not None:
             self._pending.pop(self._keepalive_serial, None)
-        serial = self._keepalive_serial = self._next_serial()
-        self._pending[serial] = _Pending(
+        serial = self._keepalive_serial = self._inflight.next_serial()
+        self._pending[serial] = Pending(
             ProtoId.KEEP_ALIVE, None, _messages.decode_keepalive, NO_SLOT, self.requests_sent
         )
         self._write(self._encode(ProtoId.KEEP_ALIVE, serial, _messages.keepalive_request()))
-        interval = self.info.keepalive_interval
-        self._keepalive = self._loop.call_later(interval * KEEPALIVE_FRACTION, self._keepalive_tick)
-
-    def _check_liveness(self) -> None:
-        if self._lost is not None or self.info is None:
-            return
-        limit = self.info.keepalive_interval * LIVENESS_INTERVALS
-        silent = self._loop.time() - self._last_frame
-        if silent >= limit:
-            self.abort(
-                ConnectionLostError(
-                    f"OpenD at {self.address} sent no whole frame for {silent:.1f} s "
-                    f"(sent nothing for the keep-alive limit of {limit:g} s)"
-                )
-            )
-            return
-        self._liveness = self._loop.call_at(self._last_frame + limit, self._check_liveness)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -335,15 +264,14 @@ class Connection(asyncio.Protocol):
 
     def _lose(self, error: MoomooError) -> None:
         self._lost = error
-        for timer in (self._keepalive, self._liveness):
-            if timer is not None:
-                timer.cancel()
-        pending, self._pending = self._pending, {}
-        unsettled, self._unsettled = self._unsettled, {}
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        entries = self._inflight.take_all()
+        # Only requests still waiting count: an unsettled one's caller has left already.
         self.in_flight_at_loss = sum(
-            1 for e in pending.values() if e.future is not None and not e.future.done()
+            1 for e in entries if e.future is not None and not e.future.done()
         )
-        for entry in (*pending.values(), *unsettled.values()):
+        for entry in entries:
             entry.slot._release()  # the connection's end: OpenD is past everything sent on it
             if entry.future is not None and not entry.future.done():
                 entry.future.set_exception(self._failure(error))
@@ -394,25 +322,22 @@ class Connection(asyncio.Protocol):
                 self.on_push(frame)
             return
         serial = frame.serial
-        entry = self._pending.get(serial)
+        inflight = self._inflight
+        entry = inflight.pending.get(serial) or inflight.unsettled.get(serial)
         if entry is None:
-            entry = self._unsettled.get(serial)
-            if entry is None:
-                logger.debug(
-                    "discarding reply to proto %d serial %d: nobody waits for it",
-                    frame.proto_id,
-                    serial,
-                )
-                return
+            logger.debug(
+                "discarding reply to proto %d serial %d: nobody asked", frame.proto_id, serial
+            )
+            return
         if entry.proto_id != frame.proto_id:
             raise ProtocolError(
                 f"OpenD answered serial {serial}, a request for proto {entry.proto_id}, "
                 f"with proto {frame.proto_id}"
             )
         value = entry.decode(frame.body)  # a ProtocolError breaks the connection
-        if self._unsettled:
-            self._settle(serial, entry.seq)
-        if self._pending.pop(serial, None) is None:
+        if inflight.unsettled:
+            inflight.settle(serial, entry.seq)
+        if inflight.pending.pop(serial, None) is None:
             logger.debug(
                 "discarding reply to proto %d serial %d: nobody waits for it (timed out or "
                 "cancelled)",

@@ -16,11 +16,11 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
-from ._arguments import check_num, check_since
 from ._errors import MoomooError
 from ._frames import empty_frame
+from ._options import check_codes, check_concurrency, check_num, check_since
 from ._paging import ShortInterestPage
-from ._security import Market, Security, parse_code
+from ._security import Market, Security
 
 __all__ = ["FetchHistory", "FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
 
@@ -86,26 +86,6 @@ class FetchManyError(MoomooError):
         return (type(self), (self.frame, self.failures))
 
 
-def _parse_codes(codes: Iterable[str]) -> list[Security]:
-    if isinstance(codes, str):
-        raise TypeError(
-            f"codes must be an iterable of codes, not one str {codes!r}; wrap it in a list"
-        )
-    securities = [parse_code(code) for code in codes]
-    seen: set[str] = set()
-    for security in securities:
-        if security.code in seen:
-            raise ValueError(f"code {security.code!r} is listed twice")
-        seen.add(security.code)
-    return securities
-
-
-def _check_concurrency(concurrency: object) -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    return concurrency
-
-
 async def iter_many(
     fetch_history: FetchHistory,
     codes: Iterable[str],
@@ -116,10 +96,10 @@ async def iter_many(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> AsyncGenerator[SymbolResult, None]:
     """Walk every code's history concurrently; yield each `SymbolResult` as it completes."""
-    securities = _parse_codes(codes)
+    securities = check_codes(codes)
     cutoff = check_since(since)
     num = check_num(num) or 50
-    limit = asyncio.Semaphore(_check_concurrency(concurrency))
+    limit = asyncio.Semaphore(check_concurrency(concurrency))
     total = len(securities)
     counts = {"pages": 0, "rows": 0, "done": 0}
 
@@ -188,7 +168,7 @@ async def fetch_many(
     market is missing (``<NA>``/NaN) on a row. If any symbol fails, `FetchManyError`
     carries the failures and the frame of everything that did arrive.
     """
-    securities = _parse_codes(codes)
+    securities = check_codes(codes)
     results: dict[str, SymbolResult] = {}
     async for result in iter_many(
         fetch_history,

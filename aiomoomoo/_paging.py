@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._arguments import END_OF_DATA
 from ._errors import ProtocolError
 from ._frames import HistoryColumns, rows_to_frame
+from ._options import END_OF_DATA
 from ._security import Market, Security
 
 if TYPE_CHECKING:
@@ -50,6 +50,15 @@ class ShortInterestPage:
             Market.HK: s2c.hkItemList,
         }
         self._frames: dict[Market, pd.DataFrame] = {}
+
+    @classmethod
+    def from_reply(
+        cls, security: Security, reply: Qot_GetShortInterest_pb2.Response
+    ) -> ShortInterestPage:
+        """The page a successful 3249 reply holds; without ``nextKey`` it is the last page."""
+        s2c = reply.s2c
+        # As the official SDK: a reply without nextKey is the last page.
+        return cls(security, s2c, s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA)
 
     def __repr__(self) -> str:
         return f"<ShortInterestPage {self.code} rows={len(self)} next_key={self.next_key!r}>"

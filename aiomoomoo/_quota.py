@@ -16,39 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
 import math
 import time
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Final, Protocol, runtime_checkable
+from typing import Final
 
-__all__ = [
-    "RateLimit",
-    "RequestLimiter",
-    "SlidingWindowLimiter",
-    "adapt_rate_limit",
-    "adopt_server_budget",
-    "unwrap_rate_limit",
-]
+__all__ = ["SlidingWindowLimiter"]
 
 logger = logging.getLogger("aiomoomoo")
 
 # How long finished requests are remembered at least. OpenD's budgets are per 30 s, so a budget
 # learned from a refusal can count every request it covers.
 _REMEMBER: Final = 60.0
-
-
-@runtime_checkable
-class RequestLimiter(Protocol):
-    """Anything with an async ``acquire()`` that returns when one request may go.
-
-    ``aiolimiter.AsyncLimiter`` is one; so is `SlidingWindowLimiter`.
-    """
-
-    async def acquire(self) -> None: ...
 
 
 class SlidingWindowLimiter:
@@ -341,113 +323,3 @@ class _Slot:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._release is not None:
             self._release()
-
-
-_FREE_SLOT: Final = _Slot(None, None)
-
-
-class _NoLimit:
-    """The ``rate_limit=None`` case: every request goes at once."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<no rate limit>"
-
-    def slot(self) -> AbstractAsyncContextManager[None]:
-        return _FREE_SLOT
-
-    async def _grant(self) -> None:
-        return None
-
-    def _release(self) -> None:
-        return None
-
-    def _give_back(self) -> None:
-        return None
-
-
-class _Acquiring:
-    """Wraps a user's limiter (aiolimiter's, or any ``acquire()``) into the ``slot()`` shape."""
-
-    __slots__ = ("_slot", "limiter")
-
-    def __init__(self, limiter: RequestLimiter) -> None:
-        self.limiter = limiter
-        self._slot = _Slot(limiter.acquire, None)
-
-    def __repr__(self) -> str:
-        return repr(self.limiter)
-
-    def slot(self) -> AbstractAsyncContextManager[None]:
-        return self._slot
-
-    async def _grant(self) -> None:
-        await self.limiter.acquire()
-
-    def _release(self) -> None:
-        return None  # the wrapped limiter counts from acquire()
-
-    def _give_back(self) -> None:
-        return None
-
-
-Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
-
-RateLimit = tuple[int, float] | SlidingWindowLimiter | RequestLimiter | None
-"""What ``Client(rate_limit=...)`` takes: ``(max_requests, period_seconds)``, a shared limiter, or
-None for no client-side limit."""
-
-
-def unwrap_rate_limit(quota: Quota) -> SlidingWindowLimiter | RequestLimiter | None:
-    """The user-facing limiter behind a quota object (None for no limit)."""
-    if isinstance(quota, _Acquiring):
-        return quota.limiter
-    if isinstance(quota, _NoLimit):
-        return None
-    return quota
-
-
-def adapt_rate_limit(rate_limit: object) -> Quota:
-    """Turn the ``rate_limit=`` argument of `aiomoomoo.Client` into a quota object.
-
-    ``(max_requests, period_seconds)`` builds a private `SlidingWindowLimiter`; ``None``
-    means no client-side limit; a `SlidingWindowLimiter` or any object with an async
-    ``acquire()`` (such as ``aiolimiter.AsyncLimiter``) is shared as it is.
-    """
-    if rate_limit is None:
-        return _NoLimit()
-    if isinstance(rate_limit, SlidingWindowLimiter):
-        return rate_limit
-    if isinstance(rate_limit, tuple):
-        if len(rate_limit) != 2:
-            raise ValueError(
-                f"rate_limit tuple must be (max_requests, period_seconds), got {rate_limit!r}"
-            )
-        return SlidingWindowLimiter(*rate_limit)
-    if isinstance(rate_limit, RequestLimiter):
-        # A semaphore or lock also has acquire(), but its slots come back only through
-        # release(), which nothing here would call: every request past its count would hang.
-        if hasattr(rate_limit, "release") or not inspect.iscoroutinefunction(rate_limit.acquire):
-            raise TypeError(
-                f"rate_limit {rate_limit!r} has no async acquire() that spends one request, or "
-                "needs release() as a semaphore or lock does; pass a SlidingWindowLimiter, an "
-                "aiolimiter.AsyncLimiter, (max_requests, period_seconds) or None"
-            )
-        return _Acquiring(rate_limit)
-    raise TypeError(
-        "rate_limit must be (max_requests, period_seconds), None, a SlidingWindowLimiter or "
-        f"an object with an async acquire() such as aiolimiter.AsyncLimiter; got {rate_limit!r}"
-    )
-
-
-def adopt_server_budget(quota: Quota, budget: tuple[int, float] | None) -> bool:
-    """Tighten a client's limiter to the budget OpenD stated in a refusal, if it overruns it.
-
-    ``budget`` is `aiomoomoo.RateLimitError.quota`. Only a `SlidingWindowLimiter` learns (see
-    `SlidingWindowLimiter.tighten`); a user's own limiter and ``rate_limit=None`` are left as
-    configured. True if the limiter changed.
-    """
-    if budget is None or not isinstance(quota, SlidingWindowLimiter):
-        return False
-    return quota.tighten(*budget)

@@ -27,7 +27,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handshake import open_connection
-from ._quota import Quota, adopt_server_budget
+from ._rate_limit import Quota, adopt_server_budget, grants_at_once
 from ._retry import RetryPolicy
 from ._wire import Frame, ProtoId
 
@@ -54,15 +54,6 @@ def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
             bound(*args, **kwargs)
 
     return call
-
-
-class _Dropped(Exception):
-    """The connection broke while the request was in flight; ``blamed`` if it was alone there."""
-
-    def __init__(self, error: ConnectionLostError | ProtocolError, blamed: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.blamed = blamed
 
 
 class Session:
@@ -97,6 +88,7 @@ class Session:
         }
         self._host, self._port = host, port
         self.quota = quota
+        self._free = grants_at_once(quota)  # no slot to wait for, so none to time
         self.policy = policy
         self.rate_limit_wait = rate_limit_wait
         self._rsa_key = rsa_key
@@ -278,24 +270,51 @@ class Session:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        quota = self.quota
+        policy = self.policy
         charges = 0
         limited = 0.0
         backoff = 0.0
         try:
             while True:
+                # One attempt: a quota slot, room on a ready connection, the reply; written out
+                # here rather than in a helper coroutine, as every request passes this way.
+                if not self._free:
+                    started = loop.time()
+                    await quota._grant()
+                    budget.extend(loop.time() - started)
+                connection = self.connection
+                if (
+                    connection is not None
+                    and connection.is_ready
+                    and self._in_flight < policy.window
+                    and not self.closed
+                ):
+                    self._in_flight += 1
+                else:
+                    try:
+                        connection = await self._ready(budget)
+                    except BaseException:
+                        quota._give_back()
+                        raise
+                replied = False
                 try:
-                    reply = await self._send(proto_id, body, decode, budget)
+                    reply = await connection.request(
+                        proto_id, body, decode=decode, budget=budget, slot=quota
+                    )
+                    replied = True
                 except NotSentError:
                     continue  # the connection was gone before the request left: free
-                except _Dropped as dropped:
+                except (ConnectionLostError, ProtocolError) as exc:
                     if self.closed:
                         raise self._closed_error(waited=True) from None
-                    charges += dropped.blamed
-                    if not self.policy.may_resend(charges):
-                        error = dropped.error
-                        raise error.with_traceback(None) from error.__cause__
+                    charges += policy.blames(connection.in_flight_at_loss)
+                    if not policy.may_resend(charges):
+                        raise exc.with_traceback(None) from exc.__cause__
                     logger.info("proto %d resent after a drop (%d charged)", proto_id, charges)
                     continue
+                finally:
+                    self._finished(connection, replied=replied)
                 try:
                     _messages.check_ret(reply, proto_id)
                 except RateLimitError as error:
@@ -314,34 +333,6 @@ class Session:
         finally:
             self._tasks.discard(task)
             self._closing.discard(task)
-
-    async def _send(
-        self, proto_id: int, body: bytes, decode: Callable[[bytes], T], budget: Budget
-    ) -> T:
-        """One attempt: a quota slot, room on a ready connection, the reply."""
-        loop = asyncio.get_running_loop()
-        quota = self.quota
-        started = loop.time()
-        await quota._grant()
-        budget.extend(loop.time() - started)
-        try:
-            connection = await self._ready(budget)
-        except BaseException:
-            quota._give_back()
-            raise
-        replied = False
-        try:
-            reply = await connection.request(
-                proto_id, body, decode=decode, budget=budget, slot=quota
-            )
-            replied = True
-            return reply
-        except NotSentError:
-            raise
-        except (ConnectionLostError, ProtocolError) as exc:
-            raise _Dropped(exc, self.policy.blames(connection.in_flight_at_loss)) from exc
-        finally:
-            self._finished(connection, replied=replied)
 
     def _on_rate_limited(self, error: RateLimitError, waited: float, backoff: float) -> float:
         """OpenD refused for its quota: the pause before trying again, or raise ``error``.

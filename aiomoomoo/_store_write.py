@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from ._arguments import END_OF_DATA
 from ._errors import MoomooError, ProtocolError
 from ._frames import _SOURCES, columns_for
+from ._options import END_OF_DATA
 from ._security import Security
 
 if TYPE_CHECKING:

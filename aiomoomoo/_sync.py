@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from ._arguments import END_OF_DATA, MAX_NUM
 from ._errors import ClientClosedError, MoomooError, ProtocolError
-from ._many import _parse_codes
+from ._options import END_OF_DATA, MAX_NUM, check_codes
 from ._quota import SlidingWindowLimiter
 from ._security import Market, Security
 from ._store_write import commit_page, record_outcome
@@ -135,7 +134,7 @@ async def sync_store(
     on_progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
     """`ShortInterestStore.sync`: see there."""
-    securities = _parse_codes(codes)
+    securities = check_codes(codes)
     if not isinstance(full, bool):
         raise TypeError(f"full must be a bool, got {full!r}")
     if today is not None and (not isinstance(today, dt.date) or isinstance(today, dt.datetime)):

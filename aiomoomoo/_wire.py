@@ -132,14 +132,20 @@ class FrameDecoder:
         if self._broken is not None:
             raise ProtocolError(f"decoder already failed: {self._broken}")
         buffer = self._buffer
-        buffer += data
+        if not buffer and type(data) is bytes:
+            # Nothing held back (the usual case): frames are cut straight out of ``data``, one
+            # copy per body, and only an unfinished tail is kept.
+            source: bytes | bytearray = data
+        else:
+            buffer += data
+            source = buffer
         frames: list[Frame] = []
         offset = 0
-        size = len(buffer)
+        size = len(source)
         try:
             while size - offset >= HEADER_SIZE:
                 magic, proto_id, fmt, version, serial, body_len, digest, _ = _HEADER.unpack_from(
-                    buffer, offset
+                    source, offset
                 )
                 if magic != MAGIC:
                     raise ProtocolError(
@@ -154,7 +160,7 @@ class FrameDecoder:
                 end = offset + HEADER_SIZE + body_len
                 if end > size:
                     break
-                body = bytes(buffer[offset + HEADER_SIZE : end])
+                body = bytes(source[offset + HEADER_SIZE : end])
                 if self.decrypt is not None:
                     try:
                         body = self.decrypt(proto_id, body)
@@ -175,6 +181,9 @@ class FrameDecoder:
             self._broken = exc
             raise
         finally:
-            if offset:
-                del buffer[:offset]
+            if source is buffer:
+                if offset:
+                    del buffer[:offset]
+            elif offset < size:
+                buffer += source[offset:]
         return frames

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from aiomoomoo._arguments import (
+from aiomoomoo._options import (
     check_int,
     check_next_key,
     check_num,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pickle
 
+import pandas as pd
 import pytest
 
-from aiomoomoo import RateLimitError, ServerError, UnknownSecurityError
+from aiomoomoo import FetchManyError, RateLimitError, ServerError, UnknownSecurityError
 from aiomoomoo._errors import server_error
 
 
@@ -84,3 +85,27 @@ def test_a_rate_limit_keeps_its_budget_across_pickling() -> None:
         str(error),
     )
     assert RateLimitError("x", ret_type=-1, err_code=3, proto_id=1).quota is None
+
+
+def test_server_errors_and_fetch_many_errors_survive_pickling() -> None:
+    refusal = "X is too frequent, request failed, no more than 5 times every 3 seconds."
+    error = server_error(refusal, ret_type=-1, err_code=3, proto_id=3249)
+    assert isinstance(error, RateLimitError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is RateLimitError
+    assert (copy.ret_msg, copy.ret_type, copy.err_code, copy.proto_id, copy.quota) == (
+        refusal,
+        -1,
+        3,
+        3249,
+        (5, 3.0),
+    )
+    assert str(copy) == str(error)
+    plain = pickle.loads(pickle.dumps(ServerError("x", ret_type=-1, err_code=None, proto_id=1)))
+    assert plain.err_code is None
+
+    many = FetchManyError(pd.DataFrame({"code": ["US.AAPL"]}), {"US.NOPE": error})
+    many_copy = pickle.loads(pickle.dumps(many))
+    assert str(many_copy) == str(many)
+    assert list(many_copy.failures) == ["US.NOPE"]
+    assert many_copy.frame.equals(many.frame)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiomoomoo import ProtocolError, RateLimitError, ServerError, UnknownSecurityError
 from aiomoomoo._messages import (
@@ -17,7 +19,7 @@ from aiomoomoo._messages import (
     short_interest_request,
 )
 from aiomoomoo._proto import InitConnect_pb2, Notify_pb2, Qot_GetShortInterest_pb2
-from aiomoomoo._security import parse_code
+from aiomoomoo._security import Market, Security, parse_code
 
 NOT_UTF8 = b"\xff\xfe"
 
@@ -124,3 +126,60 @@ def test_notify_pushes_become_gateway_events() -> None:
     other = Notify_pb2.Response(retType=0)
     other.s2c.type = 99
     assert parse_notify(other.SerializeToString()) == GatewayEvent(99, "99", "")
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.binary(max_size=12),
+        st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    ),
+    where=st.sampled_from(["nextKey", "timestampStr"]),
+)
+def test_text_is_refused_exactly_when_python_would_not_decode_it(text: bytes, where: str) -> None:
+    # The C-level check (a proto3 parse) must agree with Python's strict UTF-8, surrogates,
+    # overlong forms and truncated sequences included, or bad text would reach a DataFrame.
+    body = page_with(next_key=text) if where == "nextKey" else page_with(day=text)
+    if _is_utf8(text):
+        decode_short_interest(body)
+    else:
+        with pytest.raises(ProtocolError, match=f"{where} that is not UTF-8"):
+            decode_short_interest(body)
+
+
+def _protobuf_request(security: Security, next_key: str | None, num: int | None) -> bytes:
+    c2s = Qot_GetShortInterest_pb2.C2S()
+    c2s.security.market = int(security.market)
+    c2s.security.code = security.symbol
+    if next_key is not None:
+        c2s.nextKey = next_key
+    if num is not None:
+        c2s.num = num
+    return Qot_GetShortInterest_pb2.Request(c2s=c2s).SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    market=st.sampled_from(list(Market)),
+    symbol=st.text(min_size=1, max_size=200).filter(
+        lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)
+    ),
+    next_key=st.none()
+    | st.text(max_size=300).filter(lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)),
+    num=st.none() | st.integers(min_value=-(2**31), max_value=2**31 - 1),
+)
+def test_the_request_body_is_what_protobuf_writes(
+    market: Market, symbol: str, next_key: str | None, num: int | None
+) -> None:
+    security = Security(market, symbol)
+    built = short_interest_request(security, next_key, num)
+    assert built == _protobuf_request(security, next_key, num)
+    assert Qot_GetShortInterest_pb2.Request.FromString(built).c2s.security.code == symbol

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiomoomoo import RequestLimiter, SlidingWindowLimiter
-from aiomoomoo._quota import adapt_rate_limit, adopt_server_budget
+from aiomoomoo._rate_limit import adapt_rate_limit, adopt_server_budget
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from aiomoomoo import ConnectionLostError
 from aiomoomoo._connection import Connection, ConnectionInfo
 from aiomoomoo._messages import decode_short_interest
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
-from aiomoomoo._quota import adapt_rate_limit
+from aiomoomoo._rate_limit import adapt_rate_limit
 from aiomoomoo._retry import RetryPolicy
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame

@@ -12,8 +12,8 @@ import datetime as dt
 import pytest
 
 from aiomoomoo import Market
-from aiomoomoo._arguments import check_since
 from aiomoomoo._frames import history_frame
+from aiomoomoo._options import check_since
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
 
 

@@ -305,38 +305,6 @@ async def test_bad_since_is_refused_before_sending(
         assert sim.stats.requests == 0
 
 
-@pytest.mark.parametrize(
-    ("options", "error", "message"),
-    [
-        ({"port": 0}, ValueError, "port must be from 1 to 65535, got 0"),
-        ({"port": "11111"}, TypeError, "port must be an int, got '11111'"),
-        ({"host": ""}, ValueError, "host must not be empty"),
-        ({"host": 1}, TypeError, "host must be a str, got 1"),
-        ({"retries": -1}, ValueError, "retries must be >= 0, got -1"),
-        ({"retries": True}, TypeError, "retries must be an int, got True"),
-        ({"reconnect_delay": 5}, TypeError, "reconnect_delay must be a \\(first, largest\\) tuple"),
-        ({"rate_limit_wait": -5}, ValueError, "rate_limit_wait must be a finite number"),
-        ({"rate_limit_wait": "x"}, TypeError, "rate_limit_wait must be a number of seconds"),
-        ({"connect_timeout": None}, ValueError, "connect_timeout must be a positive number"),
-        ({"client_id": 123}, TypeError, "client_id must be a non-empty str, got 123"),
-        ({"on_event": 42}, TypeError, "on_event must be callable or None, got 42"),
-        ({"max_body_size": 0}, ValueError, "max_body_size must be >= 1, got 0"),
-        ({"rate_limit": asyncio.Semaphore(2)}, TypeError, "needs release\\(\\)"),
-        ({"reconnect_delay": (1.0, 0.5)}, ValueError, r"got \(1.0, 0.5\)"),
-        ({"timeout": -1}, ValueError, "timeout must be a positive number"),
-        ({"rate_limit": "30/30"}, TypeError, "rate_limit must be"),
-        ({"rate_limit": (0, 30)}, ValueError, "max_requests must be at least 1"),
-        ({"keepalive_interval": 0}, ValueError, "keepalive_interval must be a positive number"),
-    ],
-)
-def test_bad_client_options_are_refused(
-    options: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    arguments: dict[str, Any] = {"host": "127.0.0.1", "port": 11111, **options}
-    with pytest.raises(error, match=message):
-        Client(**arguments)
-
-
 # -- server errors ---------------------------------------------------------------------------
 
 
@@ -578,12 +546,3 @@ async def test_exhausted_retries_raise_and_the_walk_resumes_from_its_next_key() 
         ):
             pages.append(page)
     assert dates(pages) == history_dates(sim, "US.AAPL")
-
-
-def test_rate_limiter_is_the_limiter_the_user_configured() -> None:
-    shared = aiolimiter.AsyncLimiter(30, 30)
-    assert Client(rate_limit=shared).rate_limiter is shared
-    assert Client(rate_limit=None).rate_limiter is None
-    built = Client(rate_limit=(5, 2.0)).rate_limiter
-    assert isinstance(built, SlidingWindowLimiter)
-    assert (built.max_requests, built.period) == (5, 2.0)
