@@ -15,8 +15,9 @@ import datetime as dt
 import os
 import sqlite3
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from ._errors import MoomooError, ProtocolError
@@ -24,12 +25,22 @@ from ._frames import _SOURCES, columns_for
 from ._options import END_OF_DATA
 from ._security import Security
 
-if TYPE_CHECKING:
-    from ._store import ShortInterestStore
+
+class StoreHandle(Protocol):
+    """What the write path and the sync need of a `ShortInterestStore`, so they need not import
+    the module that imports them."""
+
+    def _open(self) -> sqlite3.Connection: ...
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def _sync_lock(self) -> AbstractContextManager[None]: ...
+
 
 __all__ = [
     "VALUE_COLUMNS",
     "FileLock",
+    "StoreHandle",
     "StoreLockedError",
     "commit_page",
     "record_outcome",
@@ -111,9 +122,7 @@ def _lock_file(file: IO[str]) -> None:
     fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def record_outcome(
-    store: ShortInterestStore, security: Security, error: MoomooError | None
-) -> None:
+def record_outcome(store: StoreHandle, security: Security, error: MoomooError | None) -> None:
     """Record the end of ``security``'s walk: its sync time, or the error that stopped it."""
     with store._transaction() as db:
         ensure_code(db, security)
@@ -168,7 +177,7 @@ _INSERT: Final = (
 
 
 def commit_page(
-    store: ShortInterestStore,
+    store: StoreHandle,
     security: Security,
     segment: int | None,
     items: Any,

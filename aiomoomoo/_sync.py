@@ -19,11 +19,10 @@ from ._errors import ClientClosedError, MoomooError, ProtocolError
 from ._options import END_OF_DATA, MAX_NUM, check_codes
 from ._quota import SlidingWindowLimiter
 from ._security import Market, Security
-from ._store_write import commit_page, record_outcome
+from ._store_write import StoreHandle, commit_page, record_outcome
 
 if TYPE_CHECKING:
     from ._client import Client
-    from ._store import ShortInterestStore
 
 __all__ = ["SyncProgress", "SyncReport", "is_due", "next_due", "sync_store"]
 
@@ -125,7 +124,7 @@ class _Counts:
 
 
 async def sync_store(
-    store: ShortInterestStore,
+    store: StoreHandle,
     client: Client,
     codes: Iterable[str],
     *,
@@ -247,7 +246,7 @@ async def sync_store(
     )
 
 
-def is_due(store: ShortInterestStore, security: Security, today: dt.date | None) -> bool:
+def is_due(store: StoreHandle, security: Security, today: dt.date | None) -> bool:
     """Whether a sync (without ``full``) would request ``security``: never synced, unfinished,
     failed last time, without rows, or `next_due` reached by ``today``."""
     db = store._open()
