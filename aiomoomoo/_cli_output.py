@@ -154,7 +154,8 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
         text = frame.to_csv(index=False)
     elif fmt == "json":
         # JSON escapes control characters and, with ASCII output, everything else unusual.
-        text = frame.to_json(orient="records", indent=1) + "\n"
+        # Times (a store's first_seen and last_seen) as ISO text, not epoch milliseconds.
+        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
     else:
         text = (frame.to_string(index=False) if len(frame) else "(no rows)") + "\n"
     if output is None:

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ._cli_export import SubParsers, add_export_parser, add_plot_parser, code_arg, fail
+from . import _cli_args
+from ._cli_export import SubParsers, add_export_parser, add_plot_parser
+from ._cli_output import print_error
 from ._client import Client
 from ._errors import MoomooError
 from ._security import Market, parse_code
@@ -34,20 +36,6 @@ __all__ = ["STORE_SUBCOMMANDS", "read_universe"]
 # Pages a never-synced code is guessed to take when the store has no complete code of its
 # market to learn from: about eight years of history, 50 rows a page.
 _GUESSED_PAGES: Final = {Market.US: 4, Market.HK: 8}
-
-
-def _rate_limit(text: str) -> tuple[int, float]:
-    try:
-        quota = Quota.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("quota", "rate limit", 1)) from None
-    return quota.max_requests, quota.period
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"port {text!r} is not a number from 1 to 65535")
-    return int(text)
 
 
 def read_universe(path: Path) -> list[str]:
@@ -99,15 +87,19 @@ def _add_sync_parser(subparsers: SubParsers) -> None:
             "cannot have happened yet. A killed sync loses nothing; the next one continues."
         ),
     )
-    parser.add_argument("codes", nargs="*", metavar="CODE", type=code_arg, help="e.g. US.AAPL")
+    parser.add_argument(
+        "codes", nargs="*", metavar="CODE", type=_cli_args.code, help="e.g. US.AAPL"
+    )
     parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
     parser.add_argument("--universe", type=Path, metavar="FILE", help="codes, one per line or CSV")
     parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
-    parser.add_argument("--port", type=_port, default=11111, help="OpenD's port (default 11111)")
+    parser.add_argument(
+        "--port", type=_cli_args.port, default=11111, help="OpenD's port (default 11111)"
+    )
     parser.add_argument("--demo", action="store_true", help="sync from the built-in simulator")
     parser.add_argument(
         "--rate-limit",
-        type=_rate_limit,
+        type=_cli_args.rate_limit,
         default=(30, 30.0),
         metavar="N/SECONDS",
         help="requests allowed in any SECONDS (default 30/30, OpenD's)",
@@ -125,16 +117,20 @@ def _run_sync(args: argparse.Namespace) -> int:
         try:
             codes += read_universe(args.universe)
         except OSError as exc:
-            return fail("sync", f"cannot read {args.universe}: {exc.strerror or exc}", 2)
+            print_error("sync", f"cannot read {args.universe}: {exc.strerror or exc}")
+            return 2
         except ValueError as exc:
-            return fail("sync", str(exc), 2)
+            print_error("sync", str(exc))
+            return 2
     codes = list(dict.fromkeys(codes))
     if not codes:
-        return fail("sync", "no codes: give CODE arguments or --universe FILE", 2)
+        print_error("sync", "no codes: give CODE arguments or --universe FILE")
+        return 2
     try:
         store = ShortInterestStore(args.store)
     except Exception as exc:  # sqlite3 errors, a directory in the way, ...
-        return fail("sync", f"cannot open the store {args.store}: {exc}")
+        print_error("sync", f"cannot open the store {args.store}: {exc}")
+        return 1
     with store:
         if args.dry_run:
             return _dry_run(store, codes, args)
@@ -143,12 +139,13 @@ def _run_sync(args: argparse.Namespace) -> int:
             try:
                 report = asyncio.run(_sync(store, codes, args, on_progress))
             except MoomooError as exc:
-                return fail("sync", str(exc))
+                print_error("sync", str(exc))
+                return 1
             except KeyboardInterrupt:
                 return 130
     print(_summary(report))
     for code, error in report.failures.items():
-        fail("sync", f"{code}: {error}")
+        print_error("sync", f"{code}: {error}")
     return 0 if report.ok else 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -127,8 +128,25 @@ def test_the_progress_bar_shows_codes_rows_and_quota_wait(
     assert "requests sent" in capsys.readouterr().out
 
 
-def test_wire_text_cannot_drive_the_terminal() -> None:
-    from aiomoomoo._cli_export import escape
-
-    assert escape("2026-04-30\x1b]0;owned\x07\x1b[2J") == "2026-04-30\\x1b]0;owned\\x07\\x1b[2J"
-    assert escape("line one\nline two") == "line one\nline two"
+def test_wire_text_cannot_drive_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.db"
+    with SimulatorThread(quota=None) as sim:
+        assert sync(sim, store, "US.AAPL") == 0
+    capsys.readouterr()
+    # A hostile gateway's date string, as a sync would have stored it.
+    with sqlite3.connect(store) as db:
+        db.execute(
+            "UPDATE versions SET timestamp_str = ? WHERE rowid = (SELECT MAX(rowid) FROM versions)",
+            ("2026-04-30\x1b]0;owned\x07\x1b[2J",),
+        )
+    db.close()
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    assert main(["export", "--store", str(store), "US.AAPL"]) == 0
+    shown = terminal.getvalue()
+    assert "2026-04-30\\x1b]0;owned\\x07\\x1b[2J" in shown
+    assert "\x1b" not in shown
+    # Only the cells are escaped: the table keeps its lines.
+    assert shown.count("\n") > 2
