@@ -24,7 +24,7 @@ import pandas as pd
 
 from ._frames import columns_for, empty_frame
 from ._security import Market, parse_code
-from ._store_write import VALUE_COLUMNS, FileLock, StoreLockedError, utc_text
+from ._store_write import COMPLETE_SQL, VALUE_COLUMNS, FileLock, StoreLockedError, utc_text
 from ._sync import SyncProgress, SyncReport, sync_store
 
 if TYPE_CHECKING:
@@ -216,13 +216,12 @@ class ShortInterestStore:
     def summary(self) -> pd.DataFrame:
         """One row per code: how many rows it holds, its oldest and newest dates, whether its
         whole history is stored, how many revised versions it keeps, and its last sync (UTC)."""
-        query = """
+        query = f"""
             SELECT c.code, c.market,
                    COUNT(v.date) FILTER (WHERE v.superseded IS NULL),
                    MIN(v.date), MAX(v.date),
                    COUNT(v.date) FILTER (WHERE v.superseded IS NOT NULL),
-                   (SELECT COUNT(*) = 1 AND MAX(next_key) = '-1' FROM segments s
-                     WHERE s.code = c.code),
+                   {COMPLETE_SQL},
                    c.last_synced, c.last_error
             FROM codes c LEFT JOIN versions v ON v.code = c.code
             GROUP BY c.code ORDER BY c.code

@@ -21,9 +21,9 @@ from typing import IO, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from ._errors import MoomooError, ProtocolError
-from ._frames import _SOURCES, columns_for
+from ._frames import _SOURCES, HK_COLUMNS, US_COLUMNS, columns_for
 from ._options import END_OF_DATA
-from ._security import Security
+from ._security import Market, Security
 
 
 class StoreHandle(Protocol):
@@ -38,6 +38,7 @@ class StoreHandle(Protocol):
 
 
 __all__ = [
+    "COMPLETE_SQL",
     "VALUE_COLUMNS",
     "FileLock",
     "StoreHandle",
@@ -48,20 +49,21 @@ __all__ = [
     "utc_text",
 ]
 
-#: Every market's value columns, in the order the store's ``versions`` table holds them.
-VALUE_COLUMNS: Final = (
-    "timestamp",
-    "timestamp_str",
-    "shares_short",
-    "short_percent",
-    "avg_daily_share_volume",
-    "days_to_cover",
-    "close_price",
-    "last_close_price",
-    "aggregated_short",
-    "aggregated_short_ratio",
-)
+#: Every market's value columns, in the order the store's ``versions`` table holds them: the US
+#: columns, then the HK ones the US lacks. The order is the file's schema; never reorder it.
+VALUE_COLUMNS: Final = tuple(dict.fromkeys((*US_COLUMNS, *HK_COLUMNS)))
 _INT64_MAX: Final = 2**63 - 1
+# Per market, each value column's protobuf field and kind, and whether the market has it.
+_VALUE_SOURCES: Final = {
+    market: tuple((*_SOURCES[column], column in columns_for(market)) for column in VALUE_COLUMNS)
+    for market in Market
+}
+#: SQL for whether the code ``c.code`` has its whole history stored: one segment, reaching the
+#: start of the history.
+COMPLETE_SQL: Final = (
+    f"(SELECT COUNT(*) = 1 AND MAX(next_key) = '{END_OF_DATA}' FROM segments s "
+    "WHERE s.code = c.code)"
+)
 
 
 def utc_text(moment: dt.datetime) -> str:
@@ -146,11 +148,9 @@ def ensure_code(db: sqlite3.Connection, security: Security) -> None:
 
 def _values(security: Security, item: Any) -> tuple[str, tuple[Any, ...]]:
     """A protobuf row as (trading date, value per `VALUE_COLUMNS`), None where left out."""
-    own = set(columns_for(security.market))
     values: list[Any] = []
-    for column in VALUE_COLUMNS:
-        field_name, kind = _SOURCES[column]
-        if column not in own or not item.HasField(field_name):
+    for field_name, kind, own in _VALUE_SOURCES[security.market]:
+        if not own or not item.HasField(field_name):
             values.append(None)
             continue
         value = getattr(item, field_name)
@@ -226,7 +226,7 @@ def commit_page(
                     key = next_key
         low, key = _merge_below(db, code, segment, low, key)
         db.execute("UPDATE segments SET low = ?, next_key = ? WHERE id = ?", (low, key, segment))
-    walk_on = (END_OF_DATA if next_key == END_OF_DATA else next_key) if full else key
+    walk_on = next_key if full else key
     return segment, walk_on, new, revised
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import collections
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from ._errors import ClientClosedError, MoomooError, ProtocolError
 from ._options import END_OF_DATA, MAX_NUM, check_codes
 from ._quota import SlidingWindowLimiter
 from ._security import Market, Security
-from ._store_write import StoreHandle, commit_page, record_outcome
+from ._store_write import COMPLETE_SQL, StoreHandle, commit_page, record_outcome
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -200,9 +201,9 @@ async def sync_store(
                 )
             seen.add(key)
 
-    async def worker(queue: list[Security]) -> None:
+    async def worker(queue: collections.deque[Security]) -> None:
         while queue:
-            security = queue.pop(0)
+            security = queue.popleft()
             try:
                 await walk(security)
             except ClientClosedError:
@@ -226,7 +227,7 @@ async def sync_store(
         for code in skipped:
             counts.done += 1
             report("skipped", code)
-        queue = list(due)
+        queue = collections.deque(due)
         tasks = [loop.create_task(worker(queue)) for _ in range(min(WORKERS, len(queue)))]
         try:
             await asyncio.gather(*tasks)
@@ -251,9 +252,7 @@ def is_due(store: StoreHandle, security: Security, today: dt.date | None) -> boo
     failed last time, without rows, or `next_due` reached by ``today``."""
     db = store._open()
     state = db.execute(
-        """SELECT c.last_error,
-                  (SELECT COUNT(*) = 1 AND MAX(next_key) = '-1' FROM segments s
-                    WHERE s.code = c.code),
+        f"""SELECT c.last_error, {COMPLETE_SQL},
                   (SELECT MAX(date) FROM versions v WHERE v.code = c.code)
            FROM codes c WHERE c.code = ?""",
         (security.code,),
