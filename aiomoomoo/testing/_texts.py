@@ -21,6 +21,8 @@ from ._stats import Quota
 __all__ = ["LANGS", "Lang", "check_lang", "rate_limited", "unknown_stock"]
 
 Lang = Literal["en", "zh"]
+"""The language of OpenD's texts in the simulator's failure replies (``OpenDSimulator(lang=...)``),
+as OpenD's own ``Lang`` setting: ``"en"`` or ``"zh"``."""
 #: The languages of OpenD's texts the simulator speaks.
 LANGS: Final[tuple[Lang, ...]] = ("en", "zh")
 
