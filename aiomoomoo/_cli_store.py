@@ -1,8 +1,8 @@
 """The dataset commands: ``sync`` keeps a store current, ``export`` writes it, ``plot`` draws it.
 
-`STORE_SUBCOMMANDS` holds their ``_add_<name>_parser`` functions for `aiomoomoo._cli` to
-register. The progress bar (``rich``, extra ``cli``) and the chart (``matplotlib``, extra
-``plot``) are imported only when used.
+`STORE_SUBCOMMANDS` holds the functions that add their parsers, for `aiomoomoo._cli` to
+register (``export`` and ``plot`` live in `aiomoomoo._cli_export`). The progress bar (``rich``,
+extra ``cli``) and the chart (``matplotlib``, extra ``plot``) are imported only when used.
 """
 
 from __future__ import annotations
