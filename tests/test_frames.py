@@ -315,7 +315,6 @@ def test_a_history_gives_its_frame_once() -> None:
 _INT = st.just(0) | st.integers(0, 2**63 - 1)
 _FLOAT = st.just(0.0) | st.floats()
 _STR = st.just("") | _TEXT
-_KINDS = {Market.US: US_DTYPES, Market.HK: HK_DTYPES}
 # (column, protobuf field, strategy) per market, in column order.
 _SPEC = {
     Market.US: [
@@ -355,7 +354,7 @@ def straightforward(market: Market, items: Sequence[Any]) -> pd.DataFrame:
         )
         for column, field, _ in _SPEC[market]
     }
-    return pd.DataFrame(data).astype({c: str(d) for c, d in _KINDS[market].items()})
+    return pd.DataFrame(data).astype({c: str(d) for c, d in EXPECTED_DTYPES[market].items()})
 
 
 @pytest.mark.parametrize("market", list(Market))
@@ -366,7 +365,7 @@ def test_a_page_frame_is_exactly_the_straightforward_one(
     items = data.draw(_items(market))
     frame = rows_to_frame(market, items)
     pd.testing.assert_frame_equal(frame, straightforward(market, items), check_exact=True)
-    assert dtypes(frame) == _KINDS[market]
+    assert dtypes(frame) == EXPECTED_DTYPES[market]
     # And the whole-history path, through the same builder, gives the same frame.
     history = HistoryColumns(market)
     history.add(items)
@@ -382,7 +381,7 @@ def test_every_field_absent_present_or_default_in_turn(market: Market) -> None:
         for left_out in (True, False):
             values = {}
             for column, other, _ in _SPEC[market]:
-                kind = str(_KINDS[market][column])
+                kind = str(EXPECTED_DTYPES[market][column])
                 values[other] = sent[kind] if other != field else defaults[kind]
             if left_out:
                 del values[field]
