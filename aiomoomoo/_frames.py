@@ -12,7 +12,7 @@ import array
 import datetime as dt
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -114,20 +114,12 @@ def _beyond_int64(field: str, values: Sequence[Any]) -> ProtocolError:
     return ProtocolError(f"OpenD sent a {field} beyond the int64 range: {max(values)}")
 
 
-def _array(values: Sequence[Any], items: Sequence[Any], field: str, kind: _Kind) -> Any:
-    missing = _missing(values, items, field, kind)
-    if kind == "str":
-        if missing is not None:
-            values = [pd.NA if gone else value for value, gone in zip(values, missing, strict=True)]
-        # Built directly: pd.array() would check every element again.
-        return pd.arrays.StringArray(np.array(values, dtype=object))
-    if kind == "float":
-        array = np.array(values, dtype=np.float64)
-        if missing is not None:
-            array[np.array(missing, dtype=bool)] = np.nan
-        return array
-    mask = np.array(missing, dtype=bool) if missing is not None else np.zeros(len(values), bool)
-    return pd.arrays.IntegerArray(_int64(values, field), mask)
+def _text(values: Sequence[Any], items: Sequence[Any], field: str) -> Any:
+    missing = _missing(values, items, field, "str")
+    if missing is not None:
+        values = [pd.NA if gone else value for value, gone in zip(values, missing, strict=True)]
+    # Built directly: pd.array() would check every element again.
+    return pd.arrays.StringArray(np.array(values, dtype=object))
 
 
 def _columns(market: Market, items: Sequence[Any]) -> Any:
@@ -137,26 +129,144 @@ def _columns(market: Market, items: Sequence[Any]) -> Any:
     return zip(*map(_GETTERS[market], items), strict=True) if items else [()] * len(spec)
 
 
-def _assemble(market: Market, arrays: list[Any], rows: int) -> pd.DataFrame:
+class _Layout:
+    """Where ``market``'s fields go in its frame, grouped by kind.
+
+    A page is read in one pass with the fields in this order (integers, floats, text), so each
+    kind's columns come out side by side and each kind becomes one NumPy call.
+    """
+
+    __slots__ = ("columns", "float_at", "floats", "getter", "int_at", "ints", "text_at", "texts")
+
+    def __init__(self, market: Market) -> None:
+        spec = _SPECS[market]
+
+        def of(kind: _Kind) -> tuple[tuple[str, ...], tuple[int, ...]]:
+            where = [(at, field) for at, (_, field, k) in enumerate(spec) if k == kind]
+            return tuple(field for _, field in where), tuple(at for at, _ in where)
+
+        self.ints, self.int_at = of("int")
+        self.floats, self.float_at = of("float")
+        self.texts, self.text_at = of("str")
+        self.getter = operator.attrgetter(*self.ints, *self.floats, *self.texts)
+        self.columns = _INDEXES[market]
+
+
+_LAYOUTS: Final = {market: _Layout(market) for market in Market}
+# Its ``_simple_new`` takes values and mask as they are, without the constructor's checks.
+_IntegerArray: Any = pd.arrays.IntegerArray
+
+# A frame from its typed columns: the Int64 ones as (values, mask), the text ones as
+# StringArrays, the float ones as the rows of one 2-D array; all rows long.
+_Ints = Sequence[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
+_Builder = Callable[[_Layout, _Ints, Sequence[Any], np.ndarray[Any, Any], int], pd.DataFrame]
+
+
+def _public_frame(
+    layout: _Layout, ints: _Ints, texts: Sequence[Any], floats: np.ndarray[Any, Any], rows: int
+) -> pd.DataFrame:
+    """The frame through pandas' public constructor (the fallback for `_block_frame`)."""
+    arrays: dict[int, Any] = dict(zip(layout.text_at, texts, strict=True))
+    arrays.update(zip(layout.float_at, floats, strict=True))
+    for (values, mask), at in zip(ints, layout.int_at, strict=True):
+        arrays[at] = pd.arrays.IntegerArray(values, mask)
+    columns = layout.columns.view()
+    data = {name: arrays[at] for at, name in enumerate(columns)}
+    return pd.DataFrame(data, index=pd.RangeIndex(rows), columns=columns, copy=False)
+
+
+def _block_frame(
+    layout: _Layout, ints: _Ints, texts: Sequence[Any], floats: np.ndarray[Any, Any], rows: int
+) -> pd.DataFrame:
+    """The frame `_public_frame` builds, made the way pandas' constructor ends up making it.
+
+    The constructor spends most of its time finding out what is known here (which columns
+    share a dtype, that the lengths agree, that the arrays are valid), so this hands pandas
+    its blocks directly: one per Int64 column, one per text column, and one 2-D block for
+    the floats, in the order the constructor would give. These are pandas internals;
+    `_pick_builder` checks once that they still give the public constructor's frame.
+    """
+    blocks: list[Any] = [
+        _new_block(_IntegerArray._simple_new(values, mask), _Placement(slice(at, at + 1)), ndim=2)
+        for (values, mask), at in zip(ints, layout.int_at, strict=True)
+    ]
+    for text, at in zip(texts, layout.text_at, strict=True):
+        blocks.append(_new_block(text, _Placement(slice(at, at + 1)), ndim=2))
+    place = _Placement(np.array(layout.float_at, dtype=np.intp))
+    blocks.append(_new_block(floats, place, ndim=2))
+    # A view per frame: setting one frame's ``columns.name`` must not rename every other's.
+    axes = [layout.columns.view(), pd.RangeIndex(rows)]
+    manager = _BlockManager(blocks, axes, verify_integrity=False)
+    return pd.DataFrame._from_mgr(manager, manager.axes)  # type: ignore[attr-defined,no-any-return]
+
+
+def _pick_builder() -> _Builder:
+    """`_block_frame` if this pandas builds with it exactly what its constructor does."""
+    layout = _LAYOUTS[Market.US]
+    rows = 3
+    ints = [
+        (np.arange(rows, dtype=np.int64) + at, np.arange(rows) == at % rows)
+        for at in range(len(layout.ints))
+    ]
+    text = np.array(["2026-04-24", pd.NA, ""], dtype=object)
+    texts = [pd.arrays.StringArray(text.copy()) for _ in layout.texts]
+    floats = np.arange(rows * len(layout.floats), dtype=np.float64).reshape(-1, rows)
+    floats[0, 1] = np.nan
     try:
-        # The public constructor spends most of its time re-checking what is known here.
-        return pd.DataFrame._from_arrays(  # type: ignore[attr-defined,no-any-return]
-            arrays,
-            columns=_INDEXES[market],
-            index=pd.RangeIndex(rows),
-            verify_integrity=False,
-        )
-    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
-        return pd.DataFrame(dict(zip(_INDEXES[market], arrays, strict=True)), copy=False)
+        fast = _block_frame(layout, ints, texts, floats, rows)
+    except Exception:  # pragma: no cover - a pandas whose internals moved: use the public path
+        return _public_frame
+    public = _public_frame(layout, ints, texts, floats.copy(), rows)
+    same = (
+        fast.equals(public)
+        and fast.dtypes.equals(public.dtypes)
+        and [type(fast[c].array) for c in fast] == [type(public[c].array) for c in public]
+    )
+    return _block_frame if same else _public_frame
+
+
+try:  # pandas' block internals, the same in pandas 2.2 and 3.
+    from pandas._libs.internals import (  # type: ignore[import-not-found]
+        BlockPlacement as _Placement,
+    )
+    from pandas.core.internals import BlockManager as _BlockManager  # type: ignore[import-not-found]
+    from pandas.core.internals.blocks import new_block as _new_block  # type: ignore[import-not-found]
+
+    _build = _pick_builder()
+except ImportError:  # pragma: no cover - a pandas without them
+    _build = _public_frame
 
 
 def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:
     """Build ``market``'s frame from protobuf row messages (``UsShortInterestItem`` for US...)."""
-    arrays = [
-        _array(values, items, field, kind)
-        for values, (_, field, kind) in zip(_columns(market, items), _SPECS[market], strict=True)
+    layout = _LAYOUTS[market]
+    n_ints, n_floats = len(layout.ints), len(layout.floats)
+    # One attrgetter call per row reads all its fields; zip turns the rows into columns.
+    columns = (
+        list(zip(*map(layout.getter, items), strict=True)) if items else [()] * len(layout.columns)
+    )
+    int_columns = columns[:n_ints]
+    try:
+        values = np.array(int_columns, dtype=np.int64)
+    except OverflowError:
+        for column, field in zip(int_columns, layout.ints, strict=True):
+            _int64(column, field)  # raises for the first column out of range
+        raise
+    masks = np.zeros(values.shape, dtype=bool)
+    for row, (column, field) in enumerate(zip(int_columns, layout.ints, strict=True)):
+        # The default checked here first, without a call: the usual page has none.
+        if 0 in column and (missing := _missing(column, items, field, "int")) is not None:
+            masks[row] = missing
+    float_columns = columns[n_ints : n_ints + n_floats]
+    floats = np.array(float_columns, dtype=np.float64)
+    for row, (column, field) in enumerate(zip(float_columns, layout.floats, strict=True)):
+        if 0.0 in column and (missing := _missing(column, items, field, "float")) is not None:
+            floats[row, np.array(missing, dtype=bool)] = np.nan
+    texts = [
+        _text(column, items, field)
+        for column, field in zip(columns[n_ints + n_floats :], layout.texts, strict=True)
     ]
-    return _assemble(market, arrays, len(items))
+    return _build(layout, list(zip(values, masks, strict=True)), texts, floats, len(items))
 
 
 class HistoryColumns:
@@ -221,21 +331,26 @@ class HistoryColumns:
         """
         if not self._buffers:
             raise RuntimeError("this history's frame was already built")
-        arrays: list[Any] = []
+        ints: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        floats: list[np.ndarray[Any, Any]] = []
+        texts: list[Any] = []
         for (_, _, kind), buffer, mask in zip(
             _SPECS[self.market], self._buffers, self._masks, strict=True
         ):
             if kind == "str":
-                arrays.append(pd.arrays.StringArray(np.array(buffer, dtype=object)))
+                texts.append(pd.arrays.StringArray(np.array(buffer, dtype=object)))
                 buffer.clear()
             elif kind == "float":
-                arrays.append(np.frombuffer(buffer, dtype=np.float64))
+                floats.append(np.frombuffer(buffer, dtype=np.float64))
             else:
                 assert mask is not None
                 values = np.frombuffer(buffer, dtype=np.int64)
-                arrays.append(pd.arrays.IntegerArray(values, np.frombuffer(mask, dtype=bool)))
+                ints.append((values, np.frombuffer(mask, dtype=bool)))
+        layout = _LAYOUTS[self.market]
+        # The float columns become one 2-D block, as pandas' constructor would make them.
+        block = np.vstack(floats)
         self._buffers, self._masks = [], []
-        frame = _assemble(self.market, arrays, self._rows)
+        frame = _build(layout, ints, texts, block, self._rows)
         if since is not None and len(frame):
             dates = frame["timestamp_str"]
             older = (dates < since.isoformat()).fillna(False).to_numpy(dtype=bool)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, trading_dates
+from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, _frames, trading_dates
 from aiomoomoo._frames import HistoryColumns, columns_for, empty_frame, rows_to_frame
 from aiomoomoo._proto.Qot_GetShortInterest_pb2 import HkShortInterestItem, UsShortInterestItem
 
@@ -304,3 +306,121 @@ def test_a_history_gives_its_frame_once() -> None:
     assert len(columns.frame()) == 1
     with pytest.raises(RuntimeError, match="already built"):
         columns.frame()
+
+
+# -- the block-by-block build gives exactly the straightforward frame ------------------------
+
+# Each field sent with its default value (0, 0.0, "": what an absent field reads as) as well as
+# anything else, floats including NaN and infinities.
+_INT = st.just(0) | st.integers(0, 2**63 - 1)
+_FLOAT = st.just(0.0) | st.floats()
+_STR = st.just("") | _TEXT
+# (column, protobuf field, strategy) per market, in column order.
+_SPEC = {
+    Market.US: [
+        ("timestamp", "timestamp", _INT),
+        ("timestamp_str", "timestampStr", _STR),
+        ("shares_short", "sharesShort", _INT),
+        ("short_percent", "shortPercent", _FLOAT),
+        ("avg_daily_share_volume", "avgDailyShareVolume", _INT),
+        ("days_to_cover", "daysToCover", _FLOAT),
+        ("close_price", "closePrice", _FLOAT),
+        ("last_close_price", "lastClosePrice", _FLOAT),
+    ],
+    Market.HK: [
+        ("timestamp", "timestamp", _INT),
+        ("timestamp_str", "timestampStr", _STR),
+        ("aggregated_short", "aggregatedShort", _INT),
+        ("aggregated_short_ratio", "aggregatedShortRatio", _FLOAT),
+        ("close_price", "closePrice", _FLOAT),
+        ("last_close_price", "lastClosePrice", _FLOAT),
+    ],
+}
+_ITEM_TYPE = {Market.US: UsShortInterestItem, Market.HK: HkShortInterestItem}
+
+
+def _items(market: Market) -> st.SearchStrategy[list[Any]]:
+    fields = {field: strategy for _, field, strategy in _SPEC[market]}
+    item = st.fixed_dictionaries({}, optional=fields).map(lambda f: _ITEM_TYPE[market](**f))
+    return st.lists(item, max_size=8)
+
+
+def straightforward(market: Market, items: Sequence[Any]) -> pd.DataFrame:
+    """The frame built the obvious way: an object column per field, None where it is absent."""
+    data = {
+        column: pd.Series(
+            [getattr(item, field) if item.HasField(field) else None for item in items],
+            dtype=object,
+        )
+        for column, field, _ in _SPEC[market]
+    }
+    return pd.DataFrame(data).astype({c: str(d) for c, d in EXPECTED_DTYPES[market].items()})
+
+
+@pytest.mark.parametrize("market", list(Market))
+@given(data=st.data())
+def test_a_page_frame_is_exactly_the_straightforward_one(
+    market: Market, data: st.DataObject
+) -> None:
+    items = data.draw(_items(market))
+    frame = rows_to_frame(market, items)
+    pd.testing.assert_frame_equal(frame, straightforward(market, items), check_exact=True)
+    assert dtypes(frame) == EXPECTED_DTYPES[market]
+    # And the whole-history path, through the same builder, gives the same frame.
+    history = HistoryColumns(market)
+    history.add(items)
+    pd.testing.assert_frame_equal(history.frame(), frame, check_exact=True)
+
+
+@pytest.mark.parametrize("market", list(Market))
+def test_every_field_absent_present_or_default_in_turn(market: Market) -> None:
+    defaults = {"Int64": 0, "float64": 0.0, "string": ""}
+    sent = {"Int64": 7, "float64": 2.5, "string": "2026-04-24"}
+    items = []
+    for _, field, _ in _SPEC[market]:
+        for left_out in (True, False):
+            values = {}
+            for column, other, _ in _SPEC[market]:
+                kind = str(EXPECTED_DTYPES[market][column])
+                values[other] = sent[kind] if other != field else defaults[kind]
+            if left_out:
+                del values[field]
+            items.append(_ITEM_TYPE[market](**values))
+    for rows in (items, items[:1], []):
+        frame = rows_to_frame(market, rows)
+        pd.testing.assert_frame_equal(frame, straightforward(market, rows), check_exact=True)
+    assert rows_to_frame(market, items).isna().sum().sum() == len(_SPEC[market])
+
+
+def test_pages_are_built_by_blocks_on_this_pandas() -> None:
+    # The public constructor is only a fallback for a pandas whose internals moved: if this
+    # fails after a pandas upgrade, every page costs several times the CPU it did.
+    assert _frames._build is _frames._block_frame
+
+
+@pytest.mark.parametrize("market", list(Market))
+def test_the_public_constructor_fallback_builds_the_same_frames(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = dt.date(2026, 4, 24)
+    make = us_item if market is Market.US else hk_item
+    items = [make(day), make(day, timestamp=None, timestampStr=None, closePrice=None), make(day)]
+    fast = rows_to_frame(market, items)
+    monkeypatch.setattr(_frames, "_build", _frames._public_frame)
+    pd.testing.assert_frame_equal(rows_to_frame(market, items), fast, check_exact=True)
+    pd.testing.assert_frame_equal(rows_to_frame(market, []), empty_frame(market))
+
+
+def test_frames_do_not_share_their_column_index() -> None:
+    items = [us_item(dt.date(2026, 4, 24))]
+    first = rows_to_frame(Market.US, items)
+    first.columns.name = "field"
+    first.index.name = "row"
+    first.loc[0, "shares_short"] = pd.NA
+    second = rows_to_frame(Market.US, items)
+    assert second.columns.name is None
+    assert second.index.name is None
+    assert second["shares_short"].tolist() == [111_222_333]
+    history = HistoryColumns(Market.US)
+    history.add(items)
+    assert history.frame().columns.name is None
