@@ -3,6 +3,7 @@ universe file, the dry run's arithmetic, the summary, the progress bar, and what
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -136,7 +137,7 @@ def test_wire_text_cannot_drive_the_terminal(
         assert sync(sim, store, "US.AAPL") == 0
     capsys.readouterr()
     # A hostile gateway's date string, as a sync would have stored it.
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
         db.execute(
             "UPDATE versions SET timestamp_str = ? WHERE rowid = (SELECT MAX(rowid) FROM versions)",
             ("2026-04-30\x1b]0;owned\x07\x1b[2J",),

@@ -5,6 +5,7 @@ failures per code, two syncs at once, and a sync killed with SIGKILL at random p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import math
@@ -46,12 +47,12 @@ def assert_store_matches(store: ShortInterestStore, frame: pd.DataFrame, code: s
 
 
 def versions(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         return db.execute("SELECT code, date FROM versions ORDER BY code, date").fetchall()
 
 
 def segments(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         return db.execute("SELECT code, next_key FROM segments ORDER BY code").fetchall()
 
 
