@@ -232,8 +232,10 @@ class Session:
                 if self._changed is None:
                     self._changed = loop.create_future()
                 try:
+                    # Shielded: every waiter shares the future, and one waiter's timeout or
+                    # cancellation must not cancel it under the others.
                     async with asyncio.timeout_at(budget.deadline):
-                        await self._changed
+                        await asyncio.shield(self._changed)
                 except TimeoutError:
                     raise RequestTimeoutError(
                         f"OpenD at {self.address} is recovering from a drop and had no room for "
