@@ -6,10 +6,11 @@ Each test failed on the client as merged; the comments say how.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
-from aiomoomoo import Client, RequestTimeoutError
+from aiomoomoo import Client, RateLimitError, RequestTimeoutError, SlidingWindowLimiter
 
 from ._hostile import Fault, HostileGateway, Request, hostile
 
@@ -25,9 +26,10 @@ def client_for(gateway: HostileGateway, **options: object) -> Client:
     return Client(gateway.host, gateway.port, **options)  # type: ignore[arg-type]
 
 
-async def until(condition: object, what: str) -> None:
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds (within GUARD): the gateway's record is plain data."""
     async with asyncio.timeout(GUARD):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
@@ -50,10 +52,48 @@ async def test_a_timeout_while_waiting_for_room_after_a_drop_spares_the_other_wa
             for code in ("US.AAPL", "US.MSFT", "US.TSLA", "US.NVDA")
         ]
         # Three of them now wait for room behind the stalled one on the second connection.
-        await until(lambda: any(r.connection == 2 for r in gateway.requests), "a resend")
+        await until(lambda: any(r.connection == 2 for r in gateway.requests))
         with pytest.raises(RequestTimeoutError, match="had no room"):
             await client.get_short_interest("US.AMZN", timeout=0.1)
         async with asyncio.timeout(GUARD):
             pages = await asyncio.gather(*patient)
     assert [page.code for page in pages] == ["US.AAPL", "US.MSFT", "US.TSLA", "US.NVDA"]
     assert all(len(page) > 0 for page in pages)
+
+
+async def test_a_refusal_stating_an_absurd_count_is_a_rate_limit_error() -> None:
+    # Before: int() of the 5000-digit count raised ValueError (Python's limit on integer
+    # strings), a bad-argument type, out of the gateway's data.
+    absurd = "9" * 5000
+    refusal = (
+        "Get short interest is too frequent, request failed, no more than "
+        f"{absurd} times every 30 seconds."
+    )
+    async with (
+        hostile(refusals={"US.AAPL": refusal}) as gateway,
+        client_for(gateway, timeout=GUARD, rate_limit_wait=0) as client,
+    ):
+        with pytest.raises(RateLimitError) as info:
+            await client.get_short_interest("US.AAPL")
+    assert info.value.quota is None
+
+
+async def test_a_refusal_stating_an_absurd_period_does_not_freeze_the_limiter() -> None:
+    # Before: "1 time every 10^9 seconds" became a window of the client's limiter, so every later
+    # request waited for a slot for ever; the wait for the client's own quota is outside the
+    # request's timeout, so nothing ended it.
+    refusal = (
+        "Get short interest is too frequent, request failed, no more than 1 times every "
+        "1000000000 seconds."
+    )
+    limiter = SlidingWindowLimiter(30, 30.0)
+    async with (
+        hostile(refusals={"US.AAPL": refusal}) as gateway,
+        client_for(gateway, timeout=GUARD, rate_limit=limiter, rate_limit_wait=0) as client,
+    ):
+        with pytest.raises(RateLimitError):
+            await client.get_short_interest("US.AAPL")
+        async with asyncio.timeout(GUARD):
+            page = await client.get_short_interest("US.MSFT")
+    assert len(page) > 0
+    assert limiter.limits == ((30, 30.0),)
