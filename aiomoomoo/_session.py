@@ -310,7 +310,7 @@ class Session:
                 except (ConnectionLostError, ProtocolError) as exc:
                     if self.closed:
                         raise self._closed_error(waited=True) from None
-                    charges += policy.blames(connection.in_flight_at_loss)
+                    charges += policy.blames(connection.in_flight_at_loss, connection.replies)
                     if not policy.may_resend(charges):
                         raise exc.with_traceback(None) from exc.__cause__
                     logger.info("proto %d resent after a drop (%d charged)", proto_id, charges)

@@ -12,7 +12,8 @@ import pytest
 
 from aiomoomoo import Client, RateLimitError, RequestTimeoutError, SlidingWindowLimiter
 
-from ._hostile import Fault, HostileGateway, Request, hostile
+from ._fixtures import frame_dates
+from ._hostile import Fault, HostileGateway, Request, dates_of, hostile
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +98,23 @@ async def test_a_refusal_stating_an_absurd_period_does_not_freeze_the_limiter() 
             page = await client.get_short_interest("US.MSFT")
     assert len(page) > 0
     assert limiter.limits == ((30, 30.0),)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+async def test_paced_walks_complete_under_a_drop_on_every_kth_request(k: int) -> None:
+    # The client's limiter spaces requests out, so each is alone in flight when the gateway drops
+    # on its k-th: being alone is no proof of guilt on a connection that has served others.
+    # Before: every such drop was charged to the lone request, and walks failed with
+    # ConnectionLostError (2 of 16 under 5 per 0.5 s with k = 2).
+    def script(request: Request) -> Fault:
+        return "drop" if request.on_connection % k == 0 else "reply"
+
+    codes = [f"US.S{i:02d}" for i in range(16)]
+    async with (
+        hostile(script=script, rows=40) as gateway,
+        client_for(gateway, rate_limit=SlidingWindowLimiter(4, 0.05)) as client,
+    ):
+        async with asyncio.timeout(GUARD):
+            frame = await client.fetch_short_interest_many(codes, num=10)
+    for code in codes:
+        assert frame_dates(frame[frame["code"] == code]) == dates_of(code, 40), code
