@@ -42,6 +42,7 @@ PUSH_PROTO_IDS: Final = frozenset(
 
 PushHandler = Callable[[Frame], None]
 LostHandler = Callable[["Connection", MoomooError], None]
+PassedHandler = Callable[["Connection"], None]
 
 
 class NotSentError(ConnectionLostError):
@@ -81,6 +82,8 @@ class Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(max_body_size=max_body_size, decrypt=decrypt)
         self.on_push: PushHandler | None = None
         self.on_lost: LostHandler | None = None
+        self.on_passed: PassedHandler | None = None
+        """Called when a KeepAlive reply shows OpenD went past a request it has not answered."""
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._inflight = InFlight(address)
@@ -347,7 +350,13 @@ class Connection(asyncio.Protocol):
             return
         entry.slot._release()
         future = entry.future
-        if future is not None and not future.done():
+        if future is None:
+            # A KeepAlive reply: OpenD is alive and went past every request sent before it.
+            if self.on_passed is not None and any(
+                e.seq < entry.seq and e.future is not None for e in inflight.pending.values()
+            ):
+                self.on_passed(self)
+        elif not future.done():
             if self.info is not None:  # InitConnect's own reply proves nothing yet
                 self.replies += 1
             future.set_result(value)

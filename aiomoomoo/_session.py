@@ -129,6 +129,7 @@ class Session:
             raise self._closed_error()
         connection.on_push = weak_callback(self._on_push)
         connection.on_lost = weak_callback(self._on_lost)
+        connection.on_passed = weak_callback(self._on_passed)
         if self.connection is not None:
             self.reconnects += 1
         self.connection = connection
@@ -198,6 +199,13 @@ class Session:
         else:
             logger.debug("%s; reconnecting", error)
         self._start_cycle()
+
+    def _on_passed(self, connection: Connection) -> None:
+        """OpenD answered a KeepAlive sent after a request it left unanswered, which so did not
+        kill the connection: widen the window as a reply would, or the others wait behind it."""
+        if connection is self.connection:
+            self.policy.replied()
+            self._notify()
 
     def _on_push(self, frame: Frame) -> None:
         if frame.proto_id != ProtoId.NOTIFY or self.on_event is None:

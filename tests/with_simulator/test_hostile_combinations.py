@@ -118,3 +118,32 @@ async def test_paced_walks_complete_under_a_drop_on_every_kth_request(k: int) ->
             frame = await client.fetch_short_interest_many(codes, num=10)
     for code in codes:
         assert frame_dates(frame[frame["code"] == code]) == dates_of(code, 40), code
+
+
+async def test_an_unanswered_request_after_a_drop_does_not_hold_the_others_back() -> None:
+    # After a drop the new connection carries one request at a time until replies come. Before:
+    # when OpenD never answered that one request (but kept answering KeepAlives), every other
+    # request waited behind it for ever with timeout=None, and with a timeout failed with it.
+    # A KeepAlive answered after the request shows it did not kill the connection.
+    def script(request: Request) -> Fault:
+        if request.connection == 1:
+            return "drop"
+        return "silent" if request.on_connection == 1 else "reply"
+
+    async with (
+        hostile(script=script, keepalive_interval=1) as gateway,
+        client_for(gateway, timeout=None) as client,
+    ):
+        tasks = [
+            asyncio.create_task(client.get_short_interest(code))
+            for code in ("US.AAPL", "US.MSFT", "US.TSLA", "US.NVDA")
+        ]
+        done, pending = await asyncio.wait(tasks, timeout=GUARD, return_when="FIRST_COMPLETED")
+        async with asyncio.timeout(GUARD):
+            while len(done) < 3:
+                more, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
+                done |= more
+        assert len(pending) == 1  # the one OpenD never answered: timeout=None waits for it
+        assert all(len(task.result()) > 0 for task in done)
+        (silent,) = pending
+        silent.cancel()
