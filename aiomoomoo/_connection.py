@@ -94,6 +94,7 @@ class Connection(asyncio.Protocol):
         self.opened_at = self._last_frame = self._loop.time()
         self._heartbeat: Heartbeat | None = None
         self._keepalive_serial: int | None = None
+        self._keepalive_answered = -1  # the place among requests of the last KeepAlive answered
         self.requests_sent = 0
         self.replies = 0
         """Replies that reached a waiting request: a connection that served one proved itself."""
@@ -351,9 +352,12 @@ class Connection(asyncio.Protocol):
         entry.slot._release()
         future = entry.future
         if future is None:
-            # A KeepAlive reply: OpenD is alive and went past every request sent before it.
+            # A KeepAlive reply. A request sent before the KeepAlive answered last time, and still
+            # unanswered, has been passed by two: OpenD is alive and left it behind. (One is no
+            # proof: a gateway may answer a KeepAlive before a request still being processed.)
+            passed, self._keepalive_answered = self._keepalive_answered, entry.seq
             if self.on_passed is not None and any(
-                e.seq < entry.seq and e.future is not None for e in inflight.pending.values()
+                e.seq < passed and e.future is not None for e in inflight.pending.values()
             ):
                 self.on_passed(self)
         elif not future.done():

@@ -201,8 +201,8 @@ class Session:
         self._start_cycle()
 
     def _on_passed(self, connection: Connection) -> None:
-        """OpenD answered a KeepAlive sent after a request it left unanswered, which so did not
-        kill the connection: widen the window as a reply would, or the others wait behind it."""
+        """OpenD answered two KeepAlives sent after a request it left unanswered, which so did
+        not kill the connection: widen the window as a reply would, or others wait behind it."""
         if connection is self.connection:
             self.policy.replied()
             self._notify()

@@ -124,7 +124,7 @@ async def test_an_unanswered_request_after_a_drop_does_not_hold_the_others_back(
     # After a drop the new connection carries one request at a time until replies come. Before:
     # when OpenD never answered that one request (but kept answering KeepAlives), every other
     # request waited behind it for ever with timeout=None, and with a timeout failed with it.
-    # A KeepAlive answered after the request shows it did not kill the connection.
+    # KeepAlives answered after the request show it did not kill the connection.
     def script(request: Request) -> Fault:
         if request.connection == 1:
             return "drop"
