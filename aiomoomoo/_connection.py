@@ -42,6 +42,7 @@ PUSH_PROTO_IDS: Final = frozenset(
 
 PushHandler = Callable[[Frame], None]
 LostHandler = Callable[["Connection", MoomooError], None]
+PassedHandler = Callable[["Connection"], None]
 
 
 class NotSentError(ConnectionLostError):
@@ -81,6 +82,8 @@ class Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(max_body_size=max_body_size, decrypt=decrypt)
         self.on_push: PushHandler | None = None
         self.on_lost: LostHandler | None = None
+        self.on_passed: PassedHandler | None = None
+        """Called when a KeepAlive reply shows OpenD went past a request it has not answered."""
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._inflight = InFlight(address)
@@ -91,6 +94,7 @@ class Connection(asyncio.Protocol):
         self.opened_at = self._last_frame = self._loop.time()
         self._heartbeat: Heartbeat | None = None
         self._keepalive_serial: int | None = None
+        self._keepalive_answered = -1  # the place among requests of the last KeepAlive answered
         self.requests_sent = 0
         self.replies = 0
         """Replies that reached a waiting request: a connection that served one proved itself."""
@@ -347,7 +351,16 @@ class Connection(asyncio.Protocol):
             return
         entry.slot._release()
         future = entry.future
-        if future is not None and not future.done():
+        if future is None:
+            # A KeepAlive reply. A request sent before the KeepAlive answered last time, and still
+            # unanswered, has been passed by two: OpenD is alive and left it behind. (One is no
+            # proof: a gateway may answer a KeepAlive before a request still being processed.)
+            passed, self._keepalive_answered = self._keepalive_answered, entry.seq
+            if self.on_passed is not None and any(
+                e.seq < passed and e.future is not None for e in inflight.pending.values()
+            ):
+                self.on_passed(self)
+        elif not future.done():
             if self.info is not None:  # InitConnect's own reply proves nothing yet
                 self.replies += 1
             future.set_result(value)

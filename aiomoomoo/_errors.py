@@ -6,7 +6,6 @@ Bad arguments are plain ``ValueError`` / ``TypeError`` raised before anything is
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Final
 
@@ -146,12 +145,21 @@ _UNKNOWN_SECURITY: Final = re.compile(
 )
 
 
+#: The longest window a refusal may state and still be adopted by the client's limiter. OpenD's
+#: windows are seconds long (30 s for most APIs); the wait for a slot of the client's own limiter
+#: is outside every request's timeout, so a hostile or broken gateway stating "1 time every
+#: 10^9 seconds" must not become a window that freezes the client.
+LONGEST_STATED_PERIOD: Final = 300.0
+#: More digits than any real count has; also keeps int() below Python's own limit on digits.
+_MOST_DIGITS: Final = 18
+
+
 def _budget(count: str | None, seconds: str | None) -> tuple[int, float] | None:
     """``(N, S)`` from a refusal's numbers, None if absent or unusable as a limiter's budget."""
-    if count is None or seconds is None:
+    if count is None or seconds is None or len(count) > _MOST_DIGITS:
         return None
     max_requests, period = int(count), float(seconds)
-    if max_requests < 1 or not 0 < period < math.inf:
+    if max_requests < 1 or not 0 < period <= LONGEST_STATED_PERIOD:
         return None
     return max_requests, period
 

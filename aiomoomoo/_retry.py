@@ -11,11 +11,11 @@ plain numbers (``tests/test_retry.py``); `aiomoomoo._session` feeds it what happ
 - **A round of attempts.** A loss starts a round; requests waiting for a connection give up with
   `ConnectError` after ``retries + 1`` attempts of the round failed (the connect failed, or the
   connection dropped before proving itself with nobody in flight to blame).
-- **Blame.** A drop is charged only to the request that was alone in flight when it happened;
-  drops with several requests in flight cost none of them a retry. After a drop the next
-  connection carries one request at a time, and one more for every reply (TCP's slow start), so
-  a request that keeps killing the connection soon finds itself alone and is charged, while
-  healthy requests around it are resent for free.
+- **Blame.** A drop is charged only to the request that was alone in flight when it happened,
+  on a connection that had served no reply; other drops cost none of them a retry. After a drop
+  the next connection carries one request at a time, and one more for every reply (TCP's slow
+  start), so a request that keeps killing the connection is soon the first one sent on a fresh
+  connection and is charged, while healthy requests around it are resent for free.
 """
 
 from __future__ import annotations
@@ -126,9 +126,16 @@ class RetryPolicy:
         self.window = math.inf if self.window + 1 >= _OPEN_WINDOW else self.window + 1
 
     @staticmethod
-    def blames(in_flight: int) -> bool:
-        """Whether a drop with ``in_flight`` requests waiting is charged: only to a lone one."""
-        return in_flight == 1
+    def blames(in_flight: int, served: int = 0) -> bool:
+        """Whether a drop is charged: only to a request alone in flight on a connection that
+        had ``served`` no reply.
+
+        Alone is no proof of guilt on a connection that served others: the client's limiter
+        spaces requests out, so under a gateway that drops every k-th request each victim is
+        alone. A request that kills the connection every time is soon the first one sent on a
+        fresh connection (the window after a drop is one), and is charged there.
+        """
+        return in_flight == 1 and served == 0
 
     def lost(self, *, proven: bool, in_flight: int) -> None:
         """The connection ended with ``in_flight`` requests waiting for their replies."""

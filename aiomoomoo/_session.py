@@ -129,6 +129,7 @@ class Session:
             raise self._closed_error()
         connection.on_push = weak_callback(self._on_push)
         connection.on_lost = weak_callback(self._on_lost)
+        connection.on_passed = weak_callback(self._on_passed)
         if self.connection is not None:
             self.reconnects += 1
         self.connection = connection
@@ -199,6 +200,13 @@ class Session:
             logger.debug("%s; reconnecting", error)
         self._start_cycle()
 
+    def _on_passed(self, connection: Connection) -> None:
+        """OpenD answered two KeepAlives sent after a request it left unanswered, which so did
+        not kill the connection: widen the window as a reply would, or others wait behind it."""
+        if connection is self.connection:
+            self.policy.replied()
+            self._notify()
+
     def _on_push(self, frame: Frame) -> None:
         if frame.proto_id != ProtoId.NOTIFY or self.on_event is None:
             return
@@ -232,8 +240,10 @@ class Session:
                 if self._changed is None:
                     self._changed = loop.create_future()
                 try:
+                    # Shielded: every waiter shares the future, and one waiter's timeout or
+                    # cancellation must not cancel it under the others.
                     async with asyncio.timeout_at(budget.deadline):
-                        await self._changed
+                        await asyncio.shield(self._changed)
                 except TimeoutError:
                     raise RequestTimeoutError(
                         f"OpenD at {self.address} is recovering from a drop and had no room for "
@@ -308,7 +318,7 @@ class Session:
                 except (ConnectionLostError, ProtocolError) as exc:
                     if self.closed:
                         raise self._closed_error(waited=True) from None
-                    charges += policy.blames(connection.in_flight_at_loss)
+                    charges += policy.blames(connection.in_flight_at_loss, connection.replies)
                     if not policy.may_resend(charges):
                         raise exc.with_traceback(None) from exc.__cause__
                     logger.info("proto %d resent after a drop (%d charged)", proto_id, charges)

@@ -127,3 +127,10 @@ def test_slow_start_after_a_drop_widens_one_per_reply_then_opens() -> None:
     assert widths[-1] == math.inf
     retry.lost(proven=True, in_flight=0)
     assert retry.window == 1
+
+
+def test_a_lone_request_is_not_blamed_on_a_connection_that_served_others() -> None:
+    # Under a paced limiter every request is alone in flight; a drop after replies is no proof.
+    assert RetryPolicy.blames(1, 0)
+    assert not RetryPolicy.blames(1, 1)
+    assert not RetryPolicy.blames(1, 40)

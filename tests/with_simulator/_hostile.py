@@ -70,6 +70,8 @@ class HostileGateway:
     answer_keepalive: bool = True
     stall: float = 0.0
     unknown: frozenset[str] = frozenset()
+    refusals: dict[str, str] = field(default_factory=dict)
+    """Codes whose requests are refused (retType -1) with this ``retMsg``; change at any time."""
     host: str = "127.0.0.1"
     port: int = 0
     connections: int = 0
@@ -197,6 +199,10 @@ class HostileGateway:
         if request.code in self.unknown:
             return Qot_GetShortInterest_pb2.Response(
                 retType=-1, retMsg=f"unknown stock {request.code}", errCode=2
+            )
+        if request.code in self.refusals:
+            return Qot_GetShortInterest_pb2.Response(
+                retType=-1, retMsg=self.refusals[request.code], errCode=-1
             )
         dates = dates_of(request.code, self.rows)
         start = int(request.next_key.removeprefix("@")) if request.next_key else 0
