@@ -222,7 +222,7 @@ def _text_checker(root: Descriptor) -> type[Message]:
         names[name] = True
         shadow = file.message_type.add(name=name)
         for field in message.fields:
-            label = 3 if field.is_repeated else 1  # LABEL_REPEATED or LABEL_OPTIONAL
+            label = 3 if _is_repeated(field) else 1  # LABEL_REPEATED or LABEL_OPTIONAL
             if field.type == FieldDescriptor.TYPE_STRING:
                 shadow.field.add(name=field.name, number=field.number, type=9, label=label)
             elif field.message_type is not None and holds_text(field.message_type):
@@ -236,6 +236,17 @@ def _text_checker(root: Descriptor) -> type[Message]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{file.package}.{top}"))
+
+
+_LABEL: Final = "label"  # not in protobuf 7's type stubs
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    # protobuf 7 has only is_repeated; 4.25 to 5.x have only label.
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        return bool(getattr(field, _LABEL) == FieldDescriptor.LABEL_REPEATED)
+    return bool(repeated)
 
 
 _SHORT_INTEREST_TEXT: Final = _text_checker(Qot_GetShortInterest_pb2.Response.DESCRIPTOR)

@@ -283,8 +283,21 @@ class ShortInterestStore:
         derived = [c for c in columns if "_short_" in c and c not in VALUE_COLUMNS]
         order = [c for c in columns if c not in derived and not c.endswith("_seen")]
         order += [*derived, "first_seen", "last_seen"]
-        joined = pd.concat([p.reindex(columns=order) for p in parts], ignore_index=True)
-        joined = joined.astype({c: dtypes[c] for c in order})
+        # The other market's columns are added as typed missing values: concatenating untyped
+        # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
+        joined = pd.concat(
+            [
+                part.assign(
+                    **{
+                        c: pd.Series(None, index=part.index, dtype=dtypes[c])
+                        for c in order
+                        if c not in part.columns
+                    }
+                )[order]
+                for part in parts
+            ],
+            ignore_index=True,
+        ).astype({c: dtypes[c] for c in order})
         return joined.sort_values("code", kind="stable", ignore_index=True)
 
     def _frame(

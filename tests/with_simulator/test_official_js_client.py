@@ -9,7 +9,6 @@ every row as a JSON line, which must equal the simulator's history field for fie
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import shutil
@@ -214,7 +213,10 @@ def test_official_js_client_gets_the_simulators_refusals(node: list[str], lang: 
 
 def test_our_init_websocket_schema_matches_the_sdks(node: list[str], tmp_path: Path) -> None:
     """proto/ InitWebSocket.proto against the one futu-api ships, field by field."""
-    protoc: Any = importlib.import_module("grpc_tools.protoc")
+    protoc: Any = pytest.importorskip(
+        "grpc_tools.protoc",
+        reason="the pinned generator (proto extra) needs protobuf 7; `nox -s tests` installs it",
+    )
     sdk_protos = JS_DIR / "node_modules" / "futu-api" / "proto"
     descriptor_set = tmp_path / "sdk.pb"
     status = protoc.main(
