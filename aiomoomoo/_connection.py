@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, TypeVar, cast
+from typing import Final, ParamSpec, TypeVar, cast
 
 from . import _messages
 from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
@@ -29,11 +30,19 @@ from ._inflight import InFlight, Pending
 from ._keepalive import Heartbeat
 from ._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-__all__ = ["PUSH_PROTO_IDS", "Connection", "ConnectionInfo", "NotSentError", "State"]
+__all__ = [
+    "PUSH_PROTO_IDS",
+    "Connection",
+    "ConnectionInfo",
+    "NotSentError",
+    "State",
+    "weak_callback",
+]
 
 logger = logging.getLogger("aiomoomoo")
 
 T = TypeVar("T")
+_P = ParamSpec("_P")
 
 #: Proto ids OpenD pushes without a request; their serial numbers mean nothing.
 PUSH_PROTO_IDS: Final = frozenset(
@@ -364,3 +373,20 @@ class Connection(asyncio.Protocol):
             if self.info is not None:  # InitConnect's own reply proves nothing yet
                 self.replies += 1
             future.set_result(value)
+
+
+def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
+    """``method`` (a bound method) as a callback that does not keep its object alive.
+
+    The connection lives as long as its socket, held by the event loop; if its callbacks held
+    the client, a client its owner forgot to close would never be collected, never warn and
+    keep the socket open for ever.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*args, **kwargs)
+
+    return call

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from . import _messages
 from ._budget import Budget
-from ._connection import Connection, NotSentError
+from ._connection import Connection, NotSentError, weak_callback
 from ._crypto import ClientEncryption
 from ._errors import (
     ClientClosedError,
@@ -35,25 +34,7 @@ __all__ = ["Session"]
 
 logger = logging.getLogger("aiomoomoo")
 
-_P = ParamSpec("_P")
 T = TypeVar("T")
-
-
-def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
-    """``method`` (a bound method) as a callback that does not keep its object alive.
-
-    The connection lives as long as its socket, held by the event loop; if its callbacks held
-    the client, a client its owner forgot to close would never be collected, never warn and
-    keep the socket open for ever.
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: _P.args, **kwargs: _P.kwargs) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(*args, **kwargs)
-
-    return call
 
 
 class Session:

@@ -1,12 +1,9 @@
-"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP.
+"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP (and WebSocket).
 
 It answers InitConnect, KeepAlive, GetGlobalState and short interest (3249) the way OpenD does,
-enforces the request quota as a strict sliding window, and can misbehave on purpose (drop
-connections, delay, split, reorder, push) so clients can be tested against what a real gateway
-does on a bad day.
-
-The simulator itself only owns things and their lifetime: the `Universe` of histories, the
-sans-IO `RequestHandler` that answers requests, and the transports that carry them (`TcpLink`).
+under a strict sliding-window quota, and misbehaves on purpose (`Faults`) so clients can be tested
+against a gateway's bad day. It only owns things and their lifetime: the `Universe` of histories,
+the sans-IO `RequestHandler`, and the transports that carry its replies (`TcpLink`, WebSocket).
 """
 
 from __future__ import annotations
