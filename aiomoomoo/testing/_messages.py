@@ -6,6 +6,7 @@ for its connection, and gets back an `Answer` of `Reply` values; see `._handler`
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -69,12 +70,24 @@ def fail(response: Message, ret_msg: str, err_code: int) -> Message:
 
 
 def parse(body: bytes, fmt: int, message: Message) -> bool:
+    """Fill ``message`` from a client's ``body``; False if it is not a complete ``message``.
+
+    Any bytes at all may arrive. protobuf 4-5's JSON parser assumes the shape it expects and
+    raises ``TypeError`` or ``AttributeError`` on a number where an object belongs (``0``, or
+    ``{"c2s": 0}``), so the JSON path refuses every such value, not only ``ParseError``.
+    """
     try:
         if fmt == ProtoFmt.JSON:
-            json_format.Parse(body.decode("utf-8"), message)
+            value = json.loads(body.decode("utf-8"))
+            if not isinstance(value, dict):
+                return False
+            json_format.ParseDict(value, message)
         else:
             message.ParseFromString(body)
     except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError):
+        return False
+    except (ValueError, TypeError, AttributeError, KeyError):
+        # json.JSONDecodeError is a ValueError; the rest are protobuf 4-5 on a misshapen value.
         return False
     return message.IsInitialized()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import struct
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
 from google.protobuf import json_format
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aiomoomoo._proto import InitConnect_pb2, Qot_GetShortInterest_pb2
@@ -156,6 +157,10 @@ async def test_a_next_key_that_is_not_utf8_gets_a_failed_reply(raw_client: RawCl
     fmt=st.sampled_from([ProtoFmt.PROTOBUF, ProtoFmt.JSON, 7]),
     logged_in=st.booleans(),
 )
+# protobuf 4-5's JSON parser raised TypeError on these and killed the handler.
+@example(proto_id=1001, body=b"0", fmt=ProtoFmt.JSON, logged_in=False)
+@example(proto_id=1001, body=b'{"c2s": 0}', fmt=ProtoFmt.JSON, logged_in=False)
+@example(proto_id=3249, body=b'{"c2s": {"security": []}}', fmt=ProtoFmt.JSON, logged_in=True)
 def test_the_handler_answers_any_body(
     proto_id: int, body: bytes, fmt: int, logged_in: bool
 ) -> None:
@@ -165,6 +170,39 @@ def test_the_handler_answers_any_body(
     if logged_in:
         handler.login(session)
     answer = handler.handle(session, proto_id, 1, body, fmt=fmt)
+    assert answer.close is False
+    assert len(answer.replies) == 1
+
+
+# JSON of any shape, in the places of the messages' fields: a number or list where an object
+# belongs is what protobuf 4-5's JSON parser did not expect.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+_FIELDS = st.sampled_from(
+    ["c2s", "security", "market", "code", "nextKey", "num", "clientVer", "clientID", "recvNotify"]
+)
+_SHAPED = st.recursive(
+    _JSON, lambda inner: st.dictionaries(_FIELDS, inner, max_size=4), max_leaves=12
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    proto_id=st.sampled_from([1001, 1004, 3249]),
+    value=_SHAPED,
+    logged_in=st.booleans(),
+)
+def test_the_handler_answers_any_json_shape(proto_id: int, value: object, logged_in: bool) -> None:
+    sim = OpenDSimulator(quota=None)
+    handler = sim.handler
+    session = handler.open_session()
+    if logged_in:
+        handler.login(session)
+    body = json.dumps(value).encode("utf-8")
+    answer = handler.handle(session, proto_id, 1, body, fmt=ProtoFmt.JSON)
     assert answer.close is False
     assert len(answer.replies) == 1
 
