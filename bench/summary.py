@@ -63,6 +63,8 @@ def _cpu(plan: Any, results: dict[str, Any]) -> dict[str, Any]:
             ratios[f"cpu_{loop}_{width}"] = _per_round(official, ours, "cpu_us_per_page")
             ratios[f"throughput_{loop}_{width}"] = _per_round(ours, official, "pages_per_s")
     ratios["micro"] = _per_round(cpu["micro_official"], cpu["micro_ours"], "cpu_us_per_page")
+    # What threads buy the official client here, where it is bound by its own CPU.
+    ratios["official_threads"] = _per_round(cpu[f"official_{n}"], cpu["official_1"], "pages_per_s")
     breakdown = {
         key: spread(run[key] for run in cpu["breakdown"])
         for key in ("decode_us", "frame_us", "fresh_us", "floor_us")

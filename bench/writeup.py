@@ -96,6 +96,18 @@ def _bounds(digest: dict[str, Any]) -> str:
 """
 
 
+def _threads_text(plan: Any, digest: dict[str, Any]) -> str:
+    threads = digest["cpu"]["ratios"]["official_threads"]
+    return (
+        f"The official client's {plan.tasks} threads reach {show(threads, '{:.2f}')} {TIMES} its "
+        "one-thread throughput here. Against the lean server it is bound by its own CPU, so its "
+        "threads take turns at the GIL instead of overlapping waits; against a slower gateway, "
+        "where each call mostly waits for its reply, threads can overlap those waits. "
+        f"The {plan.tasks}-caller "
+        "columns compare both clients under the same load, not the official client at its best."
+    )
+
+
 def _method(plan: Any, digest: dict[str, Any]) -> str:
     job, n = digest["job"], plan.tasks
     return f"""\
@@ -173,6 +185,8 @@ This run: {mode}, {results["duration_s"]:.0f} s in all.
 ## CPU per page, without a quota
 
 {cpu_table(digest)}
+
+{_threads_text(plan, digest)}
 
 {ratio_table(digest)}
 
