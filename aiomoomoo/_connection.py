@@ -315,14 +315,19 @@ class Connection(asyncio.Protocol):
             self._can_write.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        decoder = self._decoder
         try:
-            frames = self._decoder.feed(data)
-            if frames:
+            decoder.receive(data)
+            # One frame at a time: dispatching InitConnect's reply installs the AES key the
+            # next frame of the same read is encrypted with.
+            frame = decoder.next_frame()
+            if frame is not None:
                 self._last_frame = self._loop.time()
-            for frame in frames:
+            while frame is not None:
                 if self._lost is not None:
                     return
                 self._dispatch(frame)
+                frame = decoder.next_frame()
         except ProtocolError as exc:
             error = ProtocolError(f"OpenD at {self.address} broke the protocol: {exc}")
             error.__cause__ = exc
@@ -347,6 +352,10 @@ class Connection(asyncio.Protocol):
                 f"OpenD answered serial {serial}, a request for proto {entry.proto_id}, "
                 f"with proto {frame.proto_id}"
             )
+        if entry.proto_id == ProtoId.INIT_CONNECT and self._encryption is not None:
+            aes = _messages.init_connect_aes_key(frame.body)
+            if aes is not None:
+                self._encryption.use_aes(*aes)
         value = entry.decode(frame.body)  # a ProtocolError breaks the connection
         if inflight.unsettled:
             inflight.settle(serial, entry.seq)
