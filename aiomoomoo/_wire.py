@@ -5,8 +5,9 @@ the proto id, the body format, the serial number that pairs a reply with its req
 length on the wire and the SHA-1 of the plaintext body. Nothing here touches a socket, an event
 loop or pandas, so the codec is tested with plain lists of byte chunks.
 
-Encryption (issue: encrypted connections) fits in as a pair of body transforms: the SHA-1 is
-always taken over the plaintext, the length over what travels.
+The decoder pulls, as h11 does: the caller hands it received bytes, then takes one frame at a
+time and may change state in between. Encryption fits in as a pair of body transforms: the SHA-1
+is always taken over the plaintext, the length over what travels.
 """
 
 from __future__ import annotations
@@ -138,12 +139,14 @@ class FrameDecoder:
 
     def receive(self, data: bytes | bytearray | memoryview) -> None:
         """Add received bytes; take the frames they complete with `next_frame`."""
-        if self._broken is not None:
-            raise ProtocolError(f"decoder already failed: {self._broken}")
         held = self._data
         if not held and type(data) is bytes:
+            # Nothing held back, so not broken either: a failed decoder keeps the bytes it
+            # failed on.
             self._data = data
             return
+        if self._broken is not None:
+            raise ProtocolError(f"decoder already failed: {self._broken}")
         if type(held) is bytearray:
             if self._offset:
                 del held[: self._offset]
@@ -155,9 +158,11 @@ class FrameDecoder:
 
     def next_frame(self) -> Frame | None:
         """Take the next whole frame, decrypted and checked; None until more bytes arrive."""
+        data = self._data
+        if not data:
+            return None  # not broken either: a failed decoder keeps the bytes it failed on
         if self._broken is not None:
             raise ProtocolError(f"decoder already failed: {self._broken}")
-        data = self._data
         offset = self._offset
         size = len(data)
         if size - offset < HEADER_SIZE:
@@ -183,7 +188,9 @@ class FrameDecoder:
                 if offset:
                     self._hold_back()
                 return None
-            body = bytes(data[offset + HEADER_SIZE : end])
+            body = data[offset + HEADER_SIZE : end]
+            if type(body) is not bytes:
+                body = bytes(body)  # cut from the bytearray of a frame that came in pieces
             if self.decrypt is not None:
                 try:
                     body = self.decrypt(proto_id, body)
@@ -212,8 +219,7 @@ class FrameDecoder:
         """Add received bytes and take every frame they complete, in stream order."""
         self.receive(data)
         frames: list[Frame] = []
-        next_frame = self.next_frame
-        while (frame := next_frame()) is not None:
+        while self._data and (frame := self.next_frame()) is not None:
             frames.append(frame)
         return frames
 
