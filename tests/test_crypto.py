@@ -418,12 +418,9 @@ def test_load_refuses_other_types(bad: object) -> None:
 # -- the client's encryption state -----------------------------------------------------------
 
 
-def init_connect_reply(*, iv: str | None, ret_type: int = 0) -> bytes:
-    """An InitConnect reply body naming ``KEY`` (and ``iv`` for CBC)."""
-    reply = InitConnect_pb2.Response(retType=ret_type)
-    if ret_type != 0:
-        reply.retMsg = "refused"
-        return reply.SerializeToString()
+def init_connect_reply(*, iv: str | None) -> bytes:
+    """An accepted InitConnect reply body naming ``KEY`` (and ``iv`` for CBC)."""
+    reply = InitConnect_pb2.Response(retType=0)
     s2c = reply.s2c
     s2c.serverVer = 1011
     s2c.loginUserID = 1

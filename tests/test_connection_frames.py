@@ -1,9 +1,10 @@
-"""An encrypted connection on a fake transport: the AES key is installed between two frames.
+"""How a connection takes the frames of one read: one at a time, on a fake transport.
 
 InitConnect's reply names the AES key of every later frame, and OpenD may send the next frame in
 the same TCP segment. The connection takes frames one at a time and installs the key when it
 dispatches the reply, so the frame behind it in the same read decrypts; decoding the whole read
-first, then installing the key, would fail it.
+first, then installing the key, would fail it. For the same reason a reply that arrives whole
+and intact reaches its request even when a broken frame follows it in the read.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aiomoomoo import ProtocolError
-from aiomoomoo._connection import Connection, State
+from aiomoomoo._connection import Connection, ConnectionInfo, State
 from aiomoomoo._crypto import AesCipher, ClientEncryption, RsaCipher
 from aiomoomoo._messages import (
     GatewayEvent,
     decode_init_connect,
+    decode_keepalive,
     init_connect_request,
     init_reply,
     parse_notify,
 )
-from aiomoomoo._proto import InitConnect_pb2, Notify_pb2
+from aiomoomoo._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
 pytestmark = pytest.mark.anyio
@@ -149,3 +151,32 @@ async def test_a_refused_initconnect_installs_no_key_and_an_aes_frame_behind_it_
     assert "before InitConnect's reply" in str(connection.lost_error)
     assert connection._encryption is not None
     assert connection._encryption.mode is None
+
+
+async def test_a_reply_before_a_broken_frame_in_the_same_read_reaches_its_request() -> None:
+    connection = Connection("test:1", max_body_size=1 << 20)
+    transport = FakeTransport()
+    connection.connection_made(transport)
+    connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
+    tasks = [
+        asyncio.create_task(connection.request(ProtoId.KEEP_ALIVE, b"", decode=decode_keepalive))
+        for _ in range(2)
+    ]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    first, second = (frame.serial for frame in FrameDecoder().feed(bytes(transport.sent)))
+    reply = KeepAlive_pb2.Response(retType=0)
+    reply.s2c.time = 7
+    body = reply.SerializeToString()
+    broken = bytearray(encode_frame(ProtoId.KEEP_ALIVE, second, body))
+    broken[-1] ^= 0xFF
+
+    connection.data_received(encode_frame(ProtoId.KEEP_ALIVE, first, body) + broken)
+
+    assert (await tasks[0]).s2c.time == 7
+    with pytest.raises(
+        ProtocolError, match=f"SHA-1 mismatch in frame for proto 1004 serial {second}"
+    ):
+        await tasks[1]
+    assert connection.state is State.LOST
+    assert transport.aborted
