@@ -1,8 +1,8 @@
 """The client's messages: request bodies built, reply bodies turned into checked values.
 
-The only client-side user of `aiomoomoo._proto`: the crypto module gets the AES key that
-InitConnect's reply names from `init_connect_aes_key`. Every reply passes two checks here, in one
-place each:
+The only client-side user of `aiomoomoo._proto`, down to the AES key InitConnect's reply names
+(`init_connect_aes_key`; the connection hands it to the crypto module, which knows no protobuf).
+Every reply passes two checks here, in one place each:
 
 - `decode`-style functions turn bytes into a message and refuse what is not a well-formed reply
   (undecodable protobuf, text that is not UTF-8) with `ProtocolError`: the connection treats such
