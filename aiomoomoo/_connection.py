@@ -1,9 +1,10 @@
 """One OpenD socket: InitConnect, serial-numbered requests in flight at once, keep-alive.
 
 The connection is an ``asyncio.Protocol``: the event loop hands it every chunk the socket reads,
-the `aiomoomoo._wire.FrameDecoder` turns chunks into frames and each reply, decoded by the
-request's own `aiomoomoo._messages` function, resolves the future waiting under its serial, in
-whatever order replies come. Writes made in one loop iteration leave in one ``send``.
+it takes frames from the `aiomoomoo._wire.FrameDecoder` one at a time (InitConnect's reply
+installs the AES key before the next is decrypted) and each reply, decoded by the request's own
+`aiomoomoo._messages` function, resolves the future waiting under its serial, in whatever order
+replies come. Writes made in one loop iteration leave in one ``send``.
 
 Anything malformed (a bad header or checksum, an undecodable body, a reply of the wrong proto id)
 breaks the stream: the connection is dropped and every pending request fails at once, each
@@ -315,14 +316,18 @@ class Connection(asyncio.Protocol):
             self._can_write.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        next_frame = self._decoder.next_frame
         try:
-            frames = self._decoder.feed(data)
-            if frames:
+            self._decoder.receive(data)
+            # One at a time: InitConnect's reply installs the key of the frame behind it.
+            frame = next_frame()
+            if frame is not None:
                 self._last_frame = self._loop.time()
-            for frame in frames:
+            while frame is not None:
                 if self._lost is not None:
                     return
                 self._dispatch(frame)
+                frame = next_frame()
         except ProtocolError as exc:
             error = ProtocolError(f"OpenD at {self.address} broke the protocol: {exc}")
             error.__cause__ = exc
@@ -347,6 +352,12 @@ class Connection(asyncio.Protocol):
                 f"OpenD answered serial {serial}, a request for proto {entry.proto_id}, "
                 f"with proto {frame.proto_id}"
             )
+        if (
+            entry.proto_id == ProtoId.INIT_CONNECT
+            and self._encryption is not None
+            and (aes := _messages.init_connect_aes_key(frame.body)) is not None
+        ):
+            self._encryption.use_aes(*aes)
         value = entry.decode(frame.body)  # a ProtocolError breaks the connection
         if inflight.unsettled:
             inflight.settle(serial, entry.seq)

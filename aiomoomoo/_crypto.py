@@ -203,8 +203,9 @@ class ClientEncryption:
     """The encryption state of one client connection.
 
     InitConnect travels under RSA; its reply names the AES key (and, for CBC, the IV) of every
-    later frame. The reply is read here, as it is decrypted, so a frame that follows it in the
-    same read is already decrypted with the right key.
+    later frame. Reading that reply is the message layer's job: the connection takes frames one
+    at a time and calls `use_aes` before it takes the frame after the reply, so a frame that
+    arrives in the same read is already decrypted with the right key.
     """
 
     __slots__ = ("_aes", "_rsa")
@@ -218,8 +219,16 @@ class ClientEncryption:
 
     @property
     def mode(self) -> str | None:
-        """``"aes-cbc"`` or ``"aes-ecb"`` once InitConnect succeeded, else None."""
+        """``"aes-cbc"`` or ``"aes-ecb"`` once the AES key is installed, else None."""
         return f"aes-{self._aes.mode}" if self._aes is not None else None
+
+    def use_aes(self, key: bytes, iv: bytes | None) -> None:
+        """Encrypt and decrypt every later non-InitConnect body with AES under ``key``.
+
+        ``iv`` is the CBC IV OpenD sent, or None for its FTAES-ECB flavour. A key or IV of the
+        wrong size raises `ProtocolError`: OpenD never sends one.
+        """
+        self._aes = AesCipher(key, iv=iv)
 
     def encrypt(self, proto_id: int, body: bytes) -> bytes:
         """Encrypt a request body for the wire."""
@@ -231,23 +240,8 @@ class ClientEncryption:
 
     def decrypt(self, proto_id: int, body: bytes) -> bytes:
         """Decrypt a frame body from the wire (the `FrameDecoder` hook)."""
-        if proto_id != _INIT_CONNECT:
-            if self._aes is None:
-                raise ProtocolError(
-                    f"encrypted proto {proto_id} arrived before InitConnect's reply"
-                )
-            return self._aes.decrypt(body)
-        plain = self._rsa.decrypt(body)
-        from google.protobuf.message import DecodeError
-
-        from ._proto import InitConnect_pb2
-
-        try:
-            reply = InitConnect_pb2.Response.FromString(plain)
-        except DecodeError:
-            return plain  # the SHA-1 check or the reader will say what is wrong
-        if reply.retType == 0 and reply.HasField("s2c"):
-            s2c = reply.s2c
-            iv = s2c.aesCBCiv.encode() if s2c.HasField("aesCBCiv") else None
-            self._aes = AesCipher(s2c.connAESKey.encode(), iv=iv)
-        return plain
+        if proto_id == _INIT_CONNECT:
+            return self._rsa.decrypt(body)
+        if self._aes is None:
+            raise ProtocolError(f"encrypted proto {proto_id} arrived before InitConnect's reply")
+        return self._aes.decrypt(body)

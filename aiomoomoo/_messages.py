@@ -1,7 +1,8 @@
 """The client's messages: request bodies built, reply bodies turned into checked values.
 
-The only client-side user of `aiomoomoo._proto` (besides the crypto module, which reads the AES
-key out of InitConnect's reply). Every reply passes two checks here, in one place each:
+The only client-side user of `aiomoomoo._proto`, down to the AES key InitConnect's reply names
+(`init_connect_aes_key`; the connection hands it to the crypto module, which knows no protobuf).
+Every reply passes two checks here, in one place each:
 
 - `decode`-style functions turn bytes into a message and refuse what is not a well-formed reply
   (undecodable protobuf, text that is not UTF-8) with `ProtocolError`: the connection treats such
@@ -33,6 +34,7 @@ __all__ = [
     "decode_init_connect",
     "decode_keepalive",
     "decode_short_interest",
+    "init_connect_aes_key",
     "init_connect_request",
     "init_reply",
     "keepalive_request",
@@ -117,6 +119,28 @@ def decode_init_connect(body: bytes) -> InitConnect_pb2.Response:
     reply = _parse(InitConnect_pb2.Response, body, ProtoId.INIT_CONNECT)
     _text(reply.retMsg, "retMsg", ProtoId.INIT_CONNECT)
     return reply
+
+
+def init_connect_aes_key(body: bytes) -> tuple[bytes, bytes | None] | None:
+    """The AES key and CBC IV (None for FTAES-ECB) an accepted InitConnect reply names.
+
+    The connection calls this with the reply's plaintext before it takes the next frame, which
+    travels under that key. A refused reply, one without connection data or one that does not
+    decode gives None: `decode_init_connect` says what is wrong when the handshake reads it. A
+    key or IV that is not text raises `ProtocolError`, whose message never shows the key.
+    """
+    try:
+        reply = InitConnect_pb2.Response.FromString(body)
+    except DecodeError:
+        return None
+    if reply.retType != 0 or not reply.HasField("s2c"):
+        return None
+    s2c = reply.s2c
+    key: object = s2c.connAESKey
+    iv: object = s2c.aesCBCiv if s2c.HasField("aesCBCiv") else None
+    if not isinstance(key, str) or not isinstance(iv, str | None):
+        raise ProtocolError("OpenD sent an InitConnect reply whose AES key or IV is not UTF-8")
+    return key.encode(), iv.encode() if iv is not None else None
 
 
 def init_reply(reply: InitConnect_pb2.Response) -> InitReply:

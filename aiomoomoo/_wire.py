@@ -5,8 +5,9 @@ the proto id, the body format, the serial number that pairs a reply with its req
 length on the wire and the SHA-1 of the plaintext body. Nothing here touches a socket, an event
 loop or pandas, so the codec is tested with plain lists of byte chunks.
 
-Encryption (issue: encrypted connections) fits in as a pair of body transforms: the SHA-1 is
-always taken over the plaintext, the length over what travels.
+The decoder pulls, as h11 does: the caller hands it received bytes, then takes one frame at a
+time and may change state in between. Encryption fits in as a pair of body transforms: the SHA-1
+is always taken over the plaintext, the length over what travels.
 """
 
 from __future__ import annotations
@@ -95,19 +96,24 @@ def encode_frame(
 
 
 class FrameDecoder:
-    """Incremental decoder: feed it bytes as they arrive, however split or coalesced.
+    """Incremental pull decoder: hand it bytes as they arrive, then take frames one at a time.
 
-    ``feed`` returns the frames completed by the new bytes, in stream order. A bad magic, a body
-    length over ``max_body_size`` or a SHA-1 mismatch raises `ProtocolError`; the stream
-    cannot be trusted after that, so the decoder refuses further input.
+    `receive` stores bytes however split or coalesced; `next_frame` returns the next whole frame
+    in stream order, or None until more bytes arrive. A frame is decrypted and its SHA-1 checked
+    only when it is taken, so the caller may change state between two frames of one read: the
+    client installs the AES key that InitConnect's reply names before it takes the next frame.
+    `feed` does both for callers that want every frame at once.
 
-    ``decrypt``, when given, is called with the proto id and the wire body of each frame, in
-    stream order, and returns the plaintext that the SHA-1 is checked against; OpenD encrypts
+    A bad magic, a body length over ``max_body_size`` or a SHA-1 mismatch raises `ProtocolError`;
+    the stream cannot be trusted after that, so the decoder refuses further input and frames.
+
+    ``decrypt``, when given, is called with the proto id and the wire body of each frame as it
+    is taken, and returns the plaintext that the SHA-1 is checked against; OpenD encrypts
     InitConnect differently from the rest, hence the proto id. An exception from it becomes a
     `ProtocolError`.
     """
 
-    __slots__ = ("_broken", "_buffer", "decrypt", "max_body_size")
+    __slots__ = ("_broken", "_data", "_offset", "decrypt", "max_body_size")
 
     def __init__(
         self,
@@ -119,71 +125,109 @@ class FrameDecoder:
             raise ValueError(f"max_body_size must be at least 1, got {max_body_size!r}")
         self.max_body_size = max_body_size
         self.decrypt = decrypt
-        self._buffer = bytearray()
+        # Bytes not yet taken are ``_data[_offset:]``. With nothing held back (the usual case) a
+        # read's own bytes object is kept and frames are cut straight out of it, one copy per
+        # body; only a partial frame is copied into a bytearray to wait for the rest.
+        self._data: bytes | bytearray = b""
+        self._offset = 0
         self._broken: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet part of a complete frame."""
-        return len(self._buffer)
+        """Bytes received but not yet taken as part of a frame."""
+        return len(self._data) - self._offset
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        """Add received bytes; return every frame they complete."""
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes; take the frames they complete with `next_frame`."""
+        held = self._data
+        if not held and type(data) is bytes:
+            # Nothing held back, so not broken either: a failed decoder keeps the bytes it
+            # failed on.
+            self._data = data
+            return
         if self._broken is not None:
             raise ProtocolError(f"decoder already failed: {self._broken}")
-        buffer = self._buffer
-        if not buffer and type(data) is bytes:
-            # Nothing held back (the usual case): frames are cut straight out of ``data``, one
-            # copy per body, and only an unfinished tail is kept.
-            source: bytes | bytearray = data
+        if type(held) is bytearray:
+            if self._offset:
+                del held[: self._offset]
         else:
-            buffer += data
-            source = buffer
-        frames: list[Frame] = []
-        offset = 0
-        size = len(source)
+            held = bytearray(memoryview(held)[self._offset :])
+        held += data
+        self._data = held
+        self._offset = 0
+
+    def next_frame(self) -> Frame | None:
+        """Take the next whole frame, decrypted and checked; None until more bytes arrive."""
+        data = self._data
+        if not data:
+            return None  # not broken either: a failed decoder keeps the bytes it failed on
+        if self._broken is not None:
+            raise ProtocolError(f"decoder already failed: {self._broken}")
+        offset = self._offset
+        size = len(data)
+        if size - offset < HEADER_SIZE:
+            if offset:
+                self._hold_back()
+            return None
         try:
-            while size - offset >= HEADER_SIZE:
-                magic, proto_id, fmt, version, serial, body_len, digest, _ = _HEADER.unpack_from(
-                    source, offset
+            magic, proto_id, fmt, version, serial, body_len, digest, _ = _HEADER.unpack_from(
+                data, offset
+            )
+            if magic != MAGIC:
+                raise ProtocolError(
+                    f"bad frame magic {bytes(magic)!r} (expected {MAGIC!r}); "
+                    "is this port really OpenD?"
                 )
-                if magic != MAGIC:
+            if body_len > self.max_body_size:
+                raise ProtocolError(
+                    f"frame for proto {proto_id} announces a {body_len}-byte body, "
+                    f"over the {self.max_body_size}-byte limit"
+                )
+            end = offset + HEADER_SIZE + body_len
+            if end > size:
+                if offset:
+                    self._hold_back()
+                return None
+            body = data[offset + HEADER_SIZE : end]
+            if type(body) is not bytes:
+                body = bytes(body)  # cut from the bytearray of a frame that came in pieces
+            if self.decrypt is not None:
+                try:
+                    body = self.decrypt(proto_id, body)
+                except ProtocolError:
+                    raise
+                except Exception as exc:
                     raise ProtocolError(
-                        f"bad frame magic {bytes(magic)!r} (expected {MAGIC!r}); "
-                        "is this port really OpenD?"
-                    )
-                if body_len > self.max_body_size:
-                    raise ProtocolError(
-                        f"frame for proto {proto_id} announces a {body_len}-byte body, "
-                        f"over the {self.max_body_size}-byte limit"
-                    )
-                end = offset + HEADER_SIZE + body_len
-                if end > size:
-                    break
-                body = bytes(source[offset + HEADER_SIZE : end])
-                if self.decrypt is not None:
-                    try:
-                        body = self.decrypt(proto_id, body)
-                    except ProtocolError:
-                        raise
-                    except Exception as exc:
-                        raise ProtocolError(
-                            f"cannot decrypt frame for proto {proto_id} serial {serial}: {exc}"
-                        ) from exc
-                if hashlib.sha1(body).digest() != digest:
-                    raise ProtocolError(
-                        f"SHA-1 mismatch in frame for proto {proto_id} serial {serial}: "
-                        "the body is corrupt or was decrypted with the wrong key"
-                    )
-                frames.append(Frame(proto_id, serial, body, fmt, version))
-                offset = end
+                        f"cannot decrypt frame for proto {proto_id} serial {serial}: {exc}"
+                    ) from exc
+            if hashlib.sha1(body).digest() != digest:
+                raise ProtocolError(
+                    f"SHA-1 mismatch in frame for proto {proto_id} serial {serial}: "
+                    "the body is corrupt or was decrypted with the wrong key"
+                )
         except ProtocolError as exc:
             self._broken = exc
             raise
-        finally:
-            if source is buffer:
-                if offset:
-                    del buffer[:offset]
-            elif offset < size:
-                buffer += source[offset:]
+        if end == size:
+            self._data = b""
+            self._offset = 0
+        else:
+            self._offset = end
+        return Frame(proto_id, serial, body, fmt, version)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """Add received bytes and take every frame they complete, in stream order."""
+        self.receive(data)
+        frames: list[Frame] = []
+        while self._data and (frame := self.next_frame()) is not None:
+            frames.append(frame)
         return frames
+
+    def _hold_back(self) -> None:
+        """Keep only the partial frame at the end, so a large read is not held for its tail."""
+        data = self._data
+        if type(data) is bytearray:
+            del data[: self._offset]
+        else:
+            self._data = bytearray(memoryview(data)[self._offset :])
+        self._offset = 0

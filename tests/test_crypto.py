@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from aiomoomoo import ProtocolError
 from aiomoomoo._crypto import AesCipher, ClientEncryption, RsaCipher, load_rsa_private_key
+from aiomoomoo._messages import init_connect_aes_key
 from aiomoomoo._proto import InitConnect_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
 
@@ -417,12 +418,9 @@ def test_load_refuses_other_types(bad: object) -> None:
 # -- the client's encryption state -----------------------------------------------------------
 
 
-def init_connect_reply(*, iv: str | None, ret_type: int = 0) -> bytes:
-    """An InitConnect reply body naming ``KEY`` (and ``iv`` for CBC)."""
-    reply = InitConnect_pb2.Response(retType=ret_type)
-    if ret_type != 0:
-        reply.retMsg = "refused"
-        return reply.SerializeToString()
+def init_connect_reply(*, iv: str | None) -> bytes:
+    """An accepted InitConnect reply body naming ``KEY`` (and ``iv`` for CBC)."""
+    reply = InitConnect_pb2.Response(retType=0)
     s2c = reply.s2c
     s2c.serverVer = 1011
     s2c.loginUserID = 1
@@ -435,7 +433,7 @@ def init_connect_reply(*, iv: str | None, ret_type: int = 0) -> bytes:
 
 
 @pytest.mark.parametrize(("iv", "mode"), [(IV, "aes-cbc"), (None, "aes-ecb")], ids=["cbc", "ecb"])
-def test_client_takes_the_aes_key_from_the_initconnect_reply(
+def test_client_uses_rsa_for_initconnect_and_the_installed_aes_key_after(
     private_key: rsa.RSAPrivateKey, iv: bytes | None, mode: str
 ) -> None:
     encryption = ClientEncryption(private_key)
@@ -449,28 +447,47 @@ def test_client_takes_the_aes_key_from_the_initconnect_reply(
     reply = init_connect_reply(iv=iv.decode() if iv is not None else None)
     wire = RsaCipher(private_key).encrypt(reply)
     assert encryption.decrypt(ProtoId.INIT_CONNECT, wire) == reply
+    # Decrypting the reply only decrypts it: reading the key is the message layer's job.
+    mode_after_reply = encryption.mode
+    assert mode_after_reply is None
+    encryption.use_aes(KEY, iv)
     assert encryption.mode == mode
     aes = AesCipher(KEY, iv=iv)
     assert encryption.encrypt(ProtoId.GET_SHORT_INTEREST, SECRET_BODY) == aes.encrypt(SECRET_BODY)
     from_opend = aes.encrypt(SECRET_BODY)
     assert encryption.decrypt(ProtoId.GET_SHORT_INTEREST, from_opend) == SECRET_BODY
+    # InitConnect stays RSA after the key is installed.
+    assert encryption.decrypt(ProtoId.INIT_CONNECT, wire) == reply
 
 
 def test_client_decodes_the_reply_and_the_next_frame_from_one_read(
     private_key: rsa.RSAPrivateKey,
 ) -> None:
-    # A push right behind the InitConnect reply must already be decrypted with the new key.
-    encryption = ClientEncryption(private_key)
+    # A push right behind the InitConnect reply is encrypted with the key the reply names: the
+    # key is installed between two frames of the same read, as the connection does.
     reply = init_connect_reply(iv=None)
     data = encode_frame(
         ProtoId.INIT_CONNECT, 1, reply, encrypt=RsaCipher(private_key).encrypt
     ) + encode_frame(ProtoId.NOTIFY, 2, SECRET_BODY, encrypt=AesCipher(KEY, iv=None).encrypt)
-    frames = FrameDecoder(decrypt=encryption.decrypt).feed(data)
-    assert [(f.proto_id, f.body) for f in frames] == [
-        (ProtoId.INIT_CONNECT, reply),
-        (ProtoId.NOTIFY, SECRET_BODY),
-    ]
     assert data[16:36] == hashlib.sha1(reply).digest()  # the header hashes the plaintext
+
+    encryption = ClientEncryption(private_key)
+    decoder = FrameDecoder(decrypt=encryption.decrypt)
+    decoder.receive(data)
+    first = decoder.next_frame()
+    assert first is not None
+    assert (first.proto_id, first.body) == (ProtoId.INIT_CONNECT, reply)
+    aes = init_connect_aes_key(first.body)
+    assert aes == (KEY, None)
+    encryption.use_aes(*aes)
+    second = decoder.next_frame()
+    assert second is not None
+    assert (second.proto_id, second.body) == (ProtoId.NOTIFY, SECRET_BODY)
+    assert decoder.next_frame() is None
+
+    # Decoding the whole read before installing the key cannot work.
+    with pytest.raises(ProtocolError, match="before InitConnect's reply"):
+        FrameDecoder(decrypt=ClientEncryption(private_key).decrypt).feed(data)
 
 
 def test_client_refuses_aes_frames_before_initconnect(private_key: rsa.RSAPrivateKey) -> None:
@@ -481,15 +498,13 @@ def test_client_refuses_aes_frames_before_initconnect(private_key: rsa.RSAPrivat
         encryption.encrypt(ProtoId.KEEP_ALIVE, b"\x0a\x00")
 
 
-def test_a_refused_initconnect_leaves_the_client_without_aes(
-    private_key: rsa.RSAPrivateKey,
-) -> None:
+def test_client_refuses_an_aes_key_or_iv_of_the_wrong_size(private_key: rsa.RSAPrivateKey) -> None:
     encryption = ClientEncryption(private_key)
-    reply = init_connect_reply(iv=None, ret_type=-1)
-    encryption.decrypt(ProtoId.INIT_CONNECT, RsaCipher(private_key).encrypt(reply))
+    with pytest.raises(ProtocolError, match="5-byte AES key"):
+        encryption.use_aes(b"short", None)
+    with pytest.raises(ProtocolError, match="8-byte AES IV"):
+        encryption.use_aes(KEY, b"short iv")
     assert encryption.mode is None
-    with pytest.raises(ProtocolError):
-        encryption.encrypt(ProtoId.GET_SHORT_INTEREST, SECRET_BODY)
 
 
 # -- nothing secret in reprs -----------------------------------------------------------------
@@ -502,7 +517,7 @@ def test_reprs_show_the_mode_and_never_a_key(private_key: rsa.RSAPrivateKey) -> 
     ecb = AesCipher(KEY, iv=None)
     encryption = ClientEncryption(private_key)
     before = repr(encryption)
-    encryption.decrypt(ProtoId.INIT_CONNECT, rsa_cipher.encrypt(init_connect_reply(iv=IV.decode())))
+    encryption.use_aes(KEY, IV)
     reprs = {
         repr(rsa_cipher): "<RsaCipher 1024-bit>",
         repr(cbc): "<AesCipher cbc 128-bit>",

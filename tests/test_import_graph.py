@@ -1,9 +1,12 @@
-"""The package's modules import one way: no cycle, however long, among ``aiomoomoo/*.py``."""
+"""The package's modules import one way: no cycle, however long, among ``aiomoomoo/*.py``; and
+the wire and crypto layers below the message layer never import protobuf."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aiomoomoo"
 
@@ -79,3 +82,57 @@ def test_the_package_import_graph_has_no_cycle() -> None:
     graph = import_graph()
     assert {"_client", "_session", "_connection", "_options"} <= set(graph)
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph) or [])}"
+
+
+def imported_names(source: str, package: str = "aiomoomoo") -> set[str]:
+    """Every module ``source`` (a module of ``package``) imports, by absolute name, wherever the
+    import statement is: a lazy import inside a function counts like one at the top."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = f"{package}.{base}" if base else package
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+#: The layers below the message layer: bytes, ciphers and errors, never protobuf.
+PROTOBUF_FREE = ("_errors", "_security", "_wire", "_crypto")
+
+
+def uses_protobuf(names: set[str]) -> set[str]:
+    return {
+        name
+        for name in names
+        if name.split(".")[0] == "google" or name.startswith("aiomoomoo._proto")
+    }
+
+
+def test_the_checker_sees_protobuf_imported_anywhere() -> None:
+    lazy = (
+        "def decrypt():\n    from google.protobuf.message import DecodeError\n"
+        "    from ._proto import InitConnect_pb2\n"
+    )
+    assert uses_protobuf(imported_names(lazy)) == {
+        "google.protobuf.message",
+        "google.protobuf.message.DecodeError",
+        "aiomoomoo._proto",
+        "aiomoomoo._proto.InitConnect_pb2",
+    }
+    assert uses_protobuf(imported_names("from . import _proto\n")) == {"aiomoomoo._proto"}
+    assert uses_protobuf(imported_names("import google.protobuf\nimport hashlib\n")) == {
+        "google.protobuf"
+    }
+    assert uses_protobuf(imported_names("from ._errors import ProtocolError\n")) == set()
+
+
+@pytest.mark.parametrize("module", PROTOBUF_FREE)
+def test_the_layers_below_the_messages_never_import_protobuf(module: str) -> None:
+    # The AES key InitConnect's reply names is read by the message layer and handed to the
+    # crypto module; the wire and crypto layers stay bytes in, bytes out.
+    source = (PACKAGE / f"{module}.py").read_text()
+    assert uses_protobuf(imported_names(source)) == set()

@@ -13,6 +13,7 @@ from aiomoomoo._messages import (
     decode_init_connect,
     decode_keepalive,
     decode_short_interest,
+    init_connect_aes_key,
     init_connect_request,
     init_reply,
     parse_notify,
@@ -82,6 +83,46 @@ def test_init_reply_needs_connection_data_and_reports_refusals() -> None:
     ok.s2c.connID, ok.s2c.serverVer, ok.s2c.loginUserID = 9, 1011, 3
     ok.s2c.connAESKey, ok.s2c.keepAliveInterval = "k" * 16, 10
     assert init_reply(ok).keepalive_interval == 10.0
+
+
+def accepted_init_connect(*, key: bytes = b"0123456789ABCDEF", iv: bytes | None = None) -> bytes:
+    """An accepted InitConnect reply, its key and IV put in as raw bytes (UTF-8 or not)."""
+    s2c = b"\x08\xf3\x07\x10\x03\x18\x09"  # serverVer 1011, loginUserID 3, connID 9
+    s2c += string_field(4, key) + b"\x28\x0a"  # connAESKey, keepAliveInterval 10
+    if iv is not None:
+        s2c += string_field(6, iv)
+    return InitConnect_pb2.Response(retType=0).SerializeToString() + string_field(4, s2c)
+
+
+def test_the_aes_key_and_iv_are_read_from_an_accepted_init_connect_reply() -> None:
+    cbc = accepted_init_connect(iv=b"fedcba9876543210")
+    assert init_connect_aes_key(cbc) == (b"0123456789ABCDEF", b"fedcba9876543210")
+    assert init_connect_aes_key(accepted_init_connect()) == (b"0123456789ABCDEF", None)
+    assert init_reply(decode_init_connect(cbc)).keepalive_interval == 10.0
+
+
+def test_a_reply_without_a_usable_aes_key_names_none_and_the_handshake_says_why() -> None:
+    refused = InitConnect_pb2.Response(retType=-1, retMsg="not logged in").SerializeToString()
+    no_data = InitConnect_pb2.Response(retType=0).SerializeToString()
+    garbage = b"\xff\xff\xff\xff"
+    for body in (refused, no_data, garbage):
+        assert init_connect_aes_key(body) is None
+    with pytest.raises(ServerError, match="not logged in"):
+        init_reply(decode_init_connect(refused))
+    with pytest.raises(ProtocolError, match="sent no connection data"):
+        init_reply(decode_init_connect(no_data))
+    with pytest.raises(ProtocolError, match="undecodable"):
+        decode_init_connect(garbage)
+
+
+@pytest.mark.parametrize("where", ["key", "iv"])
+def test_an_aes_key_or_iv_that_is_not_text_is_a_protocol_error_hiding_it(where: str) -> None:
+    secret = NOT_UTF8 + b"secret-key-xy"
+    body = accepted_init_connect(key=secret) if where == "key" else accepted_init_connect(iv=secret)
+    with pytest.raises(ProtocolError, match="AES key or IV is not UTF-8") as info:
+        init_connect_aes_key(body)
+    assert "secret" not in str(info.value)
+    assert repr(secret) not in str(info.value)
 
 
 def test_check_ret_picks_the_specific_server_error() -> None:
