@@ -316,18 +316,15 @@ class Connection(asyncio.Protocol):
             self._can_write.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        next_frame = self._decoder.next_frame
+        decoder = self._decoder
         try:
-            self._decoder.receive(data)
+            decoder.receive(data)
             # One at a time: InitConnect's reply installs the key of the frame behind it.
-            frame = next_frame()
-            if frame is not None:
+            while (frame := decoder.next_frame()) is not None:
                 self._last_frame = self._loop.time()
-            while frame is not None:
                 if self._lost is not None:
                     return
                 self._dispatch(frame)
-                frame = next_frame()
         except ProtocolError as exc:
             error = ProtocolError(f"OpenD at {self.address} broke the protocol: {exc}")
             error.__cause__ = exc
