@@ -10,7 +10,6 @@ and intact reaches its request even when a broken frame follows it in the read.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -29,44 +28,17 @@ from aiomoomoo._messages import (
 from aiomoomoo._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
+from ._fakes import FakeTransport, accepted_init_connect
+
 pytestmark = pytest.mark.anyio
 
 KEY = "0123456789ABCDEF"
 IV = "fedcba9876543210"
 
 
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = bytearray()
-        self.aborted = False
-
-    def write(self, data: Any) -> None:
-        self.sent += data
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def close(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-
 @pytest.fixture(scope="module")
 def private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=1024)
-
-
-def accepted(iv: str | None) -> bytes:
-    reply = InitConnect_pb2.Response(retType=0)
-    s2c = reply.s2c
-    s2c.serverVer, s2c.loginUserID, s2c.connID = 1011, 1, 42
-    s2c.connAESKey, s2c.keepAliveInterval = KEY, 10
-    if iv is not None:
-        s2c.aesCBCiv = iv
-    return reply.SerializeToString()
 
 
 def gateway_event() -> bytes:
@@ -108,7 +80,10 @@ async def test_initconnect_reply_and_an_aes_frame_in_one_read_both_decode(
     connection, transport, task, serial, pushes = await start_init_connect(private_key)
     aes = AesCipher(KEY.encode(), iv=iv.encode() if iv is not None else None)
     one_read = encode_frame(
-        ProtoId.INIT_CONNECT, serial, accepted(iv), encrypt=RsaCipher(private_key).encrypt
+        ProtoId.INIT_CONNECT,
+        serial,
+        accepted_init_connect(KEY, iv),
+        encrypt=RsaCipher(private_key).encrypt,
     ) + encode_frame(ProtoId.NOTIFY, 0, gateway_event(), encrypt=aes.encrypt)
 
     connection.data_received(one_read)

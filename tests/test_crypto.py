@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from aiomoomoo import ProtocolError
 from aiomoomoo._crypto import AesCipher, ClientEncryption, RsaCipher, load_rsa_private_key
 from aiomoomoo._messages import init_connect_aes_key
-from aiomoomoo._proto import InitConnect_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
+
+from ._fakes import accepted_init_connect
 
 KEY = b"0123456789ABCDEF"
 IV = b"fedcba9876543210"
@@ -420,16 +421,7 @@ def test_load_refuses_other_types(bad: object) -> None:
 
 def init_connect_reply(*, iv: str | None) -> bytes:
     """An accepted InitConnect reply body naming ``KEY`` (and ``iv`` for CBC)."""
-    reply = InitConnect_pb2.Response(retType=0)
-    s2c = reply.s2c
-    s2c.serverVer = 1011
-    s2c.loginUserID = 1
-    s2c.connID = 42
-    s2c.connAESKey = KEY.decode()
-    s2c.keepAliveInterval = 10
-    if iv is not None:
-        s2c.aesCBCiv = iv
-    return reply.SerializeToString()
+    return accepted_init_connect(KEY.decode(), iv)
 
 
 @pytest.mark.parametrize(("iv", "mode"), [(IV, "aes-cbc"), (None, "aes-ecb")], ids=["cbc", "ecb"])

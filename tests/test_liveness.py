@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 from unittest import mock
 
 import pytest
@@ -18,6 +17,8 @@ from aiomoomoo import ConnectionLostError
 from aiomoomoo._connection import Connection, ConnectionInfo, State
 from aiomoomoo._proto import KeepAlive_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
+
+from ._fakes import FakeTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -35,25 +36,6 @@ class FakeClock:
         self.now = when
         for _ in range(5):
             await asyncio.sleep(0)
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = bytearray()
-        self.aborted = False
-
-    def write(self, data: Any) -> None:
-        self.sent += data
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def close(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ exactly which requests were written to which connection, and when.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -20,24 +19,11 @@ from aiomoomoo._retry import RetryPolicy
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
+from ._fakes import FakeTransport
+
 pytestmark = pytest.mark.anyio
 
 OK = Qot_GetShortInterest_pb2.Response(retType=0).SerializeToString()
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = bytearray()
-
-    def write(self, data: Any) -> None:
-        self.sent += data
-
-    def abort(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class Peer:

@@ -84,10 +84,17 @@ def parse(body: bytes, fmt: int, message: Message) -> bool:
             json_format.ParseDict(value, message)
         else:
             message.ParseFromString(body)
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError):
-        return False
-    except (ValueError, TypeError, AttributeError, KeyError):
-        # json.JSONDecodeError is a ValueError; the rest are protobuf 4-5 on a misshapen value.
+    # ValueError covers UnicodeDecodeError and json.JSONDecodeError; TypeError, AttributeError
+    # and KeyError are protobuf 4-5's JSON parser on a misshapen value.
+    except (
+        DecodeError,
+        json_format.ParseError,
+        RecursionError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+    ):
         return False
     return message.IsInitialized()
 

@@ -1,0 +1,1 @@
+"""aiomoomoo's test suite: pure tests here, socket tests in `with_simulator/`."""
