@@ -372,6 +372,58 @@ def run_on_fake_clock(main: Callable[[FakeClock], Coroutine[Any, Any, None]]) ->
             runner.run(main(fake))
 
 
+def play(
+    limiter: SlidingWindowLimiter,
+    plan: list[Planned],
+    *,
+    each_second: Callable[[int], None] | None = None,
+) -> list[Outcome]:
+    """Run ``plan``'s requests through ``limiter`` on a fake clock, second by second.
+
+    ``each_second(now)`` runs as the clock reaches each whole second, before that second's
+    cancellations. Returns each request's outcome; fails if any is still waiting at the horizon.
+    """
+    outcomes = [Outcome() for _ in plan]
+    arrivals = iter(range(len(plan)))
+
+    async def main(clock: FakeClock) -> None:
+        async def request(planned: Planned, outcome: Outcome) -> None:
+            await asyncio.sleep(planned.arrival)
+            outcome.order = next(arrivals)
+            outcome.arrived = clock.now
+            if not planned.use_slot:
+                await limiter.acquire()
+                outcome.granted = outcome.released = clock.now
+                return
+            async with limiter.slot():
+                outcome.granted = clock.now
+                try:
+                    await asyncio.sleep(planned.hold)
+                finally:
+                    outcome.released = clock.now
+
+        tasks = [
+            asyncio.get_running_loop().create_task(request(p, o))
+            for p, o in zip(plan, outcomes, strict=True)
+        ]
+        await settle()
+        for now in range(1, 500):
+            if all(task.done() for task in tasks):
+                break
+            await clock.advance_to(now)
+            if each_second is not None:
+                each_second(now)
+            for planned, task in zip(plan, tasks, strict=True):
+                if planned.cancel_at == now:
+                    task.cancel()
+            await settle()
+        assert all(task.done() for task in tasks), "requests still waiting at the horizon"
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    run_on_fake_clock(main)
+    return outcomes
+
+
 schedules = st.tuples(
     st.integers(1, 4),
     st.integers(1, 5),
@@ -402,44 +454,7 @@ def test_no_window_ever_holds_more_than_max(schedule: tuple[int, int, list[Plann
       other request is.
     """
     max_requests, period, plan = schedule
-    outcomes = [Outcome() for _ in plan]
-    arrivals = iter(range(len(plan)))
-
-    async def main(clock: FakeClock) -> None:
-        limiter = SlidingWindowLimiter(max_requests, period)
-
-        async def request(planned: Planned, outcome: Outcome) -> None:
-            await asyncio.sleep(planned.arrival)
-            outcome.order = next(arrivals)
-            outcome.arrived = clock.now
-            if not planned.use_slot:
-                await limiter.acquire()
-                outcome.granted = outcome.released = clock.now
-                return
-            async with limiter.slot():
-                outcome.granted = clock.now
-                try:
-                    await asyncio.sleep(planned.hold)
-                finally:
-                    outcome.released = clock.now
-
-        tasks = [
-            asyncio.get_running_loop().create_task(request(p, o))
-            for p, o in zip(plan, outcomes, strict=True)
-        ]
-        await settle()
-        for now in range(1, 500):
-            if all(task.done() for task in tasks):
-                break
-            await clock.advance_to(now)
-            for planned, task in zip(plan, tasks, strict=True):
-                if planned.cancel_at == now:
-                    task.cancel()
-            await settle()
-        assert all(task.done() for task in tasks), "requests still waiting at the horizon"
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    run_on_fake_clock(main)
+    outcomes = play(SlidingWindowLimiter(max_requests, period), plan)
 
     used: list[tuple[float, float]] = []
     for planned, outcome in zip(plan, outcomes, strict=True):
@@ -765,43 +780,13 @@ def test_no_window_holds_more_than_any_budget_after_tightening(
 ) -> None:
     """After `tighten`, every grant fits every window in force, whatever the schedule."""
     max_requests, own_period, plan = schedule
-    outcomes = [Outcome() for _ in plan]
     limiter = SlidingWindowLimiter(max_requests, own_period)
 
-    async def main(clock: FakeClock) -> None:
-        async def request(planned: Planned, outcome: Outcome) -> None:
-            await asyncio.sleep(planned.arrival)
-            outcome.arrived = clock.now
-            if not planned.use_slot:
-                await limiter.acquire()
-                outcome.granted = outcome.released = clock.now
-                return
-            async with limiter.slot():
-                outcome.granted = clock.now
-                try:
-                    await asyncio.sleep(planned.hold)
-                finally:
-                    outcome.released = clock.now
+    def tighten(now: int) -> None:
+        if now == tighten_at:
+            limiter.tighten(count, period)
 
-        tasks = [
-            asyncio.get_running_loop().create_task(request(p, o))
-            for p, o in zip(plan, outcomes, strict=True)
-        ]
-        await settle()
-        for now in range(1, 500):
-            if all(task.done() for task in tasks):
-                break
-            await clock.advance_to(now)
-            if now == tighten_at:
-                limiter.tighten(count, period)
-            for planned, task in zip(plan, tasks, strict=True):
-                if planned.cancel_at == now:
-                    task.cancel()
-            await settle()
-        assert all(task.done() for task in tasks), "requests still waiting at the horizon"
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    run_on_fake_clock(main)
+    outcomes = play(limiter, plan, each_second=tighten)
 
     for window_count, window_period in limiter.limits:
         used = [
