@@ -380,8 +380,9 @@ def play(
 ) -> list[Outcome]:
     """Run ``plan``'s requests through ``limiter`` on a fake clock, second by second.
 
-    ``each_second(now)`` runs as the clock reaches each whole second, before that second's
-    cancellations. Returns each request's outcome; fails if any is still waiting at the horizon.
+    ``each_second(now)`` runs as the clock reaches each whole second (0 before the first
+    request, then before that second's cancellations). Returns each request's outcome; fails
+    if any is still waiting at the horizon.
     """
     outcomes = [Outcome() for _ in plan]
     arrivals = iter(range(len(plan)))
@@ -402,6 +403,8 @@ def play(
                 finally:
                     outcome.released = clock.now
 
+        if each_second is not None:
+            each_second(0)
         tasks = [
             asyncio.get_running_loop().create_task(request(p, o))
             for p, o in zip(plan, outcomes, strict=True)
@@ -788,7 +791,9 @@ def test_no_window_holds_more_than_any_budget_after_tightening(
 
     outcomes = play(limiter, plan, each_second=tighten)
 
-    for window_count, window_period in limiter.limits:
+    # The stated budget by name, not only what the limiter reports: a tighten() that did nothing
+    # would report only its own window, and pass.
+    for window_count, window_period in {*limiter.limits, (count, float(period))}:
         used = [
             (o.granted, o.released + window_period)
             for o in outcomes
