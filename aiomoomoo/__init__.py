@@ -10,21 +10,21 @@ from ._errors import (
     ClientClosedError,
     ConnectError,
     ConnectionLostError,
+    FetchManyError,
     MoomooError,
     ProtocolError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StoreLockedError,
     UnknownSecurityError,
 )
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
-from ._many import FetchManyError, Progress, SymbolResult
+from ._many import Progress, SymbolResult
 from ._quota import SlidingWindowLimiter
 from ._rate_limit import RateLimit, RequestLimiter
 from ._security import Market, Security
-from ._store import ShortInterestStore
-from ._store_write import StoreLockedError
-from ._sync import SyncProgress, SyncReport, next_due
+from .store import ShortInterestStore, SyncProgress, SyncReport, next_due
 
 try:
     __version__ = version("aiomoomoo")

@@ -1,5 +1,5 @@
 """``python -m aiomoomoo``: the same as the ``aiomoomoo`` command."""
 
-from ._cli import main
+from .cli import main
 
 raise SystemExit(main())

@@ -26,7 +26,13 @@ from typing import Final, ParamSpec, TypeVar, cast
 from . import _messages
 from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
 from ._crypto import ClientEncryption
-from ._errors import ConnectionLostError, MoomooError, ProtocolError, RequestTimeoutError
+from ._errors import (
+    ConnectionLostError,
+    MoomooError,
+    NotSentError,
+    ProtocolError,
+    RequestTimeoutError,
+)
 from ._inflight import InFlight, Pending
 from ._keepalive import Heartbeat
 from ._wire import Frame, FrameDecoder, ProtoId, encode_frame
@@ -35,7 +41,6 @@ __all__ = [
     "PUSH_PROTO_IDS",
     "Connection",
     "ConnectionInfo",
-    "NotSentError",
     "State",
     "weak_callback",
 ]
@@ -53,10 +58,6 @@ PUSH_PROTO_IDS: Final = frozenset(
 PushHandler = Callable[[Frame], None]
 LostHandler = Callable[["Connection", MoomooError], None]
 PassedHandler = Callable[["Connection"], None]
-
-
-class NotSentError(ConnectionLostError):
-    """The connection was lost before the request was written: OpenD never saw it."""
 
 
 class State(enum.Enum):

@@ -7,17 +7,23 @@ Bad arguments are plain ``ValueError`` / ``TypeError`` raised before anything is
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ClientClosedError",
     "ConnectError",
     "ConnectionLostError",
+    "FetchManyError",
     "MoomooError",
+    "NotSentError",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "StoreLockedError",
     "UnknownSecurityError",
     "server_error",
 ]
@@ -182,3 +188,27 @@ def server_error(
     return RateLimitError(
         ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id, quota=quota
     )
+
+
+class NotSentError(ConnectionLostError):
+    """The connection was lost before the request was written: OpenD never saw it."""
+
+
+class FetchManyError(MoomooError):
+    """Some symbols failed; ``frame`` holds every row of the symbols that did not.
+
+    ``failures`` maps each failed code to its error.
+    """
+
+    def __init__(self, frame: pd.DataFrame, failures: dict[str, MoomooError]) -> None:
+        self.frame = frame
+        self.failures = failures
+        detail = "; ".join(f"{code}: {error}" for code, error in failures.items())
+        super().__init__(f"{len(failures)} of the symbols failed ({detail})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.frame, self.failures))
+
+
+class StoreLockedError(MoomooError):
+    """Another sync holds the store: two syncs at once are refused rather than interleaved."""

@@ -28,6 +28,7 @@ __all__ = [
     "columns_for",
     "empty_frame",
     "history_frame",
+    "records_of",
     "rows_to_frame",
     "trading_dates",
 ]
@@ -267,6 +268,21 @@ def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:
         for column, field in zip(columns[n_ints + n_floats :], layout.texts, strict=True)
     ]
     return _build(layout, list(zip(values, masks, strict=True)), texts, floats, len(items))
+
+
+def records_of(market: Market, items: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """``market``'s protobuf rows as plain tuples in `columns_for` order, None where left out."""
+    spec = _SPECS[market]
+    records: list[tuple[Any, ...]] = []
+    for values in map(_GETTERS[market], items):
+        if any(value == _DEFAULTS[kind] for value, (_, _, kind) in zip(values, spec, strict=True)):
+            item = items[len(records)]
+            values = tuple(
+                value if item.HasField(field) else None
+                for value, (_, field, _) in zip(values, spec, strict=True)
+            )
+        records.append(values)
+    return records
 
 
 class HistoryColumns:

@@ -16,13 +16,13 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
-from ._errors import MoomooError
+from ._errors import FetchManyError, MoomooError
 from ._frames import empty_frame
 from ._options import check_codes, check_concurrency, check_num, check_since
 from ._paging import ShortInterestPage
 from ._security import Market, Security
 
-__all__ = ["FetchHistory", "FetchManyError", "Progress", "SymbolResult", "fetch_many", "iter_many"]
+__all__ = ["FetchHistory", "Progress", "SymbolResult", "fetch_many", "iter_many"]
 
 
 class FetchHistory(Protocol):
@@ -68,22 +68,6 @@ class Progress:
     rows: int
     symbols_done: int
     symbols_total: int
-
-
-class FetchManyError(MoomooError):
-    """Some symbols failed; ``frame`` holds every row of the symbols that did not.
-
-    ``failures`` maps each failed code to its error.
-    """
-
-    def __init__(self, frame: pd.DataFrame, failures: dict[str, MoomooError]) -> None:
-        self.frame = frame
-        self.failures = failures
-        detail = "; ".join(f"{code}: {error}" for code, error in failures.items())
-        super().__init__(f"{len(failures)} of the symbols failed ({detail})")
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.frame, self.failures))
 
 
 async def iter_many(

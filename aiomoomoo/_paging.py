@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ._errors import ProtocolError
-from ._frames import HistoryColumns, rows_to_frame
+from ._frames import HistoryColumns, records_of, rows_to_frame
 from ._options import END_OF_DATA
 from ._security import Market, Security
 
@@ -102,6 +102,14 @@ class ShortInterestPage:
             frame = self._frames[market] = rows_to_frame(market, self._rows[market])
             frame.attrs["next_key"] = self.next_key
         return frame
+
+    def records(self) -> list[tuple[Any, ...]]:
+        """The rows of the code's own market as plain tuples, newest first.
+
+        Each tuple holds the row's values in `columns_for` order of the code's market
+        (``timestamp``, ``timestamp_str``, ...), None where OpenD left a field out.
+        """
+        return records_of(self.security.market, self._items())
 
     def _items(self) -> Sequence[Any]:
         """The protobuf rows of the code's own market."""

@@ -47,6 +47,9 @@ class SlidingWindowLimiter:
     __slots__ = (
         "_configured",
         "_done",
+        "_granted",
+        "_held",
+        "_held_since",
         "_in_flight",
         "_limits",
         "_longest",
@@ -64,6 +67,10 @@ class SlidingWindowLimiter:
         self._configured: tuple[int, float] | None = window
         self._longest = max(window[1], _REMEMBER)
         self._in_flight = 0
+        self._granted = 0
+        # Seconds during which some request waited for a slot, and since when one waits now.
+        self._held = 0.0
+        self._held_since: float | None = None
         # Completion times, appended as requests finish, so they are already in order.
         self._done: collections.deque[float] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -168,6 +175,7 @@ class SlidingWindowLimiter:
 
     def _give_back(self) -> None:
         self._in_flight -= 1
+        self._granted -= 1
         self._wake()
 
     async def acquire(self) -> None:
@@ -185,6 +193,54 @@ class SlidingWindowLimiter:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
+    # -- what a progress display reads ------------------------------------------------------
+
+    @property
+    def granted(self) -> int:
+        """Requests granted a slot so far (those given back unsent are not counted): the
+        requests that have left, or are leaving, for OpenD."""
+        return self._granted
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot right now."""
+        return sum(not w.done() for w in self._waiters)
+
+    @property
+    def held_time(self) -> float:
+        """Seconds so far during which at least one request waited for a slot."""
+        if self._held_since is None:
+            return self._held
+        return self._held + max(0.0, _now() - self._held_since)
+
+    def wait_time(self) -> float:
+        """Seconds until one more request could be granted, were every request in flight to
+        be answered now; 0 when one could go at once."""
+        return self.eta(1)
+
+    def eta(self, requests: int) -> float:
+        """The least seconds until ``requests`` more requests can all have been granted.
+
+        It assumes every request in flight is answered now and each new one the moment it is
+        sent: a lower bound, and the figure a display can count down from. The queue counts
+        too: requests already waiting go first.
+        """
+        if not isinstance(requests, int) or isinstance(requests, bool) or requests < 0:
+            raise ValueError(f"requests must be an int >= 0, got {requests!r}")
+        total = requests + self.queued
+        if total == 0:
+            return 0.0
+        now = _now()
+        horizon = now - max(period for _, period in self._limits)
+        stamps = [d for d in self._done if d > horizon] + [now] * self._in_flight
+        at = now
+        for _ in range(total):
+            for count, period in self._limits:
+                if len(stamps) >= count:
+                    at = max(at, stamps[-count] + period)
+            stamps.append(at)
+        return at - now
+
     # -- internals --------------------------------------------------------------------------
 
     def _waiting(self) -> bool:
@@ -193,6 +249,9 @@ class SlidingWindowLimiter:
         # and lose the slot, keeping it would block the queue for ever.
         while waiters and (waiters[0].done() or waiters[0].get_loop().is_closed()):
             waiters.popleft()
+        if not waiters and self._held_since is not None:
+            self._held += _now() - self._held_since
+            self._held_since = None
         return bool(waiters)
 
     def _next_free(self, now: float) -> float | None:
@@ -222,8 +281,11 @@ class SlidingWindowLimiter:
         now = loop.time()
         if not self._waiting() and self._next_free(now) == now:
             self._in_flight += 1
+            self._granted += 1
             return
         waiter: asyncio.Future[None] = loop.create_future()
+        if self._held_since is None:
+            self._held_since = now
         self._waiters.append(waiter)
         self._wake()
         try:
@@ -232,6 +294,7 @@ class SlidingWindowLimiter:
             if waiter.done() and not waiter.cancelled():
                 # Granted, then cancelled before the request could use it: nothing was sent.
                 self._in_flight -= 1
+                self._granted -= 1
                 self._wake()
             raise
 
@@ -248,6 +311,7 @@ class SlidingWindowLimiter:
         at = self._next_free(now)
         while at == now and self._waiting():
             self._in_flight += 1
+            self._granted += 1
             self._waiters.popleft().set_result(None)
             at = self._next_free(now)
         armed = self._timer is not None and self._timer_at == at
@@ -261,6 +325,12 @@ class SlidingWindowLimiter:
     def _on_timer(self) -> None:
         self._timer = None
         self._wake()
+
+
+def _now() -> float:
+    """The running loop's time, or the monotonic clock it keeps outside one."""
+    loop = _running_loop()
+    return loop.time() if loop is not None else time.monotonic()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

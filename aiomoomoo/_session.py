@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 
 from . import _messages
 from ._budget import Budget
-from ._connection import Connection, NotSentError, weak_callback
+from ._connection import Connection, weak_callback
 from ._crypto import ClientEncryption
 from ._errors import (
     ClientClosedError,
     ConnectError,
     ConnectionLostError,
+    NotSentError,
     ProtocolError,
     RateLimitError,
     RequestTimeoutError,

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import HK_COLUMNS
-from aiomoomoo._cli_output import (
+from aiomoomoo.cli._output import (
     check_writable,
     escape,
     format_for,
     market_tables,
     show_frame,
 )
-from aiomoomoo._cli_progress import QuotaClock, duration
+from aiomoomoo.cli._progress import QuotaClock, duration
 
 HOSTILE = "unknown stock\x1b]0;owned\x07\x1b[2J\r\n all symbols fetched OK\u202eKO\x9b31m"
 

@@ -23,7 +23,7 @@ def test_aiolimiter_is_an_extra_and_never_imported() -> None:
     extras = importlib.metadata.metadata("aiomoomoo").get_all("Provides-Extra") or []
     assert "aiolimiter" in extras
     code = (
-        "import sys, aiomoomoo, aiomoomoo.testing, aiomoomoo._cli; "
+        "import sys, aiomoomoo, aiomoomoo.testing, aiomoomoo.cli; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiolimiter'))"
     )
     imported = subprocess.run(

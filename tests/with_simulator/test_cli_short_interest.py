@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import HK_COLUMNS, US_COLUMNS, __version__
-from aiomoomoo._cli import main
+from aiomoomoo.cli import main
 from aiomoomoo.testing import OpenDSimulator, SimulatorThread
 
 ROOT = Path(__file__).resolve().parents[2]

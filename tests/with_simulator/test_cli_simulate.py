@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aiomoomoo import __version__
-from aiomoomoo._cli import main
+from aiomoomoo.cli import main
 from aiomoomoo.testing import OpenDSimulator
 
 from .conftest import connected

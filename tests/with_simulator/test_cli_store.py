@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import ShortInterestStore
-from aiomoomoo._cli import main
+from aiomoomoo.cli import main
 from aiomoomoo.testing import OpenDSimulator, SimulatorThread
 
 

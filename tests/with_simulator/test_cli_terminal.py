@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aiomoomoo._cli import main
 from aiomoomoo._proto import InitConnect_pb2, Qot_GetShortInterest_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
+from aiomoomoo.cli import main
 from aiomoomoo.testing import OpenDSimulator
 
 from .test_cli_short_interest import (
@@ -150,7 +150,7 @@ def test_the_plain_progress_line_is_drawn_and_cleared(
 def test_the_progress_says_when_it_waits_for_the_quota_and_gives_an_eta(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("aiomoomoo._cli_progress.TICK", 0.05)
+    monkeypatch.setattr("aiomoomoo.cli._progress.TICK", 0.05)
     _, err = terminals(monkeypatch)
     path = tmp_path / "short.csv"
     # 12 requests at 3 per 0.4 s: three full windows to wait out.

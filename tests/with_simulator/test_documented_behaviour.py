@@ -29,9 +29,9 @@ from aiomoomoo import (
     ProtocolError,
     RequestTimeoutError,
 )
-from aiomoomoo._cli import main
 from aiomoomoo._proto import InitConnect_pb2, Qot_GetShortInterest_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
+from aiomoomoo.cli import main
 from aiomoomoo.testing import Faults, OpenDSimulator, SimulatorThread, UsRow
 
 from ._fixtures import busiest_window, client_of, frame_dates, serving

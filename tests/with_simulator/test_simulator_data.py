@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import Client
-from aiomoomoo._cli import main
+from aiomoomoo.cli import main
 from aiomoomoo.testing import HkRow, OpenDSimulator, UsRow, load_histories
 
 from .conftest import connected

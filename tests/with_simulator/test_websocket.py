@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from aiomoomoo._cli import main
 from aiomoomoo._proto import (
     InitWebSocket_pb2,
     KeepAlive_pb2,
     Notify_pb2,
     Qot_GetShortInterest_pb2,
 )
+from aiomoomoo.cli import main
 from aiomoomoo.testing import Faults, Limits, OpenDSimulator, Quota
 
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
@@ -573,7 +573,7 @@ def test_simulate_command_without_the_library_names_the_extra() -> None:
     script = (
         "import sys\n"
         "sys.modules['websockets'] = None  # as if not installed\n"
-        "from aiomoomoo._cli import main\n"
+        "from aiomoomoo.cli import main\n"
         "sys.exit(main(['simulate', '--port', '0', '--websocket-port', '0']))\n"
     )
     result = subprocess.run(

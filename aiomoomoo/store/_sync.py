@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
-from ._errors import ClientClosedError, MoomooError, ProtocolError
-from ._options import END_OF_DATA, MAX_NUM, check_codes
-from ._quota import SlidingWindowLimiter
-from ._security import Market, Security
-from ._store_write import COMPLETE_SQL, StoreHandle, commit_page, record_outcome
+from .._errors import ClientClosedError, MoomooError, ProtocolError
+from .._options import END_OF_DATA, MAX_NUM, check_codes
+from .._quota import SlidingWindowLimiter
+from .._security import Market, Security
+from ._write import COMPLETE_SQL, StoreHandle, commit_page, record_outcome
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .._client import Client
 
 __all__ = ["SyncProgress", "SyncReport", "is_due", "next_due", "sync_store"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from ._security import parse_code
-from .testing import Quota
+from .._security import parse_code
+from ..testing import Quota
 
 __all__ = ["code", "date", "page_size", "port", "positive_int", "quota", "rate_limit"]
 

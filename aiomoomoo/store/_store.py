@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import pandas as pd
 
-from ._frames import columns_for, empty_frame
-from ._security import Market, parse_code
-from ._store_write import COMPLETE_SQL, VALUE_COLUMNS, FileLock, StoreLockedError, utc_text
-from ._sync import SyncProgress, SyncReport, sync_store
+from .._errors import StoreLockedError
+from .._frames import columns_for, empty_frame
+from .._options import check_codes
+from .._security import Market, parse_code
+from ._plan import StoredCode, SyncPlan, expected_requests
+from ._sync import SyncProgress, SyncReport, is_due, sync_store
+from ._write import COMPLETE_SQL, VALUE_COLUMNS, FileLock, utc_text
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .._client import Client
 
 __all__ = ["ShortInterestStore", "StoreLockedError"]
 
@@ -191,6 +194,30 @@ class ShortInterestStore:
         """
         return await sync_store(
             self, client, codes, full=full, today=today, on_progress=on_progress
+        )
+
+    def plan(
+        self, codes: Iterable[str], *, full: bool = False, today: dt.date | None = None
+    ) -> SyncPlan:
+        """What `sync` would do now with the same arguments: the codes it would request and
+        skip, and the requests that should take (see `SyncPlan`). Nothing is sent or written."""
+        securities = check_codes(codes)
+        if not isinstance(full, bool):
+            raise TypeError(f"full must be a bool, got {full!r}")
+        due = [s for s in securities if full or is_due(self, s, today)]
+        due_codes = {s.code for s in due}
+        stored = {
+            str(code): StoredCode(Market[str(market)], int(rows), bool(complete))
+            for code, market, rows, complete in self.summary()[
+                ["code", "market", "rows", "complete"]
+            ].itertuples(index=False)
+        }
+        requests, unknown = expected_requests(due, stored, full=full)
+        return SyncPlan(
+            due=tuple(s.code for s in due),
+            skipped=tuple(s.code for s in securities if s.code not in due_codes),
+            requests=requests,
+            unknown=unknown,
         )
 
     @contextlib.contextmanager

@@ -18,26 +18,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _cli_args
-from ._cli_export import SubParsers, add_export_parser, add_plot_parser
-from ._cli_output import print_error
-from ._client import Client
-from ._errors import MoomooError
-from ._security import Market, parse_code
-from ._store import ShortInterestStore
-from ._sync import SyncReport, is_due
-from .testing import OpenDSimulator, Quota
+from .._client import Client
+from .._errors import MoomooError
+from .._security import parse_code
+from ..store import ShortInterestStore, SyncReport
+from ..testing import OpenDSimulator, Quota
+from . import _args as _cli_args
+from ._export import SubParsers, add_export_parser, add_plot_parser
+from ._output import print_error
 
 if TYPE_CHECKING:
-    from ._sync import SyncProgress
+    from ..store import SyncProgress
 
 __all__ = ["STORE_SUBCOMMANDS", "read_universe"]
 
+
 # Pages a never-synced code is guessed to take when the store has no complete code of its
 # market to learn from: about eight years of history, 50 rows a page.
-_GUESSED_PAGES: Final = {Market.US: 4, Market.HK: 8}
-
-
 def read_universe(path: Path) -> list[str]:
     """The codes in ``path``: one per line, or a CSV file's ``code`` column.
 
@@ -135,7 +132,7 @@ def _run_sync(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _dry_run(store, codes, args)
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-        with _progress_bar(_expected_requests(store, codes, args.full)[0]) as on_progress:
+        with _progress_bar(store.plan(codes, full=args.full).requests) as on_progress:
             try:
                 report = asyncio.run(_sync(store, codes, args, on_progress))
             except MoomooError as exc:
@@ -166,39 +163,12 @@ async def _sync(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _expected_requests(store: ShortInterestStore, codes: list[str], full: bool) -> tuple[int, int]:
-    """(requests expected, codes never synced among them, whose page count is a guess)."""
-    stored: dict[str, tuple[str, int, bool]] = {
-        str(code): (str(market), int(rows), bool(complete))
-        for code, market, rows, complete in store.summary()[
-            ["code", "market", "rows", "complete"]
-        ].itertuples(index=False)
-    }
-    pages = dict(_GUESSED_PAGES)
-    for market in Market:
-        known = [
-            math.ceil(rows / 50) for m, rows, done in stored.values() if done and m == market.name
-        ]
-        if known:
-            pages[market] = max(1, round(sum(known) / len(known)))
-    expected = unknown = 0
-    for code in codes:
-        security = parse_code(code)
-        if code not in stored:
-            expected += pages[security.market]
-            unknown += 1
-        elif full:
-            expected += max(1, math.ceil(stored[code][1] / 50))
-        elif is_due(store, security, None):
-            expected += 1 if stored[code][2] else pages[security.market]
-    return expected, unknown
-
-
 def _dry_run(store: ShortInterestStore, codes: list[str], args: argparse.Namespace) -> int:
-    expected, unknown = _expected_requests(store, codes, args.full)
+    plan = store.plan(codes, full=args.full)
+    expected, unknown = plan.requests, plan.unknown
     count, period = args.rate_limit
     least = period * (math.ceil(expected / count) - 1) if expected else 0.0
-    due = sum(args.full or is_due(store, parse_code(code), None) for code in codes)
+    due = len(plan.due)
     print(f"codes: {len(codes)}, due: {due}, not due: {len(codes) - due}")
     guess = (
         f" ({unknown} never synced, guessed from the store or typical lengths)" if unknown else ""

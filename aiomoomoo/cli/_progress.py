@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol, TextIO
 
-from ._cli_output import escape, terminal_width
-from ._many import Progress
+from .._many import Progress
+from ._output import escape, terminal_width
 
 __all__ = ["ProgressDisplay", "QuotaClock", "duration", "keep_ticking", "open_progress"]
 

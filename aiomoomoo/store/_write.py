@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import IO, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
-from ._errors import MoomooError, ProtocolError
-from ._frames import _SOURCES, HK_COLUMNS, US_COLUMNS, columns_for
-from ._options import END_OF_DATA
-from ._security import Market, Security
+from .._errors import MoomooError, ProtocolError, StoreLockedError
+from .._frames import _SOURCES, HK_COLUMNS, US_COLUMNS, columns_for
+from .._options import END_OF_DATA
+from .._security import Market, Security
 
 
 class StoreHandle(Protocol):
@@ -42,7 +42,6 @@ __all__ = [
     "VALUE_COLUMNS",
     "FileLock",
     "StoreHandle",
-    "StoreLockedError",
     "commit_page",
     "record_outcome",
     "utc_now",
@@ -74,10 +73,6 @@ def utc_text(moment: dt.datetime) -> str:
 def utc_now() -> str:
     """The current time as the store writes it."""
     return utc_text(dt.datetime.now(dt.UTC))
-
-
-class StoreLockedError(MoomooError):
-    """Another sync holds the store: two syncs at once are refused rather than interleaved."""
 
 
 class FileLock:

@@ -22,14 +22,14 @@ from typing import Any, Final, TypeAlias
 
 import pandas as pd
 
-from . import __version__, _cli_args
-from ._cli_output import FORMATS, check_writable, emit_frame, format_for, print_error
-from ._cli_progress import ProgressDisplay, keep_ticking, open_progress
-from ._cli_store import STORE_SUBCOMMANDS
-from ._client import Client
-from ._errors import MoomooError
-from ._many import FetchManyError
-from .testing import OpenDSimulator, Quota, load_histories
+from .. import __version__
+from .._client import Client
+from .._errors import FetchManyError, MoomooError
+from ..testing import OpenDSimulator, Quota, load_histories
+from . import _args as _cli_args
+from ._output import FORMATS, check_writable, emit_frame, format_for, print_error
+from ._progress import ProgressDisplay, keep_ticking, open_progress
+from ._store import STORE_SUBCOMMANDS
 
 __all__ = ["SUBCOMMANDS", "add_short_interest_parser", "add_simulate_parser", "main"]
 

@@ -26,7 +26,7 @@ from typing import Any, Final, TextIO
 
 import pandas as pd
 
-from ._frames import HK_COLUMNS, US_COLUMNS
+from .._frames import HK_COLUMNS, US_COLUMNS
 
 __all__ = [
     "EXTENSION_FORMATS",

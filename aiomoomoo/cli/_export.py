@@ -12,10 +12,10 @@ from typing import TypeAlias
 
 import pandas as pd
 
-from . import _cli_args
-from ._cli_output import FORMATS, print_error, write_frame
-from ._security import parse_code
-from ._store import ShortInterestStore
+from .._security import parse_code
+from ..store import ShortInterestStore
+from . import _args as _cli_args
+from ._output import FORMATS, print_error, write_frame
 
 __all__ = ["SubParsers", "add_export_parser", "add_plot_parser"]
 
