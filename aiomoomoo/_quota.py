@@ -45,7 +45,6 @@ class SlidingWindowLimiter:
     """
 
     __slots__ = (
-        "_configured",
         "_done",
         "_granted",
         "_held",
@@ -62,9 +61,9 @@ class SlidingWindowLimiter:
 
     def __init__(self, max_requests: int = 30, period: float = 30.0) -> None:
         window = _check_window(max_requests, period)
-        # Every window in force, shortest first; the one given here until `tighten` replaces it.
+        # Every window in force, shortest first: the one given here, and the budgets `tighten`
+        # learns from the server beside it.
         self._limits: tuple[tuple[int, float], ...] = (window,)
-        self._configured: tuple[int, float] | None = window
         self._longest = max(window[1], _REMEMBER)
         self._in_flight = 0
         self._granted = 0
@@ -120,24 +119,23 @@ class SlidingWindowLimiter:
         Nothing changes (and False is returned) when a window already in force keeps within the
         budget: ``n`` per ``p`` seconds lets at most ``n * ceil(period / p)`` requests into any
         ``period`` seconds, so a budget the limiter already honours (a refusal caused by another
-        process sharing the account) never loosens it. Otherwise the budget becomes a window of
-        the limiter for the rest of its life: it replaces the window the limiter was created
-        with, which was only a guess at the server's budget and has just been shown to overrun
-        it, and joins any budget learned before, so the limiter never lets through more than
-        any budget the server has stated. Queued requests wait by the new windows. The change is
-        logged once, as a warning on the ``aiomoomoo`` logger.
+        process sharing the account) never loosens it. Otherwise the budget becomes one more
+        window of the limiter for the rest of its life, enforced beside the window it was
+        created with and any budget learned before: a stated budget only ever adds a ceiling,
+        so the limiter never lets through more than its user asked for, nor more than any
+        budget the server has stated. A window the new budget keeps within is implied by it and
+        is dropped from `limits` (it would never be the one that holds a request back). Queued
+        requests wait by the new windows. The change is logged once, as a warning on the
+        ``aiomoomoo`` logger.
         """
         window = _check_window(max_requests, period)
         if any(_keeps_within(limit, window) for limit in self._limits):
             return False
-        learned = [
-            limit
-            for limit in self._limits
-            if limit != self._configured and not _keeps_within(window, limit)
-        ]
+        # Every window in force that the new budget does not imply stays: the one the limiter
+        # was created with too, so a stated budget never loosens what its user configured.
+        kept = [limit for limit in self._limits if not _keeps_within(window, limit)]
         before = self._limits
-        self._limits = tuple(sorted([window, *learned], key=lambda limit: limit[1]))
-        self._configured = None
+        self._limits = tuple(sorted([window, *kept], key=lambda limit: limit[1]))
         self._longest = max(_REMEMBER, *(limit[1] for limit in self._limits))
         logger.warning(
             "OpenD allows %d requests per %g s, fewer than this client's limiter (%s) lets "
