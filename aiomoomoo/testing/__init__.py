@@ -20,6 +20,7 @@ from ._history import (
     UsRow,
     generate_history,
 )
+from ._publication import NO_PUBLICATION_LAG, PUBLICATION_LAGS
 from ._simulator import OpenDSimulator, SimulatorThread
 from ._stats import Limits, Quota, SimulatorStats
 from ._texts import Lang
@@ -36,6 +37,8 @@ __all__ = [
     # Its data
     "BUILTIN_PROFILES",
     "DEFAULT_AS_OF",
+    "NO_PUBLICATION_LAG",
+    "PUBLICATION_LAGS",
     "HkRow",
     "SymbolProfile",
     "UsRow",

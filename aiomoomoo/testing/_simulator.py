@@ -62,6 +62,12 @@ class OpenDSimulator:
     replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting. ``limits`` bound what clients
     may cost it: connections, timeouts, buffered bytes (see `Limits`).
 
+    ``publication_lag`` publishes on the real schedule: business days by market, such as
+    `PUBLICATION_LAGS` (``{"US": 7, "HK": 5}``), after which a generated row dated D becomes
+    visible once ``as_of`` reaches D plus the lag; `history`, every reply and `advance` show
+    only what is published. The default, None, is no lag: each row is public on its own date, so
+    ``as_of`` is the newest row's date, as a test that pins histories expects.
+
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
     encryption every later frame travels under AES, ``aes_mode="cbc"`` (with an IV, as current
@@ -91,6 +97,7 @@ class OpenDSimulator:
         histories: Mapping[str, object] | None = None,
         lang: Lang = "en",
         limits: Limits = DEFAULT_LIMITS,
+        publication_lag: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
@@ -115,7 +122,7 @@ class OpenDSimulator:
         self.limits = limits
         self.host = host
         self.port = port
-        self.universe = Universe(seed=seed, as_of=as_of)
+        self.universe = Universe(seed=seed, as_of=as_of, publication_lag=publication_lag)
         for code, history in (histories or {}).items():
             self.universe.add_symbol(code, rows=rows_of(code, history))
         self.handler = RequestHandler(
@@ -197,15 +204,16 @@ class OpenDSimulator:
 
     @property
     def as_of(self) -> dt.date:
-        """The newest day published: generated histories reach it; `advance` moves it on."""
+        """The simulator's today: generated rows public by it are served; `advance` moves it on."""
         return self.universe.as_of
 
     def advance(self, days: int, *, revise: bool = False) -> dict[str, int]:
         """Move ``as_of`` forward ``days`` days and publish the rows that fall due in them.
 
-        Every generated code gains its reporting days in the old ``as_of`` (excluded) to the new
-        (included): US on FINRA's settlement dates (the 15th and the month's last business day),
-        HK weekly. The rows are those a simulator created with the new ``as_of`` would have
+        Every generated code gains the rows that become public in the old ``as_of`` (excluded) to
+        the new (included): with no publication lag, its reporting days in that span, US on
+        FINRA's settlement dates (the 15th and the month's last business day), HK weekly; with
+        one, the reporting days whose date plus the lag falls in it. The rows are those a simulator created with the new ``as_of`` would have
         generated. With ``revise``, each generated code's newest row from before the move is
         revised first, its short position changed by a few percent as FINRA revises one
         (``shares_short`` for US, ``aggregated_short`` for HK, and the values derived from
