@@ -213,11 +213,12 @@ class OpenDSimulator:
         Every generated code gains the rows that become public in the old ``as_of`` (excluded) to
         the new (included): with no publication lag, its reporting days in that span, US on
         FINRA's settlement dates (the 15th and the month's last business day), HK weekly; with
-        one, the reporting days whose date plus the lag falls in it. The rows are those a simulator created with the new ``as_of`` would have
-        generated. With ``revise``, each generated code's newest row from before the move is
-        revised first, its short position changed by a few percent as FINRA revises one
-        (``shares_short`` for US, ``aggregated_short`` for HK, and the values derived from
-        them). Rows you gave are left alone. Returns how many rows each generated code gained.
+        one, the reporting days whose date plus the lag falls in it. The rows are those a
+        simulator created with the new ``as_of`` would serve. With ``revise``, each generated
+        code's newest row from before the move is revised first, its short position changed by a
+        few percent as FINRA revises one (``shares_short`` for US, ``aggregated_short`` for HK,
+        and the values derived from them). Rows you gave are left alone. Returns how many rows
+        each generated code gained.
         """
         return self.universe.advance(days, revise=revise)
 
