@@ -119,6 +119,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def state(self) -> State:
+        """Where the connection is: connecting until InitConnect's reply, then ready, then lost."""
         if self._lost is not None:
             return State.LOST
         return State.READY if self.info is not None else State.CONNECTING
@@ -239,6 +240,7 @@ class Connection(asyncio.Protocol):
         self._heartbeat.start()
 
     def send_keepalive(self) -> None:
+        """Send one KeepAlive (the `Heartbeat` calls this); no request waits for its reply."""
         # Only the newest KeepAlive is remembered: any reply proves liveness, and forgetting the
         # older ones keeps an OpenD that never answers them from growing the pending table.
         if self._keepalive_serial is not None:

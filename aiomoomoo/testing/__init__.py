@@ -20,9 +20,10 @@ from ._history import (
     UsRow,
     generate_history,
 )
-from ._simulator import OpenDSimulator, SimulatorThread
+from ._simulator import OpenDSimulator
 from ._stats import Limits, Quota, SimulatorStats
 from ._texts import Lang
+from ._thread import SimulatorThread
 
 __all__ = [
     # The simulator
