@@ -179,10 +179,12 @@ class Client:
 
     @property
     def _connection(self) -> Connection | None:
+        """The session's current connection (tests and the repr look at it)."""
         return self._session.connection
 
     @property
     def _reconnector(self) -> object:
+        """The session's reconnect task, if one runs (tests look at it)."""
         return self._session.connecting
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -254,6 +256,7 @@ class Client:
     async def _page(
         self, security: Security, next_key: str | None, num: int | None, timeout: float | None
     ) -> ShortInterestPage:
+        """One page for a walk, its arguments already checked and ``timeout`` resolved."""
         body = _messages.short_interest_request(security, next_key, num)
         reply = await self._session.request(
             ProtoId.GET_SHORT_INTEREST, body, _messages.decode_short_interest, timeout
@@ -311,6 +314,7 @@ class Client:
         )
 
     def _timeout_of(self, timeout: float | _ClientTimeout | None) -> float | None:
+        """A call's ``timeout=``: the client's own for `CLIENT_TIMEOUT`, else checked."""
         return self._options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
 
     async def _history(
