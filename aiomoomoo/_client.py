@@ -121,7 +121,7 @@ class Client:
             limiter=self._limiter,
             rsa_key=self._rsa_key,
             on_event=on_event,
-            describe=weak_describer(self, "a collected Client"),
+            describe=weak_describer(self, lambda client: client._name, "a collected Client"),
         )
 
     def __repr__(self) -> str:

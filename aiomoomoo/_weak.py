@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import ParamSpec, Protocol
+from typing import ParamSpec, TypeVar
 
 __all__ = ["weak_callback", "weak_describer"]
 
 _P = ParamSpec("_P")
-
-
-class _Named(Protocol):
-    @property
-    def _name(self) -> str: ...
+_T = TypeVar("_T")
 
 
 def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
@@ -35,13 +31,13 @@ def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
     return call
 
 
-def weak_describer(owner: _Named, gone: str) -> Callable[[], str]:
-    """How errors name ``owner`` (its ``_name``), without keeping it alive; ``gone`` once it is
-    collected."""
+def weak_describer(owner: _T, name: Callable[[_T], str], gone: str) -> Callable[[], str]:
+    """How errors name ``owner``, ``name(owner)``, without keeping it alive; ``gone`` once it
+    is collected. ``name`` must not hold ``owner`` itself (take it as its argument)."""
     ref = weakref.ref(owner)
 
     def describe() -> str:
         alive = ref()
-        return alive._name if alive is not None else gone
+        return name(alive) if alive is not None else gone
 
     return describe

@@ -60,7 +60,10 @@ REMOTE_LOAD = re.compile(
     r"|<link\b(?=[^>]*\brel\s*=\s*[\"']?(?:stylesheet|preconnect|preload|prefetch|modulepreload"
     r"|dns-prefetch|icon))[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//"
     r"|@import\s+(?:url\()?[\"']?(?:https?:)?//|url\(\s*[\"']?(?:https?:)?//"
-    r"|fonts\.(?:googleapis|gstatic)\.com",
+    r"|fonts\.(?:googleapis|gstatic)\.com"
+    # mkdocs-material's own script fetches mermaid from unpkg.com for any page with a diagram
+    # (its only other remote fetch, a ResizeObserver polyfill, is for browsers without one).
+    r"|```\s*mermaid|class=[\"'][^\"']*\bmermaid\b",
     re.IGNORECASE,
 )
 
@@ -77,6 +80,8 @@ def test_the_remote_load_check_sees_what_a_browser_would_fetch() -> None:
         "<script src=//unpkg.com/x.js></script>",
         "@import url('https://example.org/a.css');",
         "body { background: url(https://example.org/a.png) }",
+        "```mermaid\ngraph LR; a-->b\n```",
+        '<pre class="mermaid"><code>graph LR</code></pre>',
     ]
     assert all(remote_loads(text) for text in loads), [t for t in loads if not remote_loads(t)]
     local = [

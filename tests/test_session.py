@@ -7,11 +7,12 @@ exactly which requests were written to which connection, and when.
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import aiolimiter
 import pytest
 
-from aiomoomoo import Client, ConnectionLostError, SlidingWindowLimiter
+from aiomoomoo import Client, ClientClosedError, ConnectionLostError, SlidingWindowLimiter
 from aiomoomoo._connection import Connection, ConnectionInfo
 from aiomoomoo._messages import decode_short_interest
 from aiomoomoo._options import ClientOptions
@@ -186,3 +187,15 @@ def test_the_session_reads_the_clients_options_object_itself() -> None:
     assert session.options is client._options
     assert session.address == "127.0.0.1:4000"
     assert (session.policy.retries, session.policy.first, session.policy.largest) == (2, 0.5, 2.0)
+
+
+def test_errors_name_the_client_without_keeping_it_alive() -> None:
+    client = Client("127.0.0.1", 4000)
+    session = client._session
+    assert session._describe() == "the Client for 127.0.0.1:4000"
+    del client
+    gc.collect()
+    assert session._describe() == "a collected Client"
+    session.abandon()
+    with pytest.raises(ClientClosedError, match=r"^a collected Client is closed; create a new"):
+        session._check_open()
