@@ -20,9 +20,10 @@ import logging
 import math
 import time
 from bisect import bisect_right
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final
+
+from ._budget import GrantedSlot, QuotaSlot, SlotContext
 
 __all__ = ["SlidingWindowLimiter"]
 
@@ -47,6 +48,7 @@ class SlidingWindowLimiter:
     __slots__ = (
         "_done",
         "_granted",
+        "_granted_slot",
         "_held",
         "_held_since",
         "_in_flight",
@@ -77,7 +79,8 @@ class SlidingWindowLimiter:
         self._timer_at = 0.0
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         # Stateless, so one serves every request.
-        self._slot = _Slot(self._acquire, self._release)
+        self._slot = SlotContext(self._acquire, self._release)
+        self._granted_slot = GrantedSlot(self._release, self._give_back)
 
     def __repr__(self) -> str:
         limits = "+".join(f"{count}/{period:g}s" for count, period in self._limits)
@@ -165,11 +168,12 @@ class SlidingWindowLimiter:
         self._done.append(_finished_at(asyncio.get_running_loop()))
         self._wake()
 
-    # The client's three steps (_grant, then _release or _give_back), apart so a timed-out
-    # request can keep its slot until OpenD is provably past it: a granted slot is released
-    # (counted from now) once the request is done with, or given back if it was never sent.
-    async def _grant(self) -> None:
+    async def grant(self) -> QuotaSlot:
+        """Wait for a slot and hand it to the request, for the client; other code uses `acquire`
+        or `slot`. The slot is released (its cool-down counted from then) once OpenD is past the
+        request, which may be after its caller left, or given back if it was never sent."""
         await self._acquire()
+        return self._granted_slot
 
     def _give_back(self) -> None:
         self._in_flight -= 1
@@ -371,23 +375,3 @@ def _finished_at(loop: asyncio.AbstractEventLoop) -> float:
     """
     now = loop.time()
     return now if isinstance(loop, asyncio.BaseEventLoop) else now + 0.001
-
-
-class _Slot:
-    """``async with quota.slot():`` without a generator-based context manager per request."""
-
-    __slots__ = ("_acquire", "_release")
-
-    def __init__(
-        self, acquire: Callable[[], Awaitable[None]] | None, release: Callable[[], None] | None
-    ) -> None:
-        self._acquire = acquire
-        self._release = release
-
-    async def __aenter__(self) -> None:
-        if self._acquire is not None:
-            await self._acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._release is not None:
-            self._release()

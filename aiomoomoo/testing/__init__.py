@@ -21,9 +21,10 @@ from ._history import (
     generate_history,
 )
 from ._publication import NO_PUBLICATION_LAG, PUBLICATION_LAGS
-from ._simulator import OpenDSimulator, SimulatorThread
+from ._simulator import OpenDSimulator
 from ._stats import Limits, Quota, SimulatorStats
 from ._texts import Lang
+from ._thread import SimulatorThread
 
 __all__ = [
     # The simulator

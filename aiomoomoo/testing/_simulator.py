@@ -1,9 +1,14 @@
-"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP (and WebSocket).
+"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP and WebSocket.
 
 It answers InitConnect, KeepAlive, GetGlobalState and short interest (3249) the way OpenD does,
-under a strict sliding-window quota, and misbehaves on purpose (`Faults`) so clients can be tested
-against a gateway's bad day. It only owns things and their lifetime: the `Universe` of histories,
-the sans-IO `RequestHandler`, and the transports that carry its replies (`TcpLink`, WebSocket).
+enforces the request quota as a strict sliding window, and can misbehave on purpose (drop
+connections, delay, split, reorder, push: see `Faults`) so clients can be tested against what a
+real gateway does on a bad day.
+
+The simulator itself only owns things and their lifetime: the `Universe` of histories, the
+sans-IO `RequestHandler` that answers requests, and the transports that carry them (`TcpLink`,
+and the WebSocket server of the ``websocket`` extra). `SimulatorThread` (in ``_thread.py``) runs
+it on a thread of its own for synchronous code.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -38,7 +42,6 @@ __all__ = [
     "OpenDSimulator",
     "Quota",
     "SimulatorStats",
-    "SimulatorThread",
     "write_row",
 ]
 
@@ -349,61 +352,3 @@ class OpenDSimulator:
             await link.serve()
         finally:
             self._connections.discard(link)
-
-
-class SimulatorThread:
-    """Run an `OpenDSimulator` on its own event loop in a background thread.
-
-    For synchronous code (the official SDK, a notebook): ``with SimulatorThread() as sim:``
-    yields the started simulator; its ``host`` and ``port`` are ready to connect to. Keyword
-    arguments go to `OpenDSimulator`.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
-        self._args = (host, port)
-        self._options = options
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.simulator: OpenDSimulator | None = None
-
-    def __enter__(self) -> OpenDSimulator:
-        self._thread = threading.Thread(target=self._run, name="opend-simulator", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        assert self.simulator is not None
-        return self.simulator
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            self.simulator = OpenDSimulator(*self._args, **self._options)  # type: ignore[arg-type]
-            await self.simulator.start()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await self.simulator.close()
