@@ -98,7 +98,8 @@ def _run_sync(args: argparse.Namespace) -> int:
         # The display is gone before any message, so that none is drawn over.
         try:
             with progress_on(sys.stderr, len(codes), expected=expected) as display:
-                report = asyncio.run(_sync(store, codes, args, stored.watching(display)))
+                stored.display = display
+                report = asyncio.run(_sync(store, codes, args, stored))
         except MoomooError as exc:
             print_error("sync", explain(exc, "sync", args))
             return 1
@@ -112,15 +113,12 @@ def _run_sync(args: argparse.Namespace) -> int:
 
 
 class _Stored:
-    """The rows a sync has stored so far, from its progress reports, for Ctrl-C to tell."""
+    """The sync's progress callback: keeps the rows stored so far, for Ctrl-C to tell, and
+    feeds the display, if any."""
 
     def __init__(self) -> None:
         self.rows = 0
         self.display: ProgressDisplay | None = None
-
-    def watching(self, display: ProgressDisplay | None) -> _Stored:
-        self.display = display
-        return self
 
     def __call__(self, progress: SyncProgress) -> None:
         self.rows = progress.rows_new + progress.rows_revised

@@ -109,23 +109,22 @@ def market_tables(frame: pd.DataFrame, *, newest: int | None) -> list[MarketTabl
         columns = ["code", *(column for column in own if column != "timestamp")]
         numeric = [column not in ("code", "timestamp_str") for column in columns]
         table = MarketTable(f"{title} short interest", columns, numeric)
-        market = frame[frame["code"].isin(market_codes)].reindex(columns=columns[1:])
-        shown_parts = {
-            code: (rows if newest is None else rows.head(newest))
+        values = columns[1:]
+        shown = {
+            code: (rows if newest is None else rows.head(newest)).reindex(columns=values)
             for code in market_codes
             for rows in [frame[frame["code"] == code]]
         }
-        # Places from the rows shown, across codes: one column, one number of decimals.
-        shown_all = pd.concat([p.reindex(columns=columns[1:]) for p in shown_parts.values()])
-        places = [_decimal_places(shown_all[column]) for column in market.columns]
+        # Places from every row shown, across codes: one column, one number of decimals.
+        every = pd.concat(shown.values())
+        places = [_decimal_places(every[column]) for column in values]
         for code in market_codes:
-            rows = frame[frame["code"] == code]
-            shown = shown_parts[code].reindex(columns=columns[1:])
             table.sections.append(len(table.rows))
-            for index, row in enumerate(shown.itertuples(index=False)):
+            for index, row in enumerate(shown[code].itertuples(index=False)):
                 cells = [_cell(value, digits) for value, digits in zip(row, places, strict=True)]
                 table.rows.append([escape(code) if index == 0 else "", *cells])
-            table.summaries.append(_summary(code, rows, len(shown)))
+            rows = frame[frame["code"] == code]
+            table.summaries.append(_summary(code, rows, len(shown[code])))
         tables.append(table)
     return tables
 
