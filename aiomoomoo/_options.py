@@ -30,9 +30,11 @@ __all__ = [
     "check_codes",
     "check_concurrency",
     "check_delay",
+    "check_host",
     "check_int",
     "check_next_key",
     "check_num",
+    "check_port",
     "check_seconds",
     "check_since",
     "check_timeout",
@@ -107,6 +109,20 @@ def check_int(value: object, name: str, *, low: int, high: int | None = None) ->
     return value
 
 
+def check_host(host: object) -> str:
+    """OpenD's address: a non-empty str (a name, an IPv4 or an IPv6 address)."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, got {host!r}")
+    if not host:
+        raise ValueError("host must not be empty")
+    return host
+
+
+def check_port(port: object) -> int:
+    """OpenD's TCP port, 1 to 65535."""
+    return check_int(port, "port", low=1, high=65535)
+
+
 def check_since(since: object) -> dt.date | None:
     if since is None:
         return None
@@ -161,11 +177,8 @@ class ClientOptions:
 
         ``on_event`` is only checked: the client keeps it where it can be replaced.
         """
-        if not isinstance(host, str):
-            raise TypeError(f"host must be a str, got {host!r}")
-        if not host:
-            raise ValueError("host must not be empty")
-        checked_port = check_int(port, "port", low=1, high=65535)
+        checked_host = check_host(host)
+        checked_port = check_port(port)
         checked_timeout = check_timeout(timeout)
         connect_within = check_timeout(connect_timeout, "connect_timeout")
         if connect_within is None:
@@ -178,7 +191,7 @@ class ClientOptions:
             raise TypeError(f"client_id must be a non-empty str, got {client_id!r}")
         check_callback(on_event, "on_event")
         return cls(
-            host=host,
+            host=checked_host,
             port=checked_port,
             timeout=checked_timeout,
             connect_timeout=connect_within,

@@ -1,77 +1,41 @@
-"""The command line's progress display: symbols, pages, rows, the quota wait and an ETA.
+"""The one progress display of ``short-interest`` and ``sync``: codes done, requests sent, rows,
+a live "waiting for quota" and an ETA.
 
-`QuotaClock` follows the client's sliding-window quota from the replies as they arrive (the
-client counts each request until ``period`` after its reply), so the display can say "waiting for
-quota" with the time left while every walk is held, and estimate when the rest can finish. The
-display is drawn with ``rich.progress`` when ``rich`` is installed, else as one plain line
-redrawn in place.
+The quota figures are the client's own limiter's (`aiomoomoo.SlidingWindowLimiter`): requests
+sent are the slots it granted (a request waiting for one is not sent), the wait is how long the
+requests it holds still wait, and the ETA is its `eta` for the requests still expected. The
+counts come from the commands' progress reports. ``rich.progress`` draws it on a terminal's
+stderr; without rich, `aiomoomoo.cli._terminal.rich_console` says in one line how to get it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import math
-import time
-from collections.abc import Callable
-from typing import Any, Final, Protocol, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
 from .._many import Progress
-from ._output import escape, terminal_width
+from .._quota import SlidingWindowLimiter
+from ._terminal import rich_console
 
-__all__ = ["ProgressDisplay", "QuotaClock", "duration", "keep_ticking", "open_progress"]
+if TYPE_CHECKING:
+    from .._client import Client
+    from ..store import SyncProgress
+
+__all__ = ["Figures", "ProgressDisplay", "QuotaFigures", "Tracker", "duration", "progress_on"]
 
 #: Seconds between redraws while nothing arrives (the quota countdown).
 TICK: Final = 0.25
-
-
-class QuotaClock:
-    """At most ``max_requests`` requests per sliding ``period``, seen from the replies.
-
-    `record` each reply; `wait_left` is how long until the next request may go when the window
-    is full, `eta` the least time until ``n`` more requests can have gone.
-    """
-
-    def __init__(
-        self, max_requests: int, period: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.max_requests = max_requests
-        self.period = period
-        self.clock = clock
-        self._replies: collections.deque[float] = collections.deque(maxlen=max_requests)
-
-    def record(self) -> None:
-        """Count one request whose reply has just arrived."""
-        self._replies.append(self.clock())
-
-    def _recent(self, now: float) -> list[float]:
-        return [t for t in self._replies if t > now - self.period]
-
-    def wait_left(self) -> float:
-        """Seconds until a slot frees when every slot of the window is used, else 0."""
-        now = self.clock()
-        recent = self._recent(now)
-        if len(recent) < self.max_requests:
-            return 0.0
-        return max(0.0, recent[0] + self.period - now)
-
-    def eta(self, requests: int) -> float:
-        """The least seconds until ``requests`` more requests can all have been sent."""
-        if requests <= 0:
-            return 0.0
-        now = self.clock()
-        recent = self._recent(now)
-        # When each of the window's slots is next free: now, or a period after its reply.
-        free_at = [now] * (self.max_requests - len(recent)) + [t + self.period for t in recent]
-        last = requests - 1
-        return max(
-            0.0, free_at[last % self.max_requests] + self.period * (last // self.max_requests) - now
-        )
+#: An ETA below this is not the quota's doing, and not shown.
+_SHOWN_ETA: Final = 0.05
 
 
 def duration(seconds: float) -> str:
     """``"0.4 s"``, ``"42 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``: tenths below 10 s, so a
-    short countdown still moves."""
+    short countdown still moves. Every duration the command line prints is in this form."""
     if seconds < 9.95:
         return f"{max(seconds, 0.0):.1f} s"
     whole = math.ceil(seconds)
@@ -82,118 +46,128 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
-class _Tracker:
-    """Digests `Progress` reports into the numbers and the status text the displays show."""
+class QuotaFigures(Protocol):
+    """What the display reads from the client's limiter (`aiomoomoo.SlidingWindowLimiter`)."""
 
-    def __init__(self, quota: QuotaClock | None) -> None:
-        self.quota = quota
-        self.last: Progress | None = None
+    @property
+    def granted(self) -> int: ...
+
+    @property
+    def queued(self) -> int: ...
+
+    def eta(self, requests: int) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The numbers the display shows: codes done of all, requests sent, rows, the seconds the
+    requests held by the quota still wait (0 when none is held), and the ETA (None until there
+    is an estimate)."""
+
+    codes_done: int
+    codes_total: int
+    sent: int
+    rows: int
+    waiting: float
+    eta: float | None
+
+    def status(self) -> str:
+        """The figures as the display's text, e.g. ``12 requests sent · 559 rows · waiting for
+        quota 4.2 s · ETA 1 min 05 s``."""
+        parts = [f"{self.sent:,} requests sent", f"{self.rows:,} rows"]
+        if self.waiting > 0:
+            parts.append(f"waiting for quota {duration(self.waiting)}")
+        if self.eta is not None and self.eta >= _SHOWN_ETA:
+            parts.append(f"ETA {duration(self.eta)}")
+        return " · ".join(parts)
+
+
+class Tracker:
+    """Digests progress reports and the limiter's state into `Figures`.
+
+    ``expected`` is the requests the whole run is expected to take (a sync's plan); without it
+    (``short-interest``) the pages still to come are guessed from the codes done so far.
+    """
+
+    def __init__(self, codes_total: int, *, expected: int | None = None) -> None:
+        self.codes_total = codes_total
+        self.expected = expected
+        self.limiter: QuotaFigures | None = None
+        self._granted_before = 0
+        self._reported = 0  # requests the reports counted, for a limiter-less client
+        self._rows = 0
+        self._done = 0
         self._pages: dict[str, int] = {}
         self._finished: set[str] = set()
         self._done_pages: list[int] = []
 
-    def update(self, progress: Progress) -> None:
-        self.last = progress
+    def watch(self, limiter: QuotaFigures) -> None:
+        """Take the quota figures from ``limiter`` (the client's) from now on."""
+        self.limiter = limiter
+        self._granted_before = limiter.granted
+
+    def fetched(self, progress: Progress) -> None:
+        """Count a `fetch_short_interest_many` report."""
         if progress.event == "page":
             self._pages[progress.code] = self._pages.get(progress.code, 0) + 1
-            if self.quota is not None:
-                self.quota.record()
         else:
             self._finished.add(progress.code)
             if progress.event == "done":
                 self._done_pages.append(self._pages.get(progress.code, 0))
+        self._reported, self._rows = progress.pages, progress.rows
+        self._done = progress.symbols_done
 
-    def remaining_requests(self) -> int | None:
-        """Pages still to fetch, guessed from the symbols done so far; None before the first."""
-        last = self.last
-        if last is None or not self._done_pages:
+    def synced(self, progress: SyncProgress) -> None:
+        """Count a `ShortInterestStore.sync` report."""
+        self._reported = progress.requests
+        self._rows = progress.rows_new + progress.rows_revised
+        self._done = progress.codes_done
+
+    def sent(self) -> int:
+        if self.limiter is None:
+            return self._reported
+        return self.limiter.granted - self._granted_before
+
+    def _remaining(self, sent: int, queued: int) -> int | None:
+        """Requests still to send beyond those queued; None before there is an estimate."""
+        left = self.codes_total - self._done
+        if self.expected is not None:
+            return max(self.expected - sent, left) - queued
+        if not self._done_pages:
             return None
-        per_symbol = math.ceil(sum(self._done_pages) / len(self._done_pages))
+        per_code = math.ceil(sum(self._done_pages) / len(self._done_pages))
         running = [code for code in self._pages if code not in self._finished]
-        remaining = sum(max(per_symbol - self._pages[code], 1) for code in running)
-        not_started = last.symbols_total - len(self._finished) - len(running)
-        return remaining + per_symbol * max(not_started, 0)
+        remaining = sum(max(per_code - self._pages[code], 1) for code in running)
+        not_started = max(self.codes_total - len(self._finished) - len(running), 0)
+        return remaining + per_code * not_started - queued
 
-    def waiting(self) -> float:
-        finished = self.last is not None and self.last.symbols_done == self.last.symbols_total
-        return 0.0 if self.quota is None or finished else self.quota.wait_left()
-
-    def status(self) -> str:
-        last = self.last
-        if last is None:
-            return "connecting"
-        parts = [f"{last.pages} pages, {last.rows} rows"]
-        wait = self.waiting()
-        if wait > 0:
-            parts.append(f"waiting for quota {duration(wait)}")
-        else:
-            parts.append(f"{escape(last.code)} {last.event}")
-        remaining = self.remaining_requests()
-        if self.quota is not None and remaining:
-            eta = self.quota.eta(remaining)
-            if eta >= 0.05:  # below that the quota is not what the rest waits for
-                parts.append(f"ETA {duration(eta)}")
-        return " · ".join(parts)
+    def figures(self) -> Figures:
+        """What the display shows now."""
+        sent, waiting, eta = self.sent(), 0.0, None
+        finished = self._done >= self.codes_total
+        limiter = self.limiter
+        if limiter is not None and not finished:
+            queued = limiter.queued
+            # The time until every request now held may go: the queue's own ETA.
+            waiting = limiter.eta(0) if queued else 0.0
+            remaining = self._remaining(sent, queued)
+            if remaining is not None:
+                eta = limiter.eta(max(remaining, 0))
+        return Figures(self._done, self.codes_total, sent, self._rows, waiting, eta)
 
 
-class ProgressDisplay(Protocol):
-    """What `open_progress` returns: fed `Progress` reports, ticked while nothing arrives."""
+class ProgressDisplay:
+    """A ``rich.progress`` bar on a terminal's stderr, fed by a `Tracker`; it disappears at
+    the end. `tick` redraws between reports, so the quota countdown moves."""
 
-    def update(self, progress: Progress) -> None: ...
-
-    def tick(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _PlainLine:
-    """One line on a terminal's stderr, redrawn in place; cleared at the end."""
-
-    def __init__(self, stream: TextIO, tracker: _Tracker) -> None:
-        self._stream = stream
-        self._tracker = tracker
-        self._width = terminal_width(stream)
-        self._waited = False
-
-    def update(self, progress: Progress) -> None:
-        self._tracker.update(progress)
-        self._draw()
-
-    def tick(self) -> None:
-        # Between replies only the quota countdown changes: redraw while it runs, and once
-        # more when it ends.
-        waiting = self._tracker.waiting() > 0
-        if waiting or self._waited:
-            self._draw()
-        self._waited = waiting
-
-    def _draw(self) -> None:
-        last = self._tracker.last
-        done, total = (last.symbols_done, last.symbols_total) if last else (0, 0)
-        filled = int(20 * done / total) if total else 0
-        bar = "#" * filled + "-" * (20 - filled)
-        line = f"[{bar}] {done}/{total} symbols, {self._tracker.status()}"
-        self._stream.write("\r" + line[: self._width - 1].ljust(self._width - 1))
-        self._stream.flush()
-
-    def close(self) -> None:
-        self._stream.write("\r" + " " * (self._width - 1) + "\r")
-        self._stream.flush()
-
-
-class _RichBar:
-    """A ``rich.progress`` bar on a terminal's stderr; it disappears at the end."""
-
-    def __init__(self, stream: TextIO, tracker: _Tracker) -> None:
-        from rich.console import Console
+    def __init__(self, console: Any, tracker: Tracker) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self._tracker = tracker
-        console = Console(file=stream, highlight=False, emoji=False, markup=False)
+        self.tracker = tracker
         self._progress: Any = Progress(
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("symbols"),
+            TextColumn("codes"),
             TextColumn("{task.fields[status]}", markup=False),
             console=console,
             transient=True,
@@ -201,44 +175,64 @@ class _RichBar:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._task = self._progress.add_task("", total=None, status=tracker.status())
+        self._task = self._progress.add_task(
+            "", total=tracker.codes_total, status=tracker.figures().status()
+        )
         self._progress.start()
 
-    def update(self, progress: Progress) -> None:
-        self._tracker.update(progress)
-        self._draw()
+    def watch(self, client: Client) -> None:
+        """Read the quota figures from ``client``'s limiter."""
+        limiter = client.rate_limiter
+        if isinstance(limiter, SlidingWindowLimiter):
+            self.tracker.watch(limiter)
+
+    def fetched(self, progress: Progress) -> None:
+        self.tracker.fetched(progress)
+        self.tick()
+
+    def synced(self, progress: SyncProgress) -> None:
+        self.tracker.synced(progress)
+        self.tick()
 
     def tick(self) -> None:
-        self._draw()
-
-    def _draw(self) -> None:
-        last = self._tracker.last
-        total = last.symbols_total if last else None
-        done = last.symbols_done if last else 0
-        self._progress.update(
-            self._task, completed=done, total=total, status=self._tracker.status()
-        )
+        figures = self.tracker.figures()
+        self._progress.update(self._task, completed=figures.codes_done, status=figures.status())
         self._progress.refresh()
+
+    async def keep_ticking(self, interval: float | None = None) -> None:
+        """`tick` every ``interval`` seconds (default `TICK`) until cancelled."""
+        while True:
+            await asyncio.sleep(TICK if interval is None else interval)
+            self.tick()
 
     def close(self) -> None:
         self._progress.stop()
 
 
-def open_progress(
-    stream: TextIO, *, quota: tuple[int, float] | None, use_rich: bool = True
-) -> ProgressDisplay:
-    """A progress display on the terminal ``stream``, following ``quota`` (N, seconds)."""
-    tracker = _Tracker(QuotaClock(*quota) if quota is not None else None)
-    if use_rich:
-        try:
-            return _RichBar(stream, tracker)
-        except ImportError:
-            pass
-    return _PlainLine(stream, tracker)
+@contextmanager
+def progress_on(
+    stream: TextIO, codes_total: int, *, expected: int | None = None
+) -> Iterator[ProgressDisplay | None]:
+    """The display on ``stream`` when it is a terminal and rich is installed, else None."""
+    console = rich_console(stream) if stream.isatty() else None
+    if console is None:
+        yield None
+        return
+    display = ProgressDisplay(console, Tracker(codes_total, expected=expected))
+    try:
+        yield display
+    finally:
+        display.close()
 
 
-async def keep_ticking(display: ProgressDisplay, interval: float | None = None) -> None:
-    """Tick ``display`` every ``interval`` seconds (default `TICK`) until cancelled."""
-    while True:
-        await asyncio.sleep(TICK if interval is None else interval)
-        display.tick()
+@contextmanager
+def ticking(display: ProgressDisplay | None) -> Iterator[None]:
+    """Within a running loop: tick ``display`` (if any) until the block ends."""
+    if display is None:
+        yield
+        return
+    task = asyncio.get_running_loop().create_task(display.keep_ticking())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -1,82 +1,48 @@
 """The dataset commands: ``sync`` keeps a store current, ``export`` writes it, ``plot`` draws it.
 
-`STORE_SUBCOMMANDS` holds the functions that add their parsers, for `aiomoomoo._cli` to
-register (``export`` and ``plot`` live in `aiomoomoo._cli_export`). The progress bar (``rich``,
-extra ``cli``) and the chart (``matplotlib``, extra ``plot``) are imported only when used.
+The chart (``matplotlib``, extra ``plot``) is imported only by ``plot``; the universe file's
+reading is `read_universe`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import csv
 import logging
-import math
 import sys
-from collections.abc import Callable, Iterator
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
-from .._client import Client
+import pandas as pd
+
 from .._errors import MoomooError
+from .._quota import SlidingWindowLimiter
 from .._security import parse_code
-from ..store import ShortInterestStore, SyncReport
-from ..testing import OpenDSimulator, Quota
-from . import _args as _cli_args
-from ._export import SubParsers, add_export_parser, add_plot_parser
-from ._output import print_error
+from ..store import ShortInterestStore, SyncProgress, SyncReport
+from . import _args
+from ._gateway import GATEWAY_OPTIONS, connected_client, explain
+from ._output import INTERRUPTED, escape, in_column_order, print_error
+from ._progress import ProgressDisplay, duration, progress_on, ticking
+from ._tables import add_output_options, output_problem, write_table
+from ._universe import read_universe
 
-if TYPE_CHECKING:
-    from ..store import SyncProgress
+__all__ = ["COMMANDS"]
 
-__all__ = ["STORE_SUBCOMMANDS", "read_universe"]
+SubParsers = argparse._SubParsersAction
 
 
-# Pages a never-synced code is guessed to take when the store has no complete code of its
-# market to learn from: about eight years of history, 50 rows a page.
-def read_universe(path: Path) -> list[str]:
-    """The codes in ``path``: one per line, or a CSV file's ``code`` column.
-
-    Blank lines and lines starting with ``#`` are skipped. A line that is not a code, or a code
-    listed twice, raises ``ValueError`` naming the file and line, so nothing is sent.
-    """
-    text = path.read_text(encoding="utf-8-sig")
-    lines = text.splitlines()
-    header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
-    fields = [name.strip().lower() for name in next(csv.reader([header]), [])]
-    column = fields.index("code") if "code" in fields and "," in header else None
-    codes: dict[str, int] = {}
-    seen_header = False
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if column is not None:
-            if not seen_header:
-                seen_header = True
-                continue
-            cells = next(csv.reader([line]), [])
-            value = cells[column].strip() if column < len(cells) else ""
-        else:
-            value = line.strip()
-        try:
-            code = parse_code(value).code
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}:{number}: {value!r} is not a code: {exc}") from None
-        if code in codes:
-            raise ValueError(
-                f"{path}:{number}: {code} is listed twice (first on line {codes[code]})"
-            )
-        codes[code] = number
-    return list(codes)
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
 
 
 # -- sync -------------------------------------------------------------------------------------
 
 
-def _add_sync_parser(subparsers: SubParsers) -> None:
+def _add_sync_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sync",
+        parents=[GATEWAY_OPTIONS],
         help="bring a local short-interest store up to date",
         description=(
             "Fetch what is new for each code into a SQLite store: whole histories for codes never "
@@ -84,26 +50,14 @@ def _add_sync_parser(subparsers: SubParsers) -> None:
             "cannot have happened yet. A killed sync loses nothing; the next one continues."
         ),
     )
-    parser.add_argument(
-        "codes", nargs="*", metavar="CODE", type=_cli_args.code, help="e.g. US.AAPL"
-    )
-    parser.add_argument("--store", type=Path, required=True, metavar="PATH", help="the store file")
+    parser.add_argument("codes", nargs="*", metavar="CODE", type=_args.code, help="e.g. US.AAPL")
+    _store_option(parser)
     parser.add_argument("--universe", type=Path, metavar="FILE", help="codes, one per line or CSV")
-    parser.add_argument("--host", default="127.0.0.1", help="OpenD's address (default %(default)s)")
-    parser.add_argument(
-        "--port", type=_cli_args.port, default=11111, help="OpenD's port (default 11111)"
-    )
-    parser.add_argument("--demo", action="store_true", help="sync from the built-in simulator")
-    parser.add_argument(
-        "--rate-limit",
-        type=_cli_args.rate_limit,
-        default=(30, 30.0),
-        metavar="N/SECONDS",
-        help="requests allowed in any SECONDS (default 30/30, OpenD's)",
-    )
     parser.add_argument("--full", action="store_true", help="re-read every page of every code")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the requests expected and the least time"
+        "--dry-run",
+        action="store_true",
+        help="print the requests expected and the least time; send and write nothing",
     )
     parser.set_defaults(run=_run_sync)
 
@@ -123,6 +77,13 @@ def _run_sync(args: argparse.Namespace) -> int:
     if not codes:
         print_error("sync", "no codes: give CODE arguments or --universe FILE")
         return 2
+    if args.dry_run and not args.store.exists():
+        # Planned against an empty store: a dry run creates no file.
+        with (
+            tempfile.TemporaryDirectory() as empty,
+            ShortInterestStore(Path(empty) / "plan.db") as store,
+        ):
+            return _dry_run(store, codes, args)
     try:
         store = ShortInterestStore(args.store)
     except Exception as exc:  # sqlite3 errors, a directory in the way, ...
@@ -132,112 +93,186 @@ def _run_sync(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _dry_run(store, codes, args)
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-        with _progress_bar(store.plan(codes, full=args.full).requests) as on_progress:
-            try:
-                report = asyncio.run(_sync(store, codes, args, on_progress))
-            except MoomooError as exc:
-                print_error("sync", str(exc))
-                return 1
-            except KeyboardInterrupt:
-                return 130
+        expected = store.plan(codes, full=args.full).requests
+        stored = _Stored()
+        # The display is gone before any message, so that none is drawn over.
+        try:
+            with progress_on(sys.stderr, len(codes), expected=expected) as display:
+                stored.display = display
+                report = asyncio.run(_sync(store, codes, args, stored))
+        except MoomooError as exc:
+            print_error("sync", explain(exc, "sync", args))
+            return 1
+        except KeyboardInterrupt:
+            print_error("sync", f"interrupted: {stored.rows:,} rows stored, run again to resume")
+            return INTERRUPTED
     print(_summary(report))
     for code, error in report.failures.items():
         print_error("sync", f"{code}: {error}")
     return 0 if report.ok else 1
 
 
+class _Stored:
+    """The sync's progress callback: keeps the rows stored so far, for Ctrl-C to tell, and
+    feeds the display, if any."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.display: ProgressDisplay | None = None
+
+    def __call__(self, progress: SyncProgress) -> None:
+        self.rows = progress.rows_new + progress.rows_revised
+        if self.display is not None:
+            self.display.synced(progress)
+
+
 async def _sync(
-    store: ShortInterestStore,
-    codes: list[str],
-    args: argparse.Namespace,
-    on_progress: Callable[[SyncProgress], None] | None,
+    store: ShortInterestStore, codes: list[str], args: argparse.Namespace, stored: _Stored
 ) -> SyncReport:
-    async with contextlib.AsyncExitStack() as stack:
-        host, port = args.host, args.port
-        if args.demo:
-            limit = Quota(*args.rate_limit)
-            simulator = await stack.enter_async_context(OpenDSimulator(port=0, quota=limit))
-            host, port = simulator.host, simulator.port
-        client = await stack.enter_async_context(Client(host, port, rate_limit=args.rate_limit))
-        return await store.sync(client, codes, full=args.full, on_progress=on_progress)
-    raise AssertionError("unreachable")  # pragma: no cover
+    async with connected_client(args) as client:
+        if stored.display is not None:
+            stored.display.watch(client)
+        with ticking(stored.display):
+            return await store.sync(client, codes, full=args.full, on_progress=stored)
 
 
 def _dry_run(store: ShortInterestStore, codes: list[str], args: argparse.Namespace) -> int:
     plan = store.plan(codes, full=args.full)
-    expected, unknown = plan.requests, plan.unknown
     count, period = args.rate_limit
-    least = period * (math.ceil(expected / count) - 1) if expected else 0.0
-    due = len(plan.due)
-    print(f"codes: {len(codes)}, due: {due}, not due: {len(codes) - due}")
+    # The client's own quota model: when a fresh limiter could have granted them all.
+    least = SlidingWindowLimiter(count, period).eta(plan.requests)
+    print(f"codes: {len(codes)}, due: {len(plan.due)}, not due: {len(plan.skipped)}")
     guess = (
-        f" ({unknown} never synced, guessed from the store or typical lengths)" if unknown else ""
+        f" ({plan.unknown} never synced, guessed from the store or typical lengths)"
+        if plan.unknown
+        else ""
     )
-    print(f"requests expected: {expected}{guess}")
-    print(f"least wall time at {count}/{period:g}s: {_duration(least)}")
+    print(f"requests expected: {plan.requests}{guess}")
+    print(f"least wall time at {count}/{period:g}s: {duration(least)}")
     return 0
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _summary(report: SyncReport) -> str:
     return (
         f"requests sent: {report.requests}; codes synced: {len(report.synced)}, skipped as not "
         f"due: {len(report.skipped)}, failed: {len(report.failures)}; rows new: "
-        f"{report.rows_new}, revised: {report.rows_revised}; {_duration(report.elapsed)}"
+        f"{report.rows_new}, revised: {report.rows_revised}; {duration(report.elapsed)}"
     )
 
 
-@contextlib.contextmanager
-def _progress_bar(total: int) -> Iterator[Callable[[SyncProgress], None] | None]:
-    """A rich progress bar on a terminal's stderr; None when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
+# -- export -----------------------------------------------------------------------------------
+
+
+def _add_export_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a store's rows as a table, CSV, JSON or Parquet",
+        description="Write stored histories, or each code's newest row, with a code column.",
+    )
+    parser.add_argument(
+        "codes", nargs="*", metavar="CODE", type=_args.code, help="default: every code"
+    )
+    _store_option(parser)
+    parser.add_argument("--since", type=_args.date, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--as-of", type=_args.as_of, metavar="TIME", help="as known then (e.g. 2026-05-01T00:00Z)"
+    )
+    parser.add_argument("--latest", action="store_true", help="only each code's newest row")
+    add_output_options(parser)
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    problem = output_problem(args)
+    if problem is not None:
+        print_error("export", problem[0])
+        return problem[1]
+    if not args.store.exists():
+        print_error("export", f"no store at {args.store}")
+        return 2
     try:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-    except ImportError:
-        print("(pip install 'aiomoomoo[cli]' for a progress bar)", file=sys.stderr)
-        yield None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("requests, {task.fields[rows]} rows, quota wait {task.fields[wait]}"),
-        TimeRemainingColumn(),
+        with ShortInterestStore(args.store) as store:
+            codes = list(dict.fromkeys(args.codes)) or store.codes()
+            try:
+                frame = _export_frame(store, codes, args)
+            except (KeyError, ValueError) as exc:
+                print_error("export", str(exc.args[0] if exc.args else exc))
+                return 2
+        return write_table("export", frame, args)
+    except KeyboardInterrupt:
+        print_error("export", "interrupted: nothing written")
+        return INTERRUPTED
+
+
+def _export_frame(
+    store: ShortInterestStore, codes: list[str], args: argparse.Namespace
+) -> pd.DataFrame:
+    unknown = sorted(set(codes) - set(store.codes()))
+    if unknown:
+        raise KeyError(f"{unknown[0]} is not in the store {str(store.path)!r}")
+    if args.latest:
+        markets = {parse_code(code).market for code in codes}
+        frame = store.latest(markets.pop() if len(markets) == 1 else None, as_of=args.as_of)
+        keep = frame["code"].isin(codes)
+        if args.since is not None:
+            keep &= (frame["timestamp_str"] >= args.since.isoformat()).fillna(True)
+        return in_column_order(frame[keep].reset_index(drop=True))
+    parts = [
+        store.history(code, since=args.since, as_of=args.as_of).assign(code=code) for code in codes
+    ]
+    if not parts:
+        return in_column_order(store.latest())
+    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    return in_column_order(frame)
+
+
+# -- plot -------------------------------------------------------------------------------------
+
+
+def _add_plot_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="chart stored short positions with days to cover or short ratio, and prices",
+        description="Draw one panel per code from a store into an image file (needs matplotlib).",
     )
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("sync", total=max(total, 1), rows=0, wait="0s")
-
-        def update(progress: SyncProgress) -> None:
-            # The total is an estimate: stretch it when there is more to do than guessed.
-            left = progress.codes_total - progress.codes_done
-            bar.update(
-                task,
-                completed=progress.requests,
-                total=max(total, progress.requests + left),
-                description=f"{progress.codes_done}/{progress.codes_total} codes",
-                rows=progress.rows_new + progress.rows_revised,
-                wait=f"{progress.quota_wait:.0f}s",
-            )
-
-        yield update
+    parser.add_argument("codes", nargs="+", metavar="CODE", type=_args.code)
+    _store_option(parser)
+    parser.add_argument("--since", type=_args.date, metavar="YYYY-MM-DD")
+    parser.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    parser.set_defaults(run=_run_plot)
 
 
-STORE_SUBCOMMANDS: Final[tuple[Callable[[SubParsers], Any], ...]] = (
-    _add_sync_parser,
-    add_export_parser,
-    add_plot_parser,
-)
+def _run_plot(args: argparse.Namespace) -> int:
+    if not args.store.exists():
+        print_error("plot", f"no store at {args.store}")
+        return 2
+    try:
+        from ._plot import draw
+    except ImportError:
+        print_error("plot", "plotting needs matplotlib: pip install 'aiomoomoo[plot]'")
+        return 1
+    with ShortInterestStore(args.store) as store:
+        try:
+            frames = {
+                code: store.history(code, since=args.since) for code in dict.fromkeys(args.codes)
+            }
+        except KeyError as exc:
+            print_error("plot", str(exc.args[0]))
+            return 2
+    empty = [code for code, frame in frames.items() if not len(frame)]
+    if empty:
+        since = f" since {args.since}" if args.since is not None else ""
+        print_error("plot", f"no rows of {', '.join(empty)}{since} in the store: nothing to draw")
+        return 1
+    try:
+        draw(frames, args.output)
+    except (OSError, ValueError) as exc:
+        print_error("plot", f"cannot write {args.output}: {exc}")
+        return 1
+    panels = f"{len(frames)} code{'s' if len(frames) != 1 else ''}"
+    print(f"wrote a chart of {panels} to {escape(args.output)}", file=sys.stderr)
+    return 0
+
+
+#: The store's commands, as the functions that add their parsers.
+COMMANDS: Final = (_add_sync_parser, _add_export_parser, _add_plot_parser)

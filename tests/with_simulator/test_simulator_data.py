@@ -14,8 +14,8 @@ from aiomoomoo import Client
 from aiomoomoo.cli import main
 from aiomoomoo.testing import HkRow, OpenDSimulator, UsRow, load_histories
 
+from ..cli.test_simulate_command import START_TIMEOUT, simulate
 from .conftest import connected
-from .test_cli_simulate import START_TIMEOUT, simulate
 from .test_simulator import as_row, items
 
 pytestmark = pytest.mark.anyio

@@ -27,9 +27,9 @@ from aiomoomoo._proto import (
 from aiomoomoo.cli import main
 from aiomoomoo.testing import Faults, Limits, OpenDSimulator, Quota
 
+from ..cli.test_simulate_command import START_TIMEOUT, simulate
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
 from .conftest import FakeClock, PeerClosed, connected, short_interest_request
-from .test_cli_simulate import START_TIMEOUT, simulate
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,5 @@
 """``aiomoomoo short-interest`` end to end: the command as a subprocess against ``--demo`` and
-against a simulator in a thread of this process, plus the progress line in-process.
+against a simulator in a thread of this process; its usage errors in-process.
 
 Each subprocess costs about half a second of imports, so commands that do not depend on each
 other run side by side (:func:`run_all`).
@@ -7,123 +7,33 @@ other run side by side (:func:`run_all`).
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import math
-import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from aiomoomoo import HK_COLUMNS, US_COLUMNS, __version__
+from aiomoomoo import __version__
 from aiomoomoo.cli import main
-from aiomoomoo.testing import OpenDSimulator, SimulatorThread
+from aiomoomoo.testing import OpenDSimulator
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT = 30.0
-MIXED_COLUMNS = ["code", *US_COLUMNS, "aggregated_short", "aggregated_short_ratio"]
-#: Unstarted, so safe to read from the test thread: same seed, same histories as any simulator.
-REFERENCE = OpenDSimulator()
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aiomoomoo", *args]
-
-
-def run_all(
-    *commands: Sequence[str], cwd: Path | None = None
-) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``aiomoomoo`` once per argument list, all at the same time; wait for every one."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    processes = [
-        (
-            args,
-            subprocess.Popen(
-                command(*args),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                env=env,
-                cwd=cwd,
-            ),
-        )
-        for args in commands
-    ]
-    done: list[subprocess.CompletedProcess[str]] = []
-    try:
-        for args, process in processes:
-            stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
-            done.append(subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr))
-    finally:
-        # A command that hangs must not outlive the test, and the pipes of every command not
-        # read to the end (the hung one, those after it) must be closed too.
-        for _, process in processes[len(done) :]:
-            process.kill()
-            process.communicate()
-    for result in done:
-        assert "Traceback" not in result.stderr, f"{result.args}: {result.stderr}"
-    return done
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run_all(args, cwd=cwd)[0]
-
-
-def expected(codes: Sequence[str], since: str | None = None) -> pd.DataFrame:
-    """What the command must write for ``codes``, from the simulator's histories."""
-    records = [
-        {"code": code, **dataclasses.asdict(row)}
-        for code in codes
-        for row in REFERENCE.history(code)
-        if since is None or str(row.timestamp_str) >= since
-    ]
-    markets = {code.partition(".")[0] for code in codes}
-    if markets == {"US"}:
-        columns = ["code", *US_COLUMNS]
-    elif markets == {"HK"}:
-        columns = ["code", *HK_COLUMNS]
-    else:
-        columns = MIXED_COLUMNS
-    return pd.DataFrame(records).reindex(columns=columns)
-
-
-def assert_same_data(got: pd.DataFrame, want: pd.DataFrame) -> None:
-    assert list(got.columns) == list(want.columns)
-    pd.testing.assert_frame_equal(
-        got.reset_index(drop=True), want, check_dtype=False, check_exact=True
-    )
-
-
-def read_csv(text: str) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(text), dtype={"code": str, "timestamp_str": str})
-
-
-@pytest.fixture(scope="module")
-def opend() -> Iterator[OpenDSimulator]:
-    """A simulator without a quota in a background thread, standing in for a running OpenD."""
-    with SimulatorThread(quota=None) as simulator:
-        yield simulator
-
-
-def at(sim: OpenDSimulator) -> tuple[str, ...]:
-    return ("--host", sim.host, "--port", str(sim.port))
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
+from . import _commands
+from ._commands import (
+    MIXED_COLUMNS,
+    REFERENCE,
+    ROOT,
+    assert_same_data,
+    at,
+    closed_port,
+    expected,
+    read_csv,
+    run,
+    run_all,
+)
 
 # -- help and version -----------------------------------------------------------------------
 
@@ -183,9 +93,10 @@ def test_output_file_since_and_num(opend: OpenDSimulator, tmp_path: Path) -> Non
     options = ["--since", "2025-06-01", "--num", "10", "--format", "csv", "--output", "short.csv"]
     result = run("short-interest", *at(opend), *codes, *options, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == result.stderr == ""
+    assert result.stdout == ""
     got = read_csv((tmp_path / "short.csv").read_text(encoding="utf-8"))
     want = expected(codes, since="2025-06-01")
+    assert result.stderr == f"wrote {len(want):,} rows to short.csv\n"
     assert_same_data(got, want)
     assert got["timestamp_str"].min() >= "2025-06-01"
     # Pages of 10, each walk ending with the page that reaches past --since.
@@ -213,7 +124,8 @@ def test_parquet_keeps_the_dtypes(opend: OpenDSimulator, tmp_path: Path) -> None
     codes = ["US.NVDA", "HK.00005"]
     result = run("short-interest", *at(opend), *codes, "--format", "parquet", "-o", str(path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == result.stderr == ""
+    assert result.stdout == ""
+    assert result.stderr == f"wrote {len(expected(codes)):,} rows to {path}\n"
     frame = pd.read_parquet(path)
     assert_same_data(frame, expected(codes))
     assert str(frame["shares_short"].dtype) == "Int64"
@@ -236,6 +148,25 @@ USAGE_ERRORS = {
     "the following arguments are required: CODE": [],
     "invalid choice: 'xml'": ["US.AAPL", "--format", "xml"],
     "argument --rate-limit: quota '30' is not N/SECONDS": ["US.AAPL", "--rate-limit", "30"],
+    # The client's own checks, as usage errors rather than tracebacks.
+    "argument --port: port must be from 1 to 65535, got 0": ["US.AAPL", "--port", "0"],
+    "argument --port: port 'x' is not a whole number": ["US.AAPL", "--port", "x"],
+    "argument --host: host must not be empty": ["US.AAPL", "--host", ""],
+    "argument --rate-limit: rate limit '0/30': max_requests must be at least 1, got 0": [
+        "US.AAPL",
+        "--rate-limit",
+        "0/30",
+    ],
+    "argument --rate-limit: rate limit '3/0': period must be a positive number": [
+        "US.AAPL",
+        "--rate-limit",
+        "3/0",
+    ],
+    "argument --concurrency: '0' is not a whole number of at least 1": [
+        "US.AAPL",
+        "--concurrency",
+        "0",
+    ],
 }
 
 
@@ -256,12 +187,39 @@ def test_usage_errors_exit_2_from_the_command() -> None:
         "covers only HK and US securities, not SH",
         "date '2025-02-30' is not YYYY-MM-DD",
         "--format parquet needs --output FILE",
+        "argument --port: port must be from 1 to 65535, got 0",
     ]
     results = run_all(*(["short-interest", "--port", port, *USAGE_ERRORS[m]] for m in chosen))
     for message, result in zip(chosen, results, strict=True):
         assert result.returncode == 2, f"{result.args}: {result.stderr}"
         assert message in result.stderr
         assert result.stdout == ""
+
+
+def test_the_simulator_is_loaded_only_for_demo(opend: OpenDSimulator) -> None:
+    probe = (
+        "import sys\n"
+        "from aiomoomoo.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('testing loaded' if 'aiomoomoo.testing' in sys.modules else 'testing not loaded')\n"
+        "raise SystemExit(status)\n"
+    )
+    fetch = ["short-interest", *at(opend), "US.AAPL", "--format", "csv"]
+    runs = [["short-interest", "--help"], fetch, ["short-interest", "--demo", "US.AAPL"]]
+    results = [
+        subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+            check=False,
+        )
+        for args in runs
+    ]
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    last_lines = [r.stdout.splitlines()[-1] for r in results]
+    assert last_lines == ["testing not loaded", "testing not loaded", "testing loaded"]
 
 
 def test_an_unreachable_opend_is_one_line_saying_what_to_do() -> None:
@@ -282,11 +240,13 @@ def test_an_unknown_code_fails_but_the_others_are_written(
     result = run("short-interest", *at(opend), *codes, "--format", "csv", "-o", str(path))
     assert result.returncode == 1
     assert result.stdout == ""
+    written = expected(["US.AAPL", "HK.02800"])
     assert result.stderr.splitlines() == [
         "aiomoomoo short-interest: US.NOPE: OpenD refused proto 3249: unknown stock "
-        "(retType=-1, errCode=2)"
+        "(retType=-1, errCode=2)",
+        f"wrote {len(written):,} rows to {path}",
     ]
-    assert_same_data(read_csv(path.read_text(encoding="utf-8")), expected(["US.AAPL", "HK.02800"]))
+    assert_same_data(read_csv(path.read_text(encoding="utf-8")), written)
 
 
 # -- the helpers themselves -----------------------------------------------------------------
@@ -302,7 +262,7 @@ def test_a_command_that_hangs_is_killed_not_left_running(monkeypatch: pytest.Mon
         return process
 
     monkeypatch.setattr(subprocess, "Popen", recording)
-    monkeypatch.setattr(sys.modules[__name__], "RUN_TIMEOUT", 1.0)
+    monkeypatch.setattr(_commands, "RUN_TIMEOUT", 1.0)
     try:
         # The simulator serves until it is stopped: it outlives any timeout.
         with pytest.raises(subprocess.TimeoutExpired):

@@ -18,7 +18,7 @@ from aiomoomoo import __version__
 from aiomoomoo.cli import main
 from aiomoomoo.testing import OpenDSimulator
 
-from .conftest import connected
+from ..with_simulator.conftest import connected
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
@@ -90,6 +90,44 @@ async def test_simulate_serves_until_interrupted(signum: signal.Signals) -> None
     assert process.returncode == 0, stderr.decode()
     assert stdout == b""
     assert b"Traceback" not in stderr
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_address_prints_in_brackets() -> None:
+    async with simulate("--host", "::1", "--port", "0") as (process, host, port):
+        assert host == "[::1]"
+        async with connected(OpenDSimulator("::1", port)) as raw:
+            assert (await raw.short_interest("US.AAPL")).retType == 0
+        process.send_signal(signal.SIGINT)
+        await ended(process)
+    assert process.returncode == 0
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_address_that_cannot_be_reached_prints_in_brackets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    assert main(["short-interest", "--host", "::1", "--port", str(port), "US.AAPL"]) == 1
+    assert f"cannot connect to OpenD at [::1]:{port}: " in capsys.readouterr().err
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--host", "[::1]", "--port", str(port)]) == 1
+    assert f"aiomoomoo simulate: cannot listen on [::1]:{port}: " in capsys.readouterr().err
 
 
 @pytest.mark.anyio

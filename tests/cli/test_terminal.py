@@ -1,6 +1,7 @@
 """``aiomoomoo short-interest`` in-process, as a person at a terminal meets it: the per-market
 compact view, the progress display with the quota wait, the format taken from ``-o``, a bad output
-path caught before fetching, and a hostile gateway whose text must never reach the terminal raw.
+path caught before fetching, Ctrl-C, and a hostile gateway whose text must never reach the
+terminal raw.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,19 +24,11 @@ import pytest
 from aiomoomoo._proto import InitConnect_pb2, Qot_GetShortInterest_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
 from aiomoomoo.cli import main
+from aiomoomoo.cli._progress import ProgressDisplay
+from aiomoomoo.cli._terminal import RICH_HINT
 from aiomoomoo.testing import OpenDSimulator
 
-from .test_cli_short_interest import (
-    assert_same_data,
-    at,
-    closed_port,
-    expected,
-    opend,
-    read_csv,
-    run,
-)
-
-__all__ = ["opend"]  # the fixture, imported so this module's tests can use it
+from ._commands import assert_same_data, at, closed_port, expected, read_csv, run
 
 REFERENCE = OpenDSimulator()
 RICH_MODULES = ("rich", "rich.box", "rich.console", "rich.progress", "rich.table", "rich.text")
@@ -87,8 +81,8 @@ def without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the terminal view ----------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("renderer")
 def test_a_terminal_gets_one_compact_table_per_market(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("rich")
     out, _ = terminals(monkeypatch)
     assert main(["short-interest", "--demo", "US.AAPL", "HK.00700", "US.TSLA"]) == 0
     text = ANSI.sub("", out.getvalue())
@@ -114,6 +108,19 @@ def test_a_terminal_gets_one_compact_table_per_market(monkeypatch: pytest.Monkey
     assert len(text.splitlines()) < 60  # not a 560-line wall
 
 
+def test_without_rich_a_terminal_says_how_to_get_it_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without_rich(monkeypatch)
+    out, err = terminals(monkeypatch)
+    assert main(["short-interest", "--demo", "US.AAPL", "HK.00700", "US.TSLA"]) == 0
+    # One line for the table and the progress both; then the whole table, as a pipe gets it.
+    assert err.getvalue() == RICH_HINT + "\n"
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[0] == "code"
+    assert len(lines) == 1 + len(expected(["US.AAPL", "HK.00700", "US.TSLA"]))
+
+
 @pytest.mark.usefixtures("renderer")
 def test_all_shows_every_row_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     out, _ = terminals(monkeypatch)
@@ -126,30 +133,37 @@ def test_all_shows_every_row_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 # -- the progress display -------------------------------------------------------------------
 
 
-def test_the_plain_progress_line_is_drawn_and_cleared(
+def test_without_rich_the_progress_is_one_line_saying_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     without_rich(monkeypatch)
     _, err = terminals(monkeypatch)
     path = tmp_path / "short.csv"
     assert main(["short-interest", "--demo", "US.AAPL", "HK.00700", "-o", str(path)]) == 0
-    drawn = err.getvalue().split("\r")[1:]
-    # The last draw wiped the line and left the cursor at its start.
-    assert drawn[-2:] == [" " * 99, ""]
-    lines = drawn[:-2]
-    # One draw per page and per symbol: 4 pages of US.AAPL, 8 of HK.00700, 2 symbols.
-    assert len(lines) == 4 + 8 + 2
-    assert all(len(line) == 99 for line in lines)
-    assert lines[0].startswith("[--------------------] 0/2 symbols, 1 pages,")
-    assert lines[-1].startswith("[####################] 2/2 symbols, 12 pages, 559 rows")
-    assert "\n" not in err.getvalue()
+    assert err.getvalue().splitlines() == [RICH_HINT, f"wrote 559 rows to {path}"]
     assert len(read_csv(path.read_text(encoding="utf-8"))) == 559
 
 
-@pytest.mark.usefixtures("renderer")
+def test_the_progress_counts_requests_sent_and_codes_done(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("rich")
+    _, err = terminals(monkeypatch)
+    path = tmp_path / "short.csv"
+    assert main(["short-interest", "--demo", "US.AAPL", "HK.00700", "-o", str(path)]) == 0
+    drawn = ANSI.sub("", err.getvalue())
+    # 4 pages of US.AAPL, 8 of HK.00700: every request counted once it was sent.
+    sent = [int(n) for n in re.findall(r"(\d+) requests sent", drawn)]
+    assert sent == sorted(sent)
+    assert sent[-1] == 12
+    assert "2/2 codes" in drawn
+    assert "559 rows" in drawn
+
+
 def test_the_progress_says_when_it_waits_for_the_quota_and_gives_an_eta(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    pytest.importorskip("rich")
     monkeypatch.setattr("aiomoomoo.cli._progress.TICK", 0.05)
     _, err = terminals(monkeypatch)
     path = tmp_path / "short.csv"
@@ -163,6 +177,30 @@ def test_the_progress_says_when_it_waits_for_the_quota_and_gives_an_eta(
     assert max(map(float, waits)) >= 0.1, waits
     assert re.search(r"ETA \d+\.\d s", drawn)
     assert len(read_csv(path.read_text(encoding="utf-8"))) == 559
+    # Held requests are not counted as sent: at 3 per window, a count never runs ahead of
+    # the windows that have opened.
+    sent = [int(n) for n in re.findall(r"(\d+) requests sent", drawn)]
+    assert max(sent) == 12
+
+
+def test_ctrl_c_says_nothing_was_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("rich")
+    _, err = terminals(monkeypatch)
+    fetched = ProgressDisplay.fetched
+
+    def interrupted(self: ProgressDisplay, progress: object) -> None:
+        fetched(self, progress)  # type: ignore[arg-type]
+        # As Ctrl-C does: asyncio.run cancels the command, which cleans up, then raises
+        # KeyboardInterrupt.
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(ProgressDisplay, "fetched", interrupted)
+    path = tmp_path / "short.csv"
+    assert main(["short-interest", "--demo", "US.AAPL", "-o", str(path)]) == 130
+    assert ANSI.sub("", err.getvalue()).splitlines()[-1] == (
+        "aiomoomoo short-interest: interrupted: nothing written"
+    )
+    assert not path.exists()
 
 
 # -- output files ---------------------------------------------------------------------------
