@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 from aiomoomoo._messages import decode_short_interest
@@ -15,11 +15,14 @@ from aiomoomoo._rows import Rows, ShortInterestReply
 from aiomoomoo._security import Market
 
 
-class FakeTransport(asyncio.Transport):
-    """What a connection wrote (``sent``) and whether it dropped the socket (``aborted``)."""
+class FakeTransport:
+    """What a connection wrote (``sent``) and whether it dropped the socket (``aborted``).
+
+    Like uvloop's transports it does not subclass ``asyncio.Transport``: the connection takes any
+    object with ``write``, ``abort`` and ``close``. `attach` hands one to a connection.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self.sent = bytearray()
         self.aborted = False
 
@@ -34,6 +37,13 @@ class FakeTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.aborted
+
+
+def attach(protocol: asyncio.BaseProtocol) -> FakeTransport:
+    """A new `FakeTransport` made ``protocol``'s, as the event loop makes a socket's."""
+    transport = FakeTransport()
+    protocol.connection_made(cast(asyncio.BaseTransport, transport))
+    return transport
 
 
 async def settle(rounds: int = 12) -> None:

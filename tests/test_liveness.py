@@ -16,7 +16,7 @@ from aiomoomoo._connection import Connection, ConnectionInfo, State
 from aiomoomoo._proto import KeepAlive_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeClock, FakeTransport
+from ._fakes import FakeClock, FakeTransport, attach
 
 pytestmark = pytest.mark.anyio
 
@@ -24,8 +24,7 @@ pytestmark = pytest.mark.anyio
 def open_connection(interval: float) -> tuple[Connection, FakeTransport, list[float]]:
     """A connection past InitConnect with ``interval``, and the times it was lost at."""
     connection = Connection("test:1", max_body_size=1 << 20)
-    transport = FakeTransport()
-    connection.connection_made(transport)
+    transport = attach(connection)
     connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=interval)
     lost: list[float] = []
     loop = asyncio.get_running_loop()
@@ -98,19 +97,9 @@ async def test_the_largest_interval_notices_a_dead_peer_within_forty_seconds(
 
 async def test_a_transport_that_is_not_an_asyncio_transport_is_accepted() -> None:
     # uvloop's transports do not subclass asyncio.Transport; the check for it broke them.
-    class ForeignTransport:
-        def __init__(self) -> None:
-            self.sent = bytearray()
-
-        def write(self, data: bytes) -> None:
-            self.sent += data
-
-        def abort(self) -> None:
-            return None
-
     connection = Connection("test:1", max_body_size=1 << 20)
-    transport = ForeignTransport()
-    connection.connection_made(transport)  # type: ignore[arg-type]
+    transport = attach(connection)
+    assert not isinstance(transport, asyncio.BaseTransport)
     connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
     connection._write(b"ping")
     assert transport.sent == b"ping"

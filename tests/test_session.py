@@ -22,7 +22,7 @@ from aiomoomoo._rows import ShortInterestReply
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeTransport
+from ._fakes import attach
 
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +34,7 @@ class Peer:
 
     def __init__(self) -> None:
         self.connection = Connection("fake:1", max_body_size=1 << 20)
-        self.transport = FakeTransport()
-        self.connection.connection_made(self.transport)
+        self.transport = attach(self.connection)
         self.connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
         self.answered: set[int] = set()
 
