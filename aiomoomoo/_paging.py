@@ -154,4 +154,4 @@ async def collect(
 def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
     """Whether the page holds a row dated before ``cutoff`` (rows run newest first)."""
     oldest = page._rows[page.market].oldest_date()
-    return bool(oldest) and str(oldest) < cutoff.isoformat()
+    return bool(oldest and oldest < cutoff.isoformat())
