@@ -39,9 +39,10 @@ class FakeTransport:
         return self.aborted
 
 
-def attach(protocol: asyncio.BaseProtocol) -> FakeTransport:
-    """A new `FakeTransport` made ``protocol``'s, as the event loop makes a socket's."""
-    transport = FakeTransport()
+def attach(protocol: asyncio.BaseProtocol, transport: FakeTransport | None = None) -> FakeTransport:
+    """``transport`` (a new `FakeTransport` by default) made ``protocol``'s, as the event loop
+    makes a socket's."""
+    transport = FakeTransport() if transport is None else transport
     protocol.connection_made(cast(asyncio.BaseTransport, transport))
     return transport
 
