@@ -1,9 +1,9 @@
 """Short-interest rows as pandas DataFrames: the official column order, stable dtypes.
 
-Columns are built straight from the protobuf repeated fields, one typed array each, never through
-row dicts. Every page, empty or not, has the same dtypes: ``Int64`` for integers (so a field
-OpenD left out is ``<NA>`` instead of turning the column into floats), ``float64`` with NaN for
-floats, ``string`` for text.
+Frames are built from the plain columns the message layer decoded (`aiomoomoo._rows.Rows`), one
+typed array each, never through row dicts. Every page, empty or not, has the same dtypes:
+``Int64`` for integers (so a field OpenD left out is ``<NA>`` instead of turning the column into
+floats), ``float64`` with NaN for floats, ``string`` for text.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 import array
 import datetime as dt
 import math
-import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
-from ._errors import ProtocolError
+from ._rows import HK_COLUMNS, KINDS, US_COLUMNS, Kind, Rows, columns_for
 from ._security import Market
 
 __all__ = [
@@ -27,129 +26,31 @@ __all__ = [
     "HistoryColumns",
     "columns_for",
     "empty_frame",
-    "history_frame",
-    "records_of",
     "rows_to_frame",
     "trading_dates",
 ]
 
-_Kind = Literal["int", "float", "str"]
-
-US_COLUMNS: Final = (
-    "timestamp",
-    "timestamp_str",
-    "shares_short",
-    "short_percent",
-    "avg_daily_share_volume",
-    "days_to_cover",
-    "close_price",
-    "last_close_price",
-)
-"""US frame columns, in the official SDK's order."""
-HK_COLUMNS: Final = (
-    "timestamp",
-    "timestamp_str",
-    "aggregated_short",
-    "aggregated_short_ratio",
-    "close_price",
-    "last_close_price",
-)
-"""HK frame columns, in the official SDK's order (the aggregated columns before the prices,
-the reverse of the protobuf's field order)."""
-
-# Where each column comes from: the protobuf field of the row message, and its kind.
-_SOURCES: Final[dict[str, tuple[str, _Kind]]] = {
-    "timestamp": ("timestamp", "int"),
-    "timestamp_str": ("timestampStr", "str"),
-    "shares_short": ("sharesShort", "int"),
-    "short_percent": ("shortPercent", "float"),
-    "avg_daily_share_volume": ("avgDailyShareVolume", "int"),
-    "days_to_cover": ("daysToCover", "float"),
-    "close_price": ("closePrice", "float"),
-    "last_close_price": ("lastClosePrice", "float"),
-    "aggregated_short": ("aggregatedShort", "int"),
-    "aggregated_short_ratio": ("aggregatedShortRatio", "float"),
-}
+_INDEXES: Final = {market: pd.Index(columns_for(market)) for market in Market}
 
 
-def columns_for(market: Market) -> tuple[str, ...]:
-    """The column names of ``market``'s frames."""
-    return US_COLUMNS if market is Market.US else HK_COLUMNS
-
-
-# (column, protobuf field, kind) per market, in column order.
-_SPECS: Final = {
-    market: tuple((column, *_SOURCES[column]) for column in columns_for(market))
-    for market in Market
-}
-
-_GETTERS: Final = {
-    market: operator.attrgetter(*(field for _, field, _ in spec)) for market, spec in _SPECS.items()
-}
-_INDEXES: Final = {market: pd.Index(columns_for(market)) for market in _SPECS}
-# What an absent proto2 optional field reads as: only a column holding one can have gaps.
-_DEFAULTS: Final[dict[_Kind, object]] = {"int": 0, "float": 0.0, "str": ""}
-
-
-def _missing(
-    values: Sequence[Any], items: Sequence[Any], field: str, kind: _Kind
-) -> list[bool] | None:
-    """Which of ``items`` left ``field`` out; None when none did."""
-    # HasField is the one costly call per cell, so it is asked only of columns where a default
-    # value shows up, which is where a field can have been left out.
-    if _DEFAULTS[kind] not in values:
-        return None
-    missing = [not item.HasField(field) for item in items]
-    return missing if any(missing) else None
-
-
-def _int64(values: Sequence[Any], field: str) -> np.ndarray[Any, np.dtype[np.int64]]:
-    try:
-        return np.array(values, dtype=np.int64)
-    except OverflowError:
-        raise _beyond_int64(field, values) from None
-
-
-def _beyond_int64(field: str, values: Sequence[Any]) -> ProtocolError:
-    # uint64 on the wire; no share count comes near 2**63, so one that does is corrupt.
-    return ProtocolError(f"OpenD sent a {field} beyond the int64 range: {max(values)}")
-
-
-def _text(values: Sequence[Any], items: Sequence[Any], field: str) -> Any:
-    missing = _missing(values, items, field, "str")
-    if missing is not None:
-        values = [pd.NA if gone else value for value, gone in zip(values, missing, strict=True)]
-    # Built directly: pd.array() would check every element again.
-    return pd.arrays.StringArray(np.array(values, dtype=object))
-
-
-def _columns(market: Market, items: Sequence[Any]) -> Any:
-    """``items``' values transposed into one tuple per column of ``market``."""
-    spec = _SPECS[market]
-    # One C-level attribute fetch per row, transposed into columns.
-    return zip(*map(_GETTERS[market], items), strict=True) if items else [()] * len(spec)
+def _with_missing(values: Sequence[Any], gone: Sequence[bool], missing: object) -> list[Any]:
+    return [missing if out else value for value, out in zip(values, gone, strict=True)]
 
 
 class _Layout:
-    """Where ``market``'s fields go in its frame, grouped by kind.
+    """Where ``market``'s columns go in its frame, grouped by kind, so each kind's columns
+    become one NumPy call."""
 
-    A page is read in one pass with the fields in this order (integers, floats, text), so each
-    kind's columns come out side by side and each kind becomes one NumPy call.
-    """
-
-    __slots__ = ("columns", "float_at", "floats", "getter", "int_at", "ints", "text_at", "texts")
+    __slots__ = ("columns", "float_at", "int_at", "kinds", "text_at")
 
     def __init__(self, market: Market) -> None:
-        spec = _SPECS[market]
+        names = columns_for(market)
+        self.kinds: tuple[Kind, ...] = tuple(KINDS[name] for name in names)
 
-        def of(kind: _Kind) -> tuple[tuple[str, ...], tuple[int, ...]]:
-            where = [(at, field) for at, (_, field, k) in enumerate(spec) if k == kind]
-            return tuple(field for _, field in where), tuple(at for at, _ in where)
+        def of(kind: Kind) -> tuple[int, ...]:
+            return tuple(at for at, k in enumerate(self.kinds) if k == kind)
 
-        self.ints, self.int_at = of("int")
-        self.floats, self.float_at = of("float")
-        self.texts, self.text_at = of("str")
-        self.getter = operator.attrgetter(*self.ints, *self.floats, *self.texts)
+        self.int_at, self.float_at, self.text_at = of("int"), of("float"), of("str")
         self.columns = _INDEXES[market]
 
 
@@ -207,11 +108,11 @@ def _pick_builder() -> _Builder:
     rows = 3
     ints = [
         (np.arange(rows, dtype=np.int64) + at, np.arange(rows) == at % rows)
-        for at in range(len(layout.ints))
+        for at in range(len(layout.int_at))
     ]
     text = np.array(["2026-04-24", pd.NA, ""], dtype=object)
-    texts = [pd.arrays.StringArray(text.copy()) for _ in layout.texts]
-    floats = np.arange(rows * len(layout.floats), dtype=np.float64).reshape(-1, rows)
+    texts = [pd.arrays.StringArray(text.copy()) for _ in layout.text_at]
+    floats = np.arange(rows * len(layout.float_at), dtype=np.float64).reshape(-1, rows)
     floats[0, 1] = np.nan
     try:
         fast = _block_frame(layout, ints, texts, floats, rows)
@@ -238,55 +139,33 @@ except ImportError:  # pragma: no cover - a pandas without them
     _build = _public_frame
 
 
-def rows_to_frame(market: Market, items: Sequence[Any]) -> pd.DataFrame:
-    """Build ``market``'s frame from protobuf row messages (``UsShortInterestItem`` for US...)."""
-    layout = _LAYOUTS[market]
-    n_ints, n_floats = len(layout.ints), len(layout.floats)
-    # One attrgetter call per row reads all its fields; zip turns the rows into columns.
-    columns = (
-        list(zip(*map(layout.getter, items), strict=True)) if items else [()] * len(layout.columns)
-    )
-    int_columns = columns[:n_ints]
-    try:
-        values = np.array(int_columns, dtype=np.int64)
-    except OverflowError:
-        for column, field in zip(int_columns, layout.ints, strict=True):
-            _int64(column, field)  # raises for the first column out of range
-        raise
-    masks = np.zeros(values.shape, dtype=bool)
-    for row, (column, field) in enumerate(zip(int_columns, layout.ints, strict=True)):
-        # The default checked here first, without a call: the usual page has none.
-        if 0 in column and (missing := _missing(column, items, field, "int")) is not None:
-            masks[row] = missing
-    float_columns = columns[n_ints : n_ints + n_floats]
-    floats = np.array(float_columns, dtype=np.float64)
-    for row, (column, field) in enumerate(zip(float_columns, layout.floats, strict=True)):
-        if 0.0 in column and (missing := _missing(column, items, field, "float")) is not None:
-            floats[row, np.array(missing, dtype=bool)] = np.nan
-    texts = [
-        _text(column, items, field)
-        for column, field in zip(columns[n_ints + n_floats :], layout.texts, strict=True)
-    ]
-    return _build(layout, list(zip(values, masks, strict=True)), texts, floats, len(items))
+def rows_to_frame(rows: Rows) -> pd.DataFrame:
+    """Build the frame of ``rows``' market from its decoded columns."""
+    layout = _LAYOUTS[rows.market]
+    values, left_out = rows.values, rows.left_out
+    ints = np.array([values[at] for at in layout.int_at], dtype=np.int64)
+    masks = np.zeros(ints.shape, dtype=bool)
+    floats = np.array([values[at] for at in layout.float_at], dtype=np.float64)
+    # Only a column where some row left its field out costs more than the NumPy calls.
+    for row, at in enumerate(layout.int_at):
+        if (gone := left_out[at]) is not None:
+            masks[row] = gone
+    for row, at in enumerate(layout.float_at):
+        if (gone := left_out[at]) is not None:
+            floats[row, np.array(gone, dtype=bool)] = np.nan
+    texts = [_text(values[at], left_out[at]) for at in layout.text_at]
+    return _build(layout, list(zip(ints, masks, strict=True)), texts, floats, rows.count)
 
 
-def records_of(market: Market, items: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """``market``'s protobuf rows as plain tuples in `columns_for` order, None where left out."""
-    spec = _SPECS[market]
-    records: list[tuple[Any, ...]] = []
-    for values in map(_GETTERS[market], items):
-        if any(value == _DEFAULTS[kind] for value, (_, _, kind) in zip(values, spec, strict=True)):
-            item = items[len(records)]
-            values = tuple(
-                value if item.HasField(field) else None
-                for value, (_, field, _) in zip(values, spec, strict=True)
-            )
-        records.append(values)
-    return records
+def _text(values: Sequence[Any], gone: Sequence[bool] | None) -> Any:
+    if gone is not None:
+        values = _with_missing(values, gone, pd.NA)
+    # Built directly: pd.array() would check every element again.
+    return pd.arrays.StringArray(np.array(values, dtype=object))
 
 
 class HistoryColumns:
-    """A whole history's columns, pulled out of each page's protobuf rows as the page arrives.
+    """A whole history's columns, gathered from each page's rows as the page arrives.
 
     A walk that kept every page's rows until the end would hold all of them, and their
     transposition, at once: several times the finished frame. Here each page's values go
@@ -302,7 +181,7 @@ class HistoryColumns:
         self._rows = 0
         self._buffers: list[Any] = []
         self._masks: list[bytearray | None] = []
-        for _, _, kind in _SPECS[market]:
+        for kind in _LAYOUTS[market].kinds:
             self._buffers.append(
                 [] if kind == "str" else array.array("q" if kind == "int" else "d")
             )
@@ -311,34 +190,26 @@ class HistoryColumns:
     def __len__(self) -> int:
         return self._rows
 
-    def add(self, items: Sequence[Any]) -> None:
-        """Append one page's protobuf rows (newest first, as OpenD sends them)."""
-        if not items:
+    def add(self, rows: Rows) -> None:
+        """Append one page's rows (newest first, as OpenD sends them)."""
+        if not rows.count:
             return
-        columns = _columns(self.market, items)
-        spec, buffers, masks = _SPECS[self.market], self._buffers, self._masks
-        for values, (_, field, kind), buffer, mask in zip(
-            columns, spec, buffers, masks, strict=True
+        values: Sequence[Any]
+        for values, gone, kind, buffer, mask in zip(
+            rows.values,
+            rows.left_out,
+            _LAYOUTS[self.market].kinds,
+            self._buffers,
+            self._masks,
+            strict=True,
         ):
-            missing = _missing(values, items, field, kind)
-            if kind == "str":
-                if missing is not None:
-                    values = [pd.NA if gone else v for v, gone in zip(values, missing, strict=True)]
-                buffer.extend(values)
-            elif kind == "float":
-                if missing is not None:
-                    values = [
-                        math.nan if gone else v for v, gone in zip(values, missing, strict=True)
-                    ]
-                buffer.extend(values)
-            else:
-                try:
-                    buffer.extend(values)
-                except OverflowError:
-                    raise _beyond_int64(field, values) from None
+            if kind == "int":
                 assert mask is not None
-                mask.extend(missing if missing is not None else bytes(len(values)))
-        self._rows += len(items)
+                mask.extend(bytes(rows.count) if gone is None else bytes(gone))
+            elif gone is not None:
+                values = _with_missing(values, gone, pd.NA if kind == "str" else math.nan)
+            buffer.extend(values)
+        self._rows += rows.count
 
     def frame(self, since: dt.date | None = None) -> pd.DataFrame:
         """The history as one frame, without rows dated before ``since`` (undated rows stay).
@@ -350,8 +221,8 @@ class HistoryColumns:
         ints: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
         floats: list[np.ndarray[Any, Any]] = []
         texts: list[Any] = []
-        for (_, _, kind), buffer, mask in zip(
-            _SPECS[self.market], self._buffers, self._masks, strict=True
+        for kind, buffer, mask in zip(
+            _LAYOUTS[self.market].kinds, self._buffers, self._masks, strict=True
         ):
             if kind == "str":
                 texts.append(pd.arrays.StringArray(np.array(buffer, dtype=object)))
@@ -375,16 +246,9 @@ class HistoryColumns:
         return frame
 
 
-def history_frame(market: Market, items: Sequence[Any], since: dt.date | None) -> pd.DataFrame:
-    """A whole history from its rows, without rows dated before ``since`` (undated rows stay)."""
-    columns = HistoryColumns(market)
-    columns.add(items)
-    return columns.frame(since)
-
-
 def empty_frame(market: Market) -> pd.DataFrame:
     """A zero-row frame with ``market``'s columns and dtypes."""
-    return rows_to_frame(market, ())
+    return rows_to_frame(Rows.empty(market))
 
 
 def trading_dates(frame: pd.DataFrame, market: Market) -> pd.Series:

@@ -129,11 +129,8 @@ def _rows_kept(page: ShortInterestPage, cutoff: dt.date | None) -> int:
     if cutoff is None:
         return len(page)
     since = cutoff.isoformat()
-    return sum(
-        1
-        for item in page._items()
-        if not (item.HasField("timestampStr") and item.timestampStr < since)
-    )
+    # records() hold timestamp_str second, None where OpenD left it out.
+    return sum(1 for record in page.records() if record[1] is None or record[1] >= since)
 
 
 async def fetch_many(

@@ -2,29 +2,31 @@
 
 The only client-side user of `aiomoomoo._proto`, down to the AES key InitConnect's reply names
 (`init_connect_aes_key`; the connection hands it to the crypto module, which knows no protobuf).
-Every reply passes two checks here, in one place each:
+A short-interest reply leaves here as plain values (`aiomoomoo._rows`): paging, frames and the
+store never see a protobuf message. Every reply passes two checks here, in one place each:
 
-- `decode`-style functions turn bytes into a message and refuse what is not a well-formed reply
-  (undecodable protobuf, text that is not UTF-8) with `ProtocolError`: the connection treats such
-  a reply as a broken stream;
+- `decode`-style functions turn bytes into a reply and refuse what is not a well-formed one
+  (undecodable protobuf, text that is not UTF-8, a count beyond int64) with `ProtocolError`: the
+  connection treats such a reply as a broken stream;
 - `check_ret` turns ``retType != 0`` into the most specific `ServerError`.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from ._errors import ProtocolError, server_error
 from ._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2, Qot_GetShortInterest_pb2
-from ._security import Security
+from ._rows import Rows, ShortInterestReply, columns_for
+from ._security import Market, Security
 from ._wire import ProtoId
 
 __all__ = [
@@ -86,16 +88,22 @@ def _parse(message_type: type[M], body: bytes, proto_id: int) -> M:
         raise ProtocolError(f"OpenD sent an undecodable reply to proto {proto_id}: {exc}") from exc
 
 
-def check_ret(reply: Any, proto_id: int) -> None:
-    """Raise the `ServerError` a failed reply stands for; return for ``retType == 0``."""
-    if reply.retType == 0:
-        return
-    raise server_error(
-        _text(reply.retMsg, "retMsg", proto_id),
-        ret_type=reply.retType,
-        err_code=reply.errCode if reply.HasField("errCode") else None,
-        proto_id=proto_id,
-    )
+def check_ret(reply: object, proto_id: int) -> None:
+    """Raise the `ServerError` a failed reply stands for; return for ``retType == 0``.
+
+    ``reply`` is a decoded protobuf reply or a `ShortInterestReply`.
+    """
+    if isinstance(reply, ShortInterestReply):
+        if reply.ret_type == 0:
+            return
+        ret_type, ret_msg, err_code = reply.ret_type, reply.ret_msg, reply.err_code
+    else:
+        message: Any = reply
+        if message.retType == 0:
+            return
+        ret_type, ret_msg = message.retType, _text(message.retMsg, "retMsg", proto_id)
+        err_code = message.errCode if message.HasField("errCode") else None
+    raise server_error(ret_msg, ret_type=ret_type, err_code=err_code, proto_id=proto_id)
 
 
 # -- InitConnect -----------------------------------------------------------------------------
@@ -215,84 +223,92 @@ def short_interest_request(security: Security, next_key: str | None, num: int | 
     return _field(0x0A, c2s)
 
 
-def _text_checker(root: Descriptor) -> type[Message]:
-    """A message type with only ``root``'s text fields (and the messages holding them), proto3.
+_INT64_MAX: Final = 2**63 - 1
+# The protobuf field each column is read from.
+_FIELDS: Final = {
+    "timestamp": "timestamp",
+    "timestamp_str": "timestampStr",
+    "shares_short": "sharesShort",
+    "short_percent": "shortPercent",
+    "avg_daily_share_volume": "avgDailyShareVolume",
+    "days_to_cover": "daysToCover",
+    "close_price": "closePrice",
+    "last_close_price": "lastClosePrice",
+    "aggregated_short": "aggregatedShort",
+    "aggregated_short_ratio": "aggregatedShortRatio",
+}
 
-    Proto2 parsing leaves text unchecked and hands invalid UTF-8 back as bytes when a field is
-    read, so checking every row's text in Python costs more than decoding the page. proto3
-    parsing checks text in C: parsing a reply a second time with this type finds bad text for
-    about a quarter of that, and the fields it ignores are skipped.
-    """
-    file = descriptor_pb2.FileDescriptorProto(
-        name=f"aiomoomoo_text_check/{root.full_name}.proto",
-        package="aiomoomoo_text_check",
-        syntax="proto3",
-    )
-    names: dict[str, bool] = {}
 
-    def holds_text(message: Descriptor | None, outer: tuple[str, ...] = ()) -> bool:
-        if message is None or message.full_name in outer:
-            return False
-        return any(
-            field.type == FieldDescriptor.TYPE_STRING
-            or holds_text(field.message_type, (*outer, message.full_name))
-            for field in message.fields
-        )
+class _RowReader:
+    """How one market's protobuf rows become `Rows`: every field of a row in one C-level
+    attribute fetch, the rows transposed into columns by ``zip``."""
 
-    def add(message: Descriptor) -> str:
-        name = message.full_name.replace(".", "_")
-        if name in names:
-            return name
-        names[name] = True
-        shadow = file.message_type.add(name=name)
-        for field in message.fields:
-            label = 3 if _is_repeated(field) else 1  # LABEL_REPEATED or LABEL_OPTIONAL
-            if field.type == FieldDescriptor.TYPE_STRING:
-                shadow.field.add(name=field.name, number=field.number, type=9, label=label)
-            elif field.message_type is not None and holds_text(field.message_type):
-                inner = f".{file.package}.{add(field.message_type)}"
-                shadow.field.add(
-                    name=field.name, number=field.number, type=11, type_name=inner, label=label
+    __slots__ = ("checks", "empty", "fields", "getter", "market", "texts", "unsigned")
+
+    def __init__(self, market: Market, item: Descriptor) -> None:
+        self.market = market
+        self.fields = tuple(_FIELDS[column] for column in columns_for(market))
+        self.getter = operator.attrgetter(*self.fields)
+        # What an absent proto2 optional field reads as: only a column holding it can have gaps.
+        defaults = [item.fields_by_name[field].default_value for field in self.fields]
+        self.checks = tuple(enumerate(zip(self.fields, defaults, strict=True)))
+        # uint64 on the wire; no count comes near 2**63, so one that does is corrupt.
+        self.unsigned = self._of_type(item, FieldDescriptor.TYPE_UINT64)
+        self.texts = self._of_type(item, FieldDescriptor.TYPE_STRING)
+        self.empty = Rows.empty(market)
+
+    def _of_type(self, item: Descriptor, wire_type: int) -> tuple[tuple[int, str], ...]:
+        """Where the fields of protobuf type ``wire_type`` are: (column, field) pairs."""
+        fields = enumerate(self.fields)
+        return tuple((at, f) for at, f in fields if item.fields_by_name[f].type == wire_type)
+
+    def read(self, items: Sequence[Any]) -> Rows:
+        count = len(items)
+        if not count:
+            return self.empty
+        values = tuple(zip(*map(self.getter, items), strict=True))
+        for at, field in self.texts:
+            try:
+                "".join(values[at])  # a TypeError here is cheaper than a type check per cell
+            except TypeError:
+                # proto2 hands text that is not UTF-8 back as bytes: say which.
+                for value in values[at]:
+                    _text(value, field, ProtoId.GET_SHORT_INTEREST)
+        left_out: list[tuple[bool, ...] | None] = [None] * len(values)
+        for at, (field, default) in self.checks:
+            # HasField is the one costly call per cell, so it is asked only of columns where a
+            # default value shows up, which is where a field can have been left out.
+            if default in values[at]:
+                gone = tuple([not item.HasField(field) for item in items])
+                if True in gone:
+                    left_out[at] = gone
+        for at, field in self.unsigned:
+            if max(values[at]) > _INT64_MAX:
+                raise ProtocolError(
+                    f"OpenD sent a {field} beyond the int64 range: {max(values[at])}"
                 )
-        return name
-
-    top = add(root)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{file.package}.{top}"))
+        return Rows(self.market, count, values, tuple(left_out))
 
 
-_LABEL: Final = "label"  # not in protobuf 7's type stubs
+_US_ROWS: Final = _RowReader(Market.US, Qot_GetShortInterest_pb2.UsShortInterestItem.DESCRIPTOR)
+_HK_ROWS: Final = _RowReader(Market.HK, Qot_GetShortInterest_pb2.HkShortInterestItem.DESCRIPTOR)
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    # protobuf 7 has only is_repeated; 4.25 to 5.x have only label.
-    repeated = getattr(field, "is_repeated", None)
-    if repeated is None:
-        return bool(getattr(field, _LABEL) == FieldDescriptor.LABEL_REPEATED)
-    return bool(repeated)
+def decode_short_interest(body: bytes) -> ShortInterestReply:
+    """A 3249 reply as plain values, its every text field UTF-8; `ProtocolError` otherwise.
 
-
-_SHORT_INTEREST_TEXT: Final = _text_checker(Qot_GetShortInterest_pb2.Response.DESCRIPTOR)
-
-
-def decode_short_interest(body: bytes) -> Qot_GetShortInterest_pb2.Response:
-    """A 3249 reply whose every text field is UTF-8; `ProtocolError` otherwise."""
+    Without ``nextKey`` the reply's ``next_key`` is None; a failed reply (``ret_type != 0``)
+    usually has no rows, and `check_ret` says what failed.
+    """
     proto_id = ProtoId.GET_SHORT_INTEREST
     reply = _parse(Qot_GetShortInterest_pb2.Response, body, proto_id)
-    try:
-        _SHORT_INTEREST_TEXT.FromString(body)
-    except DecodeError:
-        # Some text is not UTF-8: the field by field check says which.
-        _text(reply.retMsg, "retMsg", proto_id)
-        s2c = reply.s2c
-        _text(s2c.nextKey, "nextKey", proto_id)
-        _check_rows(s2c.usItemList, proto_id)
-        _check_rows(s2c.hkItemList, proto_id)
-    return reply
-
-
-def _check_rows(items: Iterable[Any], proto_id: int) -> None:
-    for item in items:
-        if type(item.timestampStr) is not str:
-            _text(item.timestampStr, "timestampStr", proto_id)
+    s2c = reply.s2c
+    next_key = _text(s2c.nextKey, "nextKey", proto_id) if s2c.HasField("nextKey") else None
+    return ShortInterestReply(
+        reply.retType,
+        _text(reply.retMsg, "retMsg", proto_id),
+        reply.errCode if reply.HasField("errCode") else None,
+        next_key,
+        _US_ROWS.read(s2c.usItemList),
+        _HK_ROWS.read(s2c.hkItemList),
+    )

@@ -8,18 +8,16 @@ that loops would otherwise keep a walk going for ever).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pandas as pd
 
 from ._errors import ProtocolError
-from ._frames import HistoryColumns, records_of, rows_to_frame
+from ._frames import HistoryColumns, rows_to_frame
 from ._options import END_OF_DATA
+from ._rows import Rows, ShortInterestReply
 from ._security import Market, Security
-
-if TYPE_CHECKING:
-    from ._proto import Qot_GetShortInterest_pb2
 
 __all__ = ["FetchPage", "ShortInterestPage", "collect", "walk"]
 
@@ -35,36 +33,26 @@ class ShortInterestPage:
 
     __slots__ = ("_frames", "_rows", "next_key", "security")
 
-    def __init__(
-        self,
-        security: Security,
-        s2c: Qot_GetShortInterest_pb2.S2C,
-        next_key: str,
-    ) -> None:
+    def __init__(self, security: Security, next_key: str, us: Rows, hk: Rows) -> None:
         self.security = security
         """The parsed code: its `Market` and symbol."""
         self.next_key = next_key
         """The key of the next page, for `get_short_interest`; ``"-1"`` on the last page."""
-        self._rows: dict[Market, Sequence[Any]] = {
-            Market.US: s2c.usItemList,
-            Market.HK: s2c.hkItemList,
-        }
+        self._rows = {Market.US: us, Market.HK: hk}
         self._frames: dict[Market, pd.DataFrame] = {}
 
     @classmethod
-    def from_reply(
-        cls, security: Security, reply: Qot_GetShortInterest_pb2.Response
-    ) -> ShortInterestPage:
+    def from_reply(cls, security: Security, reply: ShortInterestReply) -> ShortInterestPage:
         """The page a successful 3249 reply holds; without ``nextKey`` it is the last page."""
-        s2c = reply.s2c
         # As the official SDK: a reply without nextKey is the last page.
-        return cls(security, s2c, s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA)
+        next_key = END_OF_DATA if reply.next_key is None else reply.next_key
+        return cls(security, next_key, reply.us, reply.hk)
 
     def __repr__(self) -> str:
         return f"<ShortInterestPage {self.code} rows={len(self)} next_key={self.next_key!r}>"
 
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+        return self._rows[Market.US].count + self._rows[Market.HK].count
 
     @property
     def code(self) -> str:
@@ -99,7 +87,7 @@ class ShortInterestPage:
     def _frame_of(self, market: Market) -> pd.DataFrame:
         frame = self._frames.get(market)
         if frame is None:
-            frame = self._frames[market] = rows_to_frame(market, self._rows[market])
+            frame = self._frames[market] = rows_to_frame(self._rows[market])
             frame.attrs["next_key"] = self.next_key
         return frame
 
@@ -109,11 +97,7 @@ class ShortInterestPage:
         Each tuple holds the row's values in `columns_for` order of the code's market
         (``timestamp``, ``timestamp_str``, ...), None where OpenD left a field out.
         """
-        return records_of(self.security.market, self._items())
-
-    def _items(self) -> Sequence[Any]:
-        """The protobuf rows of the code's own market."""
-        return self._rows[self.security.market]
+        return self._rows[self.security.market].records()
 
 
 FetchPage = Callable[[Security, str | None, int | None], Awaitable[ShortInterestPage]]
@@ -159,7 +143,7 @@ async def collect(
     # Each page's values go into the columns as it arrives, so its rows are freed at once.
     columns = HistoryColumns(security.market)
     async for page in pages:
-        columns.add(page._items())
+        columns.add(page._rows[security.market])
         if on_page is not None:
             on_page(page)
     frame = columns.frame(since)
@@ -169,8 +153,5 @@ async def collect(
 
 def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
     """Whether the page holds a row dated before ``cutoff`` (rows run newest first)."""
-    items = page._items()
-    if not items:
-        return False
-    last = items[-1].timestampStr
-    return bool(last) and str(last) < cutoff.isoformat()
+    oldest = page._rows[page.market].oldest_date()
+    return bool(oldest and oldest < cutoff.isoformat())

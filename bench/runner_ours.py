@@ -79,41 +79,38 @@ class OursRunner:
         return {"pages": n, "wall": wall, "cpu": cpu, "latencies": latencies}
 
     def micro(self, n: int) -> dict[str, Any]:
-        """``Response.FromString`` + ``rows_to_frame`` on the precomputed body, no socket."""
+        """``decode_short_interest`` + ``rows_to_frame`` on the precomputed body, no socket."""
         from aiomoomoo._frames import rows_to_frame
-        from aiomoomoo._proto import Qot_GetShortInterest_pb2
-        from aiomoomoo._security import Market
+        from aiomoomoo._messages import decode_short_interest
 
         body = page_body(MICRO_KEY)
-        parse, build, us = Qot_GetShortInterest_pb2.Response.FromString, rows_to_frame, Market.US
-        if len(build(us, parse(body).s2c.usItemList)) != ROWS:
+        parse, build = decode_short_interest, rows_to_frame
+        if len(build(parse(body).us)) != ROWS:
             raise RuntimeError("offline aiomoomoo parse failed")
         gc.collect()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for _ in range(n):
-            build(us, parse(body).s2c.usItemList)
+            build(parse(body).us)
         return {"pages": n, "wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0}
 
     def breakdown(self, n: int) -> dict[str, float]:
         """CPU microseconds per page of each offline step.
 
-        ``decode_us`` parses the body; ``frame_us`` builds the frame from rows already read once
-        (their Python wrappers exist); ``fresh_us`` parses and builds from a fresh body each
-        time, so ``fresh_us - decode_us - frame_us`` is what first access to a fresh page's rows
-        costs. ``floor_us`` is pandas assembling eight ready-made 50-element columns of the same
-        dtypes by the unchecked ``DataFrame._from_arrays`` path aiomoomoo itself uses: what any
-        frame of these columns costs at least.
+        ``decode_us`` decodes the body into plain columns (the message layer's whole work);
+        ``frame_us`` builds the frame from columns decoded before; ``fresh_us`` decodes and builds
+        from a fresh body each time. ``floor_us`` is pandas assembling eight ready-made
+        50-element columns of the same dtypes by the unchecked ``DataFrame._from_arrays`` path
+        aiomoomoo itself uses: what any frame of these columns costs at least.
         """
         import pandas as pd
 
         from aiomoomoo._frames import rows_to_frame
-        from aiomoomoo._proto import Qot_GetShortInterest_pb2
-        from aiomoomoo._security import Market
+        from aiomoomoo._messages import decode_short_interest
 
         body = page_body(MICRO_KEY)
-        parse = Qot_GetShortInterest_pb2.Response.FromString
-        items = parse(body).s2c.usItemList
-        ready = {name: column.array for name, column in rows_to_frame(Market.US, items).items()}
+        parse = decode_short_interest
+        rows = parse(body).us
+        ready = {name: column.array for name, column in rows_to_frame(rows).items()}
         arrays, columns = list(ready.values()), pd.Index(list(ready))
 
         def cpu_us(step: Callable[[], object]) -> float:
@@ -125,8 +122,8 @@ class OursRunner:
 
         return {
             "decode_us": cpu_us(lambda: parse(body)),
-            "frame_us": cpu_us(lambda: rows_to_frame(Market.US, items)),
-            "fresh_us": cpu_us(lambda: rows_to_frame(Market.US, parse(body).s2c.usItemList)),
+            "frame_us": cpu_us(lambda: rows_to_frame(rows)),
+            "fresh_us": cpu_us(lambda: rows_to_frame(parse(body).us)),
             "floor_us": cpu_us(
                 lambda: pd.DataFrame._from_arrays(
                     arrays, columns=columns, index=pd.RangeIndex(ROWS), verify_integrity=False

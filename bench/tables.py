@@ -178,9 +178,9 @@ def diagnostics_table(digest: dict[str, Any]) -> str:
                 f"Request path without `.us`, {n} tasks: CPU µs per page",
                 show(nf[n]["cpu_us_per_page"]),
             ],
-            ["`Response.FromString` of the page, µs", show(b["decode_us"], "{:.1f}")],
-            ["`rows_to_frame` on rows read before, µs", show(b["frame_us"], "{:.1f}")],
-            ["First access to a fresh page's rows, µs", show(b["first_access_us"], "{:.1f}")],
+            ["`decode_short_interest` of the page, µs", show(b["decode_us"], "{:.1f}")],
+            ["`rows_to_frame` on columns decoded before, µs", show(b["frame_us"], "{:.1f}")],
+            ["Fresh decode and build less the two apart, µs", show(b["first_access_us"], "{:.1f}")],
             [
                 "pandas' floor: `DataFrame._from_arrays` over 8 ready-made columns, µs",
                 show(b["floor_us"], "{:.1f}"),

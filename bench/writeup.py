@@ -78,11 +78,11 @@ def _bounds(digest: dict[str, Any]) -> str:
   the request, the event loop, framing and SHA-1, decode) costs {path_1:.0f} µs of CPU per page
   with one task and {path_n:.0f} µs with {n} tasks, which share each `send` and each `epoll`
   wake-up.
-- **The frame.** Building the 50-row frame from rows already read costs {med["frame_us"]:.0f} µs;
+- **The frame.** Decoding the page into plain columns costs {med["decode_us"]:.0f} µs, and
+  building the 50-row frame from columns decoded before costs {med["frame_us"]:.0f} µs;
   pandas assembling eight ready-made columns by the unchecked `DataFrame._from_arrays` path
-  costs {med["floor_us"]:.0f} µs of that, the floor for any frame of these columns. The first
-  access to a fresh page's rows (their Python wrappers), measured as a fresh parse-and-build
-  less a parse less a build on rows read before, comes to {med["first_access_us"]:+.1f} µs
+  costs {med["floor_us"]:.0f} µs of that, the floor for any frame of these columns. A fresh
+  decode-and-build less the two measured apart comes to {med["first_access_us"]:+.1f} µs
   ({show(b["first_access_us"], "{:+.1f}")} over rounds){first_access_verdict}.
 - **One task** spends {page_1:.0f} µs per page; the request path, the frame and the first access
   add up to {page_1 - rest:.0f} µs, and the other {rest:.0f} µs is what no offline measurement
@@ -137,7 +137,7 @@ def _method(plan: Any, digest: dict[str, Any]) -> str:
 - **Decode + DataFrame offline** runs the same body through each client's own parsing with no
   socket: the official `get_short_interest` on a context whose query processor is swapped for
   the SDK's `binary2pb` and `GetShortInterestQuery.unpack`; aiomoomoo's
-  `Response.FromString` and `rows_to_frame`. {plan.micro_pages:,} pages per round.
+  `decode_short_interest` and `rows_to_frame`. {plan.micro_pages:,} pages per round.
 - **Memory.** Each figure in a fresh worker process against the lean server's walk of
   {plan.walk_pages:,} pages: `fetch_short_interest` (peak `ru_maxrss` above `VmRSS` at the
   start of the fetch, against the finished frame's `memory_usage(deep=True)`), and

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+
+from ._fakes import FakeClock
 
 # Hypothesis loads its "ci" profile when the CI variable is set (derandomized, no example
 # database, too_slow health check off). Load the default profile explicitly so CI runs the
@@ -35,3 +38,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         SOCKET_TESTS
     ):
         metafunc.parametrize("anyio_backend", SOCKET_LOOPS, scope="session")
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[FakeClock]:
+    """The running loop's clock, standing still at 0 until the test moves it."""
+    with FakeClock().on_loop() as fake:
+        yield fake

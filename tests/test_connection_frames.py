@@ -28,7 +28,7 @@ from aiomoomoo._messages import (
 from aiomoomoo._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeTransport, accepted_init_connect
+from ._fakes import FakeTransport, accepted_init_connect, attach
 
 pytestmark = pytest.mark.anyio
 
@@ -55,8 +55,7 @@ async def start_init_connect(
     """A connection that sent InitConnect; the serial it used and the pushes it will get."""
     encryption = ClientEncryption(private_key)
     connection = Connection("test:1", max_body_size=1 << 20, encryption=encryption)
-    transport = FakeTransport()
-    connection.connection_made(transport)
+    transport = attach(connection)
     pushes: list[Frame] = []
     connection.on_push = pushes.append
     body = init_connect_request("test", encrypted=True)
@@ -130,8 +129,7 @@ async def test_a_refused_initconnect_installs_no_key_and_an_aes_frame_behind_it_
 
 async def test_a_reply_before_a_broken_frame_in_the_same_read_reaches_its_request() -> None:
     connection = Connection("test:1", max_body_size=1 << 20)
-    transport = FakeTransport()
-    connection.connection_made(transport)
+    transport = attach(connection)
     connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
     tasks = [
         asyncio.create_task(connection.request(ProtoId.KEEP_ALIVE, b"", decode=decode_keepalive))

@@ -1,4 +1,7 @@
-"""DataFrames from short-interest rows: official column order, stable dtypes, missing values."""
+"""DataFrames from short-interest rows: official column order, stable dtypes, missing values.
+
+Rows are written as protobuf messages and read back through the message layer, as a reply's are,
+so each frame is checked against what was sent."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from hypothesis import strategies as st
 from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, _frames, trading_dates
 from aiomoomoo._frames import HistoryColumns, columns_for, empty_frame, rows_to_frame
 from aiomoomoo._proto.Qot_GetShortInterest_pb2 import HkShortInterestItem, UsShortInterestItem
+
+from ._fakes import rows_of
 
 # The official SDK's lists (protocol notes, section 6), written out rather than imported.
 OFFICIAL_US = [
@@ -92,6 +97,11 @@ def hk_item(day: dt.date, **fields: object) -> HkShortInterestItem:
     return HkShortInterestItem(**{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
 
 
+def frame_of(market: Market, items: Sequence[Any]) -> pd.DataFrame:
+    """The frame of ``market``'s protobuf ``items``, read as the message layer reads a reply."""
+    return rows_to_frame(rows_of(market, items))
+
+
 def dtypes(frame: pd.DataFrame) -> dict[str, object]:
     return {str(column): dtype for column, dtype in frame.dtypes.items()}
 
@@ -105,7 +115,7 @@ def test_columns_are_the_official_order() -> None:
 
 def test_us_rows() -> None:
     day = dt.date(2026, 4, 15)
-    frame = rows_to_frame(Market.US, [us_item(day), us_item(dt.date(2026, 3, 31))])
+    frame = frame_of(Market.US, [us_item(day), us_item(dt.date(2026, 3, 31))])
     assert list(frame.columns) == OFFICIAL_US
     assert dtypes(frame) == US_DTYPES
     assert frame.index.tolist() == [0, 1]
@@ -122,7 +132,7 @@ def test_us_rows() -> None:
 
 
 def test_hk_rows_put_aggregates_before_prices() -> None:
-    frame = rows_to_frame(Market.HK, [hk_item(dt.date(2026, 4, 24))])
+    frame = frame_of(Market.HK, [hk_item(dt.date(2026, 4, 24))])
     assert list(frame.columns) == OFFICIAL_HK
     assert dtypes(frame) == HK_DTYPES
     assert frame.iloc[0].tolist() == [
@@ -137,7 +147,7 @@ def test_hk_rows_put_aggregates_before_prices() -> None:
 
 @pytest.mark.parametrize("market", list(Market))
 def test_empty_frames_have_the_same_columns_and_dtypes(market: Market) -> None:
-    for frame in (empty_frame(market), rows_to_frame(market, [])):
+    for frame in (empty_frame(market), frame_of(market, [])):
         assert frame.shape == (0, len(columns_for(market)))
         assert list(frame.columns) == list(columns_for(market))
         assert dtypes(frame) == EXPECTED_DTYPES[market]
@@ -145,7 +155,7 @@ def test_empty_frames_have_the_same_columns_and_dtypes(market: Market) -> None:
 
 def test_absent_fields_become_missing_values_and_keep_dtypes() -> None:
     day = dt.date(2026, 4, 15)
-    frame = rows_to_frame(
+    frame = frame_of(
         Market.US,
         [
             us_item(day, sharesShort=None, shortPercent=None, timestampStr=None),
@@ -161,14 +171,14 @@ def test_absent_fields_become_missing_values_and_keep_dtypes() -> None:
     assert frame["close_price"].isna().tolist() == [False, True, True]
     assert frame.iloc[2].isna().all()
     # A zero that was sent is a value, not a missing one.
-    zeros = rows_to_frame(Market.HK, [hk_item(day, aggregatedShort=0, closePrice=0.0)])
+    zeros = frame_of(Market.HK, [hk_item(day, aggregatedShort=0, closePrice=0.0)])
     assert zeros["aggregated_short"].tolist() == [0]
     assert zeros["close_price"].tolist() == [0.0]
     assert not zeros.isna().any().any()
 
 
 def test_a_column_absent_from_every_row_keeps_its_dtype() -> None:
-    frame = rows_to_frame(Market.HK, [hk_item(dt.date(2026, 4, 24), aggregatedShort=None)] * 3)
+    frame = frame_of(Market.HK, [hk_item(dt.date(2026, 4, 24), aggregatedShort=None)] * 3)
     assert dtypes(frame) == HK_DTYPES
     assert frame["aggregated_short"].isna().all()
 
@@ -197,7 +207,7 @@ _US_ITEMS = st.fixed_dictionaries({}, optional=_US_FIELDS).map(
 def test_any_mix_of_present_fields_gives_the_same_dtypes_and_the_values_sent(
     items: list[UsShortInterestItem],
 ) -> None:
-    frame = rows_to_frame(Market.US, items)
+    frame = frame_of(Market.US, items)
     assert dtypes(frame) == US_DTYPES
     assert len(frame) == len(items)
     for column, field in zip(OFFICIAL_US, _US_FIELDS, strict=True):
@@ -211,22 +221,22 @@ def test_any_mix_of_present_fields_gives_the_same_dtypes_and_the_values_sent(
 
 def test_trading_dates_are_midnight_in_the_markets_timezone() -> None:
     hk_day, us_day = dt.date(2026, 4, 24), dt.date(2026, 4, 15)
-    hk = trading_dates(rows_to_frame(Market.HK, [hk_item(hk_day)]), Market.HK)
-    us = trading_dates(rows_to_frame(Market.US, [us_item(us_day)]), Market.US)
+    hk = trading_dates(frame_of(Market.HK, [hk_item(hk_day)]), Market.HK)
+    us = trading_dates(frame_of(Market.US, [us_item(us_day)]), Market.US)
     assert hk.iloc[0] == pd.Timestamp("2026-04-24 00:00", tz="Asia/Hong_Kong")
     assert us.iloc[0] == pd.Timestamp("2026-04-15 00:00", tz="America/New_York")
     assert hk.dt.date.tolist() == [hk_day]
     assert us.dt.date.tolist() == [us_day]
     assert str(hk.dt.tz) == "Asia/Hong_Kong"
     # What the conversion guards against: read naively in UTC, the HK row is a day early.
-    naive = pd.to_datetime(rows_to_frame(Market.HK, [hk_item(hk_day)])["timestamp"], unit="s")
+    naive = pd.to_datetime(frame_of(Market.HK, [hk_item(hk_day)])["timestamp"], unit="s")
     assert naive.dt.date.tolist() == [hk_day - dt.timedelta(days=1)]
 
 
 def test_trading_dates_match_timestamp_str_across_dst_and_years() -> None:
     days = [dt.date(2019, 1, 2) + dt.timedelta(days=17 * i) for i in range(160)]
     for market, make in ((Market.US, us_item), (Market.HK, hk_item)):
-        frame = rows_to_frame(market, [make(day) for day in days])
+        frame = frame_of(market, [make(day) for day in days])
         dates = trading_dates(frame, market)
         assert dates.dt.date.tolist() == days
         assert (dates.dt.hour == 0).all()
@@ -234,7 +244,7 @@ def test_trading_dates_match_timestamp_str_across_dst_and_years() -> None:
 
 
 def test_trading_dates_of_missing_and_empty() -> None:
-    frame = rows_to_frame(
+    frame = frame_of(
         Market.HK, [hk_item(dt.date(2026, 4, 24)), hk_item(dt.date(2026, 4, 17), timestamp=None)]
     )
     dates = trading_dates(frame, Market.HK)
@@ -250,7 +260,7 @@ def test_a_share_count_beyond_int64_is_a_protocol_error() -> None:
 
     item = Qot_GetShortInterest_pb2.UsShortInterestItem(timestamp=1, sharesShort=2**63)
     with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
-        rows_to_frame(Market.US, [item])
+        frame_of(Market.US, [item])
 
 
 # -- a history built page by page -----------------------------------------------------------
@@ -262,21 +272,23 @@ def test_a_history_added_page_by_page_is_the_frame_of_all_its_rows(
 ) -> None:
     columns = HistoryColumns(Market.US)
     for page in pages:
-        columns.add(page)
+        columns.add(rows_of(Market.US, page))
     everything = [item for page in pages for item in page]
     assert len(columns) == len(everything)
     frame = columns.frame()
     assert dtypes(frame) == US_DTYPES
-    pd.testing.assert_frame_equal(frame, rows_to_frame(Market.US, everything))
+    pd.testing.assert_frame_equal(frame, frame_of(Market.US, everything))
 
 
 def test_a_history_keeps_missing_values_of_every_kind_across_pages() -> None:
     day = dt.date(2026, 4, 24)
     columns = HistoryColumns(Market.HK)
-    columns.add([hk_item(day)])
-    columns.add([hk_item(day, aggregatedShort=None, closePrice=None, timestampStr=None)])
-    columns.add([])
-    columns.add([hk_item(day, aggregatedShort=0, closePrice=0.0)])
+    columns.add(rows_of(Market.HK, [hk_item(day)]))
+    columns.add(
+        rows_of(Market.HK, [hk_item(day, aggregatedShort=None, closePrice=None, timestampStr=None)])
+    )
+    columns.add(rows_of(Market.HK, []))
+    columns.add(rows_of(Market.HK, [hk_item(day, aggregatedShort=0, closePrice=0.0)]))
     frame = columns.frame()
     assert dtypes(frame) == HK_DTYPES
     assert frame["aggregated_short"].tolist() == [50_600_000, pd.NA, 0]
@@ -295,14 +307,14 @@ def test_a_share_count_beyond_int64_on_a_later_page_is_a_protocol_error() -> Non
     from aiomoomoo import ProtocolError
 
     columns = HistoryColumns(Market.US)
-    columns.add([us_item(dt.date(2026, 4, 24))])
+    columns.add(rows_of(Market.US, [us_item(dt.date(2026, 4, 24))]))
     with pytest.raises(ProtocolError, match="sharesShort beyond the int64 range"):
-        columns.add([us_item(dt.date(2026, 4, 17), sharesShort=2**63)])
+        columns.add(rows_of(Market.US, [us_item(dt.date(2026, 4, 17), sharesShort=2**63)]))
 
 
 def test_a_history_gives_its_frame_once() -> None:
     columns = HistoryColumns(Market.US)
-    columns.add([us_item(dt.date(2026, 4, 24))])
+    columns.add(rows_of(Market.US, [us_item(dt.date(2026, 4, 24))]))
     assert len(columns.frame()) == 1
     with pytest.raises(RuntimeError, match="already built"):
         columns.frame()
@@ -363,12 +375,12 @@ def test_a_page_frame_is_exactly_the_straightforward_one(
     market: Market, data: st.DataObject
 ) -> None:
     items = data.draw(_items(market))
-    frame = rows_to_frame(market, items)
+    frame = frame_of(market, items)
     pd.testing.assert_frame_equal(frame, straightforward(market, items), check_exact=True)
     assert dtypes(frame) == EXPECTED_DTYPES[market]
     # And the whole-history path, through the same builder, gives the same frame.
     history = HistoryColumns(market)
-    history.add(items)
+    history.add(rows_of(market, items))
     pd.testing.assert_frame_equal(history.frame(), frame, check_exact=True)
 
 
@@ -387,9 +399,9 @@ def test_every_field_absent_present_or_default_in_turn(market: Market) -> None:
                 del values[field]
             items.append(_ITEM_TYPE[market](**values))
     for rows in (items, items[:1], []):
-        frame = rows_to_frame(market, rows)
+        frame = frame_of(market, rows)
         pd.testing.assert_frame_equal(frame, straightforward(market, rows), check_exact=True)
-    assert rows_to_frame(market, items).isna().sum().sum() == len(_SPEC[market])
+    assert frame_of(market, items).isna().sum().sum() == len(_SPEC[market])
 
 
 def test_pages_are_built_by_blocks_on_this_pandas() -> None:
@@ -405,22 +417,22 @@ def test_the_public_constructor_fallback_builds_the_same_frames(
     day = dt.date(2026, 4, 24)
     make = us_item if market is Market.US else hk_item
     items = [make(day), make(day, timestamp=None, timestampStr=None, closePrice=None), make(day)]
-    fast = rows_to_frame(market, items)
+    fast = frame_of(market, items)
     monkeypatch.setattr(_frames, "_build", _frames._public_frame)
-    pd.testing.assert_frame_equal(rows_to_frame(market, items), fast, check_exact=True)
-    pd.testing.assert_frame_equal(rows_to_frame(market, []), empty_frame(market))
+    pd.testing.assert_frame_equal(frame_of(market, items), fast, check_exact=True)
+    pd.testing.assert_frame_equal(frame_of(market, []), empty_frame(market))
 
 
 def test_frames_do_not_share_their_column_index() -> None:
     items = [us_item(dt.date(2026, 4, 24))]
-    first = rows_to_frame(Market.US, items)
+    first = frame_of(Market.US, items)
     first.columns.name = "field"
     first.index.name = "row"
     first.loc[0, "shares_short"] = pd.NA
-    second = rows_to_frame(Market.US, items)
+    second = frame_of(Market.US, items)
     assert second.columns.name is None
     assert second.index.name is None
     assert second["shares_short"].tolist() == [111_222_333]
     history = HistoryColumns(Market.US)
-    history.add(items)
+    history.add(rows_of(Market.US, items))
     assert history.frame().columns.name is None

@@ -23,7 +23,7 @@ from aiomoomoo._handshake import MAX_SERVER_KEEPALIVE, open_connection
 from aiomoomoo._proto import InitConnect_pb2
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeTransport
+from ._fakes import FakeTransport, attach
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +65,7 @@ class Gateway:
             await asyncio.Event().wait()
         connection = self.connection = factory()
         self.transport.write = self._received  # type: ignore[method-assign]
-        connection.connection_made(self.transport)
+        attach(connection, self.transport)
         return self.transport, connection
 
     def _received(self, data: Any) -> None:

@@ -319,3 +319,20 @@ def test_a_command_that_needs_no_simulator_does_not_load_it() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--rate-limit" in done.stdout
     assert done.stderr.strip() == "[]"
+
+
+def test_only_the_message_layer_imports_protobuf() -> None:
+    # Replies leave _messages as plain values (_rows): paging, frames, the many-symbol runner, the
+    # store and the CLI never see a protobuf message. The simulator speaks protobuf on purpose.
+    sources = [
+        path
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in ("testing", "_proto")
+    ]
+    assert {"_rows", "_frames", "_paging", "_many"} <= {path.stem for path in sources}
+    users = {
+        str(path.relative_to(PACKAGE))
+        for path in sources
+        if uses_protobuf(imported_names(path.read_text()))
+    }
+    assert users == {"_messages.py"}

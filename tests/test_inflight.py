@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -13,29 +11,9 @@ from aiomoomoo import RequestTimeoutError
 from aiomoomoo._budget import NO_SLOT, Budget
 from aiomoomoo._inflight import InFlight, Pending
 
+from ._fakes import FakeClock
+
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    async def advance_to(self, when: float) -> None:
-        for _ in range(5):
-            await asyncio.sleep(0)
-        self.now = when
-        for _ in range(5):
-            await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    fake = FakeClock()
-    with mock.patch.object(asyncio.get_running_loop(), "time", fake.time):
-        yield fake
 
 
 class Slot:
@@ -75,19 +53,19 @@ async def test_requests_share_one_timer_and_each_fails_at_its_own_deadline(
     _, other = waiting(table, 12.5)
     assert timer_count() == before + 1  # the later deadline needs no timer of its own
     _, short = waiting(table, 0.3)  # earlier than the timer: it is moved forward
-    await clock.advance_to(0.29)
+    await clock.run_until(0.29)
     assert not fut(short).done()
-    await clock.advance_to(0.3)
+    await clock.run_until(0.3)
     with pytest.raises(RequestTimeoutError, match=r"proto 3249 \(serial \d+\) within 0.3 s"):
         fut(short).result()
     assert not fut(long).done()
     assert not fut(other).done()
-    await clock.advance_to(11.99)
+    await clock.run_until(11.99)
     assert not fut(long).done()
-    await clock.advance_to(12.0)
+    await clock.run_until(12.0)
     assert fut(long).done()
     assert not fut(other).done()
-    await clock.advance_to(12.5)
+    await clock.run_until(12.5)
     assert fut(other).done()
     assert timer_count() == before  # nothing left to watch, no timer left behind
 
@@ -97,7 +75,7 @@ async def test_a_reply_before_the_deadline_is_never_timed_out(clock: FakeClock) 
     serial, entry = waiting(table, 1.0)
     table.pending.pop(serial)
     fut(entry).set_result("reply")
-    await clock.advance_to(5.0)
+    await clock.run_until(5.0)
     assert fut(entry).result() == "reply"
 
 
@@ -125,6 +103,6 @@ async def test_take_all_empties_the_table_and_stops_the_timer(clock: FakeClock) 
     assert table.take_all() == [first, second]
     assert table.pending == {}
     assert table.unsettled == {}
-    await clock.advance_to(2.0)
+    await clock.run_until(2.0)
     assert timer_count() == before
     assert not fut(first).done()

@@ -8,8 +8,6 @@ never completes do not count as life.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from unittest import mock
 
 import pytest
 
@@ -18,38 +16,15 @@ from aiomoomoo._connection import Connection, ConnectionInfo, State
 from aiomoomoo._proto import KeepAlive_pb2
 from aiomoomoo._wire import FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeTransport
+from ._fakes import FakeClock, FakeTransport, attach
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    async def advance_to(self, when: float) -> None:
-        for _ in range(5):
-            await asyncio.sleep(0)
-        self.now = when
-        for _ in range(5):
-            await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    fake = FakeClock()
-    with mock.patch.object(asyncio.get_running_loop(), "time", fake.time):
-        yield fake
 
 
 def open_connection(interval: float) -> tuple[Connection, FakeTransport, list[float]]:
     """A connection past InitConnect with ``interval``, and the times it was lost at."""
     connection = Connection("test:1", max_body_size=1 << 20)
-    transport = FakeTransport()
-    connection.connection_made(transport)
+    transport = attach(connection)
     connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=interval)
     lost: list[float] = []
     loop = asyncio.get_running_loop()
@@ -65,20 +40,20 @@ def keepalives(transport: FakeTransport) -> list[int]:
 
 async def test_keepalives_go_at_four_fifths_of_the_interval(clock: FakeClock) -> None:
     _, transport, _ = open_connection(10.0)
-    await clock.advance_to(7.99)
+    await clock.run_until(7.99)
     assert keepalives(transport) == []
-    await clock.advance_to(8.0)
+    await clock.run_until(8.0)
     assert len(keepalives(transport)) == 1
-    await clock.advance_to(16.0)
+    await clock.run_until(16.0)
     assert len(keepalives(transport)) == 2
 
 
 async def test_silence_is_detected_at_three_point_three_intervals(clock: FakeClock) -> None:
     # Before: checked only at KeepAlive ticks, so silence was noticed at 4.0 intervals (40 s).
     connection, transport, lost = open_connection(10.0)
-    await clock.advance_to(32.9)
+    await clock.run_until(32.9)
     assert lost == []
-    await clock.advance_to(33.0)
+    await clock.run_until(33.0)
     assert lost == [33.0]
     assert connection.state is State.LOST
     assert transport.aborted
@@ -88,14 +63,14 @@ async def test_silence_is_detected_at_three_point_three_intervals(clock: FakeClo
 
 async def test_a_whole_frame_pushes_the_limit_back(clock: FakeClock) -> None:
     connection, transport, lost = open_connection(10.0)
-    await clock.advance_to(24.0)
+    await clock.run_until(24.0)
     serial = keepalives(transport)[-1]
     reply = KeepAlive_pb2.Response(retType=0)
     reply.s2c.time = 1
     connection.data_received(encode_frame(ProtoId.KEEP_ALIVE, serial, reply.SerializeToString()))
-    await clock.advance_to(56.9)
+    await clock.run_until(56.9)
     assert lost == []
-    await clock.advance_to(57.0)
+    await clock.run_until(57.0)
     assert lost == [57.0]
 
 
@@ -104,9 +79,9 @@ async def test_bytes_of_an_unfinished_frame_are_not_life(clock: FakeClock) -> No
     connection, _, lost = open_connection(10.0)
     trickle = encode_frame(ProtoId.KEEP_ALIVE, 1, bytes(1000))
     for second in range(1, 33):
-        await clock.advance_to(float(second))
+        await clock.run_until(float(second))
         connection.data_received(trickle[second : second + 1])
-    await clock.advance_to(33.0)
+    await clock.run_until(33.0)
     assert lost == [33.0]
 
 
@@ -114,27 +89,17 @@ async def test_the_largest_interval_notices_a_dead_peer_within_forty_seconds(
     clock: FakeClock,
 ) -> None:
     _, _, lost = open_connection(12.0)  # the cap on what OpenD may advertise
-    await clock.advance_to(39.5)
+    await clock.run_until(39.5)
     assert lost == []
-    await clock.advance_to(39.6)
+    await clock.run_until(39.6)
     assert lost == [39.6]
 
 
 async def test_a_transport_that_is_not_an_asyncio_transport_is_accepted() -> None:
     # uvloop's transports do not subclass asyncio.Transport; the check for it broke them.
-    class ForeignTransport:
-        def __init__(self) -> None:
-            self.sent = bytearray()
-
-        def write(self, data: bytes) -> None:
-            self.sent += data
-
-        def abort(self) -> None:
-            return None
-
     connection = Connection("test:1", max_body_size=1 << 20)
-    transport = ForeignTransport()
-    connection.connection_made(transport)  # type: ignore[arg-type]
+    transport = attach(connection)
+    assert not isinstance(transport, asyncio.BaseTransport)
     connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
     connection._write(b"ping")
     assert transport.sent == b"ping"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +24,8 @@ from aiomoomoo._messages import (
 from aiomoomoo._proto import InitConnect_pb2, Notify_pb2, Qot_GetShortInterest_pb2
 from aiomoomoo._security import Market, Security, parse_code
 
+from ._fakes import decoded, rows_of
+
 NOT_UTF8 = b"\xff\xfe"
 
 
@@ -38,9 +42,67 @@ def page_with(*, next_key: bytes = b"-1", day: bytes = b"2026-04-30") -> bytes:
 
 def test_a_well_formed_page_decodes() -> None:
     reply = decode_short_interest(page_with())
-    assert reply.s2c.nextKey == "-1"
-    assert reply.s2c.usItemList[0].timestampStr == "2026-04-30"
+    assert reply.next_key == "-1"
+    assert reply.us.records()[0][1] == "2026-04-30"
     check_ret(reply, 3249)
+
+
+def test_a_page_decodes_to_plain_columns_and_what_was_left_out() -> None:
+    us = [
+        Qot_GetShortInterest_pb2.UsShortInterestItem(
+            timestamp=1, timestampStr="2026-04-30", sharesShort=0, closePrice=2.5
+        ),
+        Qot_GetShortInterest_pb2.UsShortInterestItem(timestamp=0, shortPercent=0.0),
+    ]
+    reply = decoded(us, next_key=None)
+    assert reply.next_key is None
+    assert (reply.ret_type, reply.ret_msg, reply.err_code) == (0, "", None)
+    assert (len(reply.us), len(reply.hk), reply.hk.records()) == (2, 0, [])
+    assert reply.rows(Market.US) is reply.us
+    # Values are what protobuf reads (0, 0.0, "" for a field left out); left_out says which.
+    assert reply.us.values[:4] == ((1, 0), ("2026-04-30", ""), (0, 0), (0.0, 0.0))
+    assert reply.us.left_out[:4] == (None, (False, True), (False, True), (True, False))
+    assert reply.us.left_out[4:] == ((True, True), (True, True), (False, True), (True, True))
+    assert reply.us.records() == [
+        (1, "2026-04-30", 0, None, None, None, 2.5, None),
+        (0, None, None, 0.0, None, None, None, None),
+    ]
+    # A zero that was sent in every row is a value: no row left it out.
+    sent = decoded(hk=[Qot_GetShortInterest_pb2.HkShortInterestItem(aggregatedShort=0)] * 3)
+    assert sent.hk.left_out[2] is None
+    assert sent.hk.records()[0][2] == 0
+
+
+def test_a_failed_reply_decodes_with_its_result_and_no_rows() -> None:
+    body = Qot_GetShortInterest_pb2.Response(retType=-1, retMsg="busy", errCode=7)
+    reply = decode_short_interest(body.SerializeToString())
+    assert (reply.ret_type, reply.ret_msg, reply.err_code, reply.next_key) == (-1, "busy", 7, None)
+    assert (len(reply.us), len(reply.hk)) == (0, 0)
+    with pytest.raises(ServerError, match="busy") as info:
+        check_ret(reply, 3249)
+    assert (info.value.ret_type, info.value.err_code, info.value.proto_id) == (-1, 7, 3249)
+
+
+@pytest.mark.parametrize(
+    ("market", "field"),
+    [
+        (Market.US, "sharesShort"),
+        (Market.US, "avgDailyShareVolume"),
+        (Market.HK, "aggregatedShort"),
+    ],
+)
+def test_a_count_beyond_int64_is_a_protocol_error(market: Market, field: str) -> None:
+    kind: Any = (
+        Qot_GetShortInterest_pb2.UsShortInterestItem
+        if market is Market.US
+        else Qot_GetShortInterest_pb2.HkShortInterestItem
+    )
+    fine, corrupt = kind(**{field: 2**63 - 1}), kind(timestamp=1, **{field: 2**63})
+    assert rows_of(market, [fine]).records()[0][2 if field != "avgDailyShareVolume" else 4] == (
+        2**63 - 1
+    )
+    with pytest.raises(ProtocolError, match=f"{field} beyond the int64 range: {2**63}"):
+        rows_of(market, [fine, corrupt])
 
 
 @pytest.mark.parametrize(
@@ -143,6 +205,9 @@ def test_check_ret_picks_the_specific_server_error() -> None:
     with pytest.raises(ServerError) as info:
         check_ret(failed("something else"), 3249)
     assert info.value.err_code is None
+    # The decoded short-interest reply picks the same way.
+    with pytest.raises(UnknownSecurityError):
+        check_ret(decode_short_interest(failed("unknown stock US.X").SerializeToString()), 3249)
 
 
 def test_requests_round_trip() -> None:
@@ -186,8 +251,9 @@ def _is_utf8(value: bytes) -> bool:
     where=st.sampled_from(["nextKey", "timestampStr"]),
 )
 def test_text_is_refused_exactly_when_python_would_not_decode_it(text: bytes, where: str) -> None:
-    # The C-level check (a proto3 parse) must agree with Python's strict UTF-8, surrogates,
-    # overlong forms and truncated sequences included, or bad text would reach a DataFrame.
+    # protobuf's reading of proto2 text (str when valid, bytes when not) must agree with
+    # Python's strict UTF-8, surrogates, overlong forms and truncated sequences included, or
+    # bad text would reach a DataFrame.
     body = page_with(next_key=text) if where == "nextKey" else page_with(day=text)
     if _is_utf8(text):
         decode_short_interest(body)

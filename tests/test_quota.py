@@ -3,14 +3,14 @@
 Time is controlled the way aiolimiter's tests control it: the running loop's ``time()`` is
 replaced by a clock that moves only when the test advances it, so timers fire at exact instants
 and nothing here sleeps for real. A test that waits on a timer the clock never reaches would
-block, so every wait is driven by :meth:`FakeClock.advance`.
+block, so every wait is driven by :meth:`FakeClock.run_for` or :meth:`FakeClock.run_until`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -23,13 +23,9 @@ from hypothesis import strategies as st
 from aiomoomoo import RequestLimiter, SlidingWindowLimiter
 from aiomoomoo._rate_limit import adapt_rate_limit, adopt_server_budget
 
+from ._fakes import FakeClock, settle
+
 pytestmark = pytest.mark.anyio
-
-
-async def settle(rounds: int = 12) -> None:
-    """Let every callback and task that is ready run, and those they make ready, and so on."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
 
 
 async def finish(*tasks: asyncio.Task[None]) -> None:
@@ -38,33 +34,6 @@ async def finish(*tasks: asyncio.Task[None]) -> None:
     waiting = [task.get_name() for task in tasks if not task.done()]
     assert not waiting, f"still waiting: {waiting}"
     await asyncio.gather(*tasks)
-
-
-class FakeClock:
-    """The running loop's clock, standing still until :meth:`advance` moves it."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    async def advance(self, seconds: float) -> None:
-        """Let what is ready now run, move the clock on, and let everything that became due run."""
-        await settle()
-        self.now += seconds
-        await settle()
-
-    async def advance_to(self, when: float) -> None:
-        assert when >= self.now
-        await self.advance(when - self.now)
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    fake = FakeClock()
-    with mock.patch.object(asyncio.get_running_loop(), "time", fake.time):
-        yield fake
 
 
 @dataclass
@@ -144,7 +113,7 @@ async def test_repr_shows_the_state(clock: FakeClock) -> None:
     await settle()
     await settle()
     assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=2 waiting=1>"
-    await clock.advance(10)
+    await clock.run_for(10)
     assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=1 waiting=0>"
     assert log.times() == {"a": 0, "b": 0, "c": 10}
     await finish(*tasks)
@@ -155,9 +124,9 @@ async def test_has_capacity(clock: FakeClock) -> None:
     assert limiter.has_capacity()
     await limiter.acquire()
     assert not limiter.has_capacity()
-    await clock.advance(4.999)
+    await clock.run_for(4.999)
     assert not limiter.has_capacity()
-    await clock.advance(0.001)
+    await clock.run_for(0.001)
     assert limiter.has_capacity()
 
 
@@ -170,11 +139,11 @@ async def test_acquire_grants_at_exact_window_boundaries(clock: FakeClock) -> No
     tasks = [log.acquire(limiter, str(i)) for i in range(8)]
     await settle()
     assert log.names() == ["0", "1", "2"]
-    await clock.advance(9.999)
+    await clock.run_for(9.999)
     assert len(log.grants) == 3
-    await clock.advance_to(10)
+    await clock.run_until(10)
     assert len(log.grants) == 6
-    await clock.advance_to(20)
+    await clock.run_until(20)
     await finish(*tasks)
     assert log.grants == [(str(i), 10.0 * (i // 3)) for i in range(8)]
 
@@ -185,7 +154,7 @@ async def test_acquire_behind_acquire_is_woken(clock: FakeClock) -> None:
     log = Log(clock)
     tasks = [log.acquire(limiter, str(i)) for i in range(4)]
     for when in (0, 10, 20, 30):
-        await clock.advance_to(when)
+        await clock.run_until(when)
     await finish(*tasks)
     assert log.grants == [("0", 0), ("1", 10), ("2", 20), ("3", 30)]
 
@@ -197,20 +166,20 @@ async def test_slot_counts_until_period_after_the_reply(clock: FakeClock) -> Non
     tasks = [log.slot(limiter, name, replies[name]) for name in "abcd"]
     await settle()
     assert log.names() == ["a", "b"]
-    await clock.advance_to(3)
+    await clock.run_until(3)
     replies["a"].set()
     await settle()
-    await clock.advance_to(5)
+    await clock.run_until(5)
     replies["b"].set()
     await settle()
     # The reply to "a" came at 3, so its slot is free at 13, not at 10 (its grant plus period).
-    await clock.advance_to(12.999)
+    await clock.run_until(12.999)
     assert log.names() == ["a", "b"]
-    await clock.advance_to(13)
+    await clock.run_until(13)
     assert log.times()["c"] == 13
-    await clock.advance_to(14.999)
+    await clock.run_until(14.999)
     assert "d" not in log.times()
-    await clock.advance_to(15)
+    await clock.run_until(15)
     assert log.times()["d"] == 15
     replies["c"].set()
     replies["d"].set()
@@ -223,13 +192,13 @@ async def test_in_flight_requests_hold_their_slot_however_long(clock: FakeClock)
     slow, other = asyncio.Event(), asyncio.Event()
     tasks = [log.slot(limiter, "slow", slow), log.slot(limiter, "next", other)]
     await settle()
-    await clock.advance(100)
+    await clock.run_for(100)
     assert log.names() == ["slow"]
     slow.set()
     await settle()
-    await clock.advance(0.5)
+    await clock.run_for(0.5)
     assert log.names() == ["slow"]
-    await clock.advance(0.5)
+    await clock.run_for(0.5)
     assert log.grants == [("slow", 0), ("next", 101)]
     other.set()
     await finish(*tasks)
@@ -240,7 +209,7 @@ async def test_context_manager_acquires(clock: FakeClock) -> None:
     async with limiter:
         pass
     assert not limiter.has_capacity()
-    await clock.advance(2)
+    await clock.run_for(2)
     assert limiter.has_capacity()
 
 
@@ -251,9 +220,9 @@ async def test_first_come_first_served(clock: FakeClock) -> None:
     limiter = SlidingWindowLimiter(1, 10)
     log = Log(clock)
     tasks = [log.acquire(limiter, "a")]
-    await clock.advance(1)
+    await clock.run_for(1)
     tasks.append(log.acquire(limiter, "b"))
-    await clock.advance(1)
+    await clock.run_for(1)
     tasks.append(log.acquire(limiter, "c"))
     await settle()
     # At 10 the slot frees; a newcomer that runs before the limiter's timer must still queue.
@@ -262,7 +231,7 @@ async def test_first_come_first_served(clock: FakeClock) -> None:
     tasks.append(log.acquire(limiter, "late"))
     await settle()
     for when in (20, 30):
-        await clock.advance_to(when)
+        await clock.run_until(when)
     await finish(*tasks)
     assert log.grants == [("a", 0), ("b", 10), ("c", 20), ("late", 30)]
 
@@ -271,13 +240,13 @@ async def test_cancelled_waiter_gives_up_its_place(clock: FakeClock) -> None:
     limiter = SlidingWindowLimiter(1, 10)
     log = Log(clock)
     tasks = {name: log.acquire(limiter, name) for name in "abcd"}
-    await clock.advance(5)
+    await clock.run_for(5)
     assert "waiting=3" in repr(limiter)
     tasks["c"].cancel()
     await settle()
     assert "waiting=2" in repr(limiter)
-    await clock.advance_to(10)
-    await clock.advance_to(20)
+    await clock.run_until(10)
+    await clock.run_until(20)
     assert log.grants == [("a", 0), ("b", 10), ("d", 20)]
     assert tasks["c"].cancelled()
     await finish(tasks["a"], tasks["b"], tasks["d"])
@@ -318,11 +287,11 @@ async def test_cancelled_while_in_flight_counts_as_sent(clock: FakeClock) -> Non
     reply = asyncio.Event()
     sent = log.slot(limiter, "a", reply)
     behind = log.slot(limiter, "b", reply)
-    await clock.advance(3)
+    await clock.run_for(3)
     sent.cancel()
-    await clock.advance_to(12.999)
+    await clock.run_until(12.999)
     assert log.names() == ["a"]
-    await clock.advance_to(13)
+    await clock.run_until(13)
     assert log.grants == [("a", 0), ("b", 13)]
     reply.set()
     await settle()
@@ -337,7 +306,7 @@ async def test_cancelling_every_waiter_leaves_a_clean_limiter(clock: FakeClock) 
     await settle()
     for task in tasks[2:]:
         task.cancel()
-    await clock.advance(10)
+    await clock.run_for(10)
     assert log.names() == ["0", "1"]
     assert repr(limiter) == "<SlidingWindowLimiter 2/10s in_flight=0 recent=0 waiting=0>"
     assert limiter.has_capacity()
@@ -413,7 +382,7 @@ def play(
         for now in range(1, 500):
             if all(task.done() for task in tasks):
                 break
-            await clock.advance_to(now)
+            await clock.run_until(now)
             if each_second is not None:
                 each_second(now)
             for planned, task in zip(plan, tasks, strict=True):
@@ -495,7 +464,7 @@ async def test_aiolimiter_lets_more_than_max_into_one_window(clock: FakeClock) -
         start = clock.now
         tasks = [asyncio.get_running_loop().create_task(take()) for _ in range(40)]
         for _ in range(10 * 4):
-            await clock.advance(0.25)
+            await clock.run_for(0.25)
         in_first_window = sum(1 for t in granted if t < start + 10)
         assert in_first_window == expected, type(limiter).__name__
         for task in tasks:
@@ -629,13 +598,13 @@ def test_successive_loops_get_exact_grant_times() -> None:
         await limiter.acquire()
         grants.append(clock.now)
         asyncio.get_running_loop().create_task(limiter.acquire())
-        await clock.advance(5)
+        await clock.run_for(5)
 
     async def second(clock: FakeClock) -> None:
         task = asyncio.get_running_loop().create_task(limiter.acquire())
-        await clock.advance_to(9.999)
+        await clock.run_until(9.999)
         assert not task.done()
-        await clock.advance_to(10)
+        await clock.run_until(10)
         await finish(task)
         grants.append(clock.now)
 
@@ -718,7 +687,7 @@ async def test_learned_windows_all_hold(clock: FakeClock) -> None:
     log = Log(clock)
     tasks = [log.acquire(limiter, str(i)) for i in range(30)]
     for when in range(0, 37, 3):
-        await clock.advance_to(when)
+        await clock.run_until(when)
     await finish(*tasks)
     # 5 every 3 s until 20 are in the last 30 s; then the oldest five leave the long window.
     expected = [0] * 5 + [3] * 5 + [6] * 5 + [9] * 5 + [30] * 5 + [33] * 5
@@ -734,13 +703,13 @@ async def test_tighten_never_frees_a_queue_the_users_window_holds(clock: FakeClo
     await settle()
     assert len(log.grants) == 10
     assert limiter.tighten(5, 3)
-    await clock.advance_to(3)
+    await clock.run_until(3)
     assert len(log.grants) == 10
-    await clock.advance_to(29.999)
+    await clock.run_until(29.999)
     assert len(log.grants) == 10
-    await clock.advance_to(30)
+    await clock.run_until(30)
     assert len(log.grants) == 15
-    await clock.advance_to(33)
+    await clock.run_until(33)
     await finish(*tasks)
     assert [t for _, t in log.grants] == [0] * 10 + [30] * 5 + [33] * 2
 
@@ -752,11 +721,11 @@ async def test_tighten_holds_queued_requests_to_the_stricter_budget(clock: FakeC
     tasks = [log.acquire(limiter, str(i)) for i in range(13)]
     await settle()
     assert limiter.tighten(2, 5)
-    await clock.advance_to(1)
-    await clock.advance_to(4.999)
+    await clock.run_until(1)
+    await clock.run_until(4.999)
     assert len(log.grants) == 10
-    await clock.advance_to(5)
-    await clock.advance_to(10)
+    await clock.run_until(5)
+    await clock.run_until(10)
     await finish(*tasks)
     assert [t for _, t in log.grants] == [0] * 10 + [5] * 2 + [10]
 

@@ -18,10 +18,11 @@ from aiomoomoo._messages import decode_short_interest
 from aiomoomoo._options import ClientOptions
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
 from aiomoomoo._rate_limit import adapt_rate_limit
+from aiomoomoo._rows import ShortInterestReply
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import FakeTransport
+from ._fakes import attach
 
 pytestmark = pytest.mark.anyio
 
@@ -33,8 +34,7 @@ class Peer:
 
     def __init__(self) -> None:
         self.connection = Connection("fake:1", max_body_size=1 << 20)
-        self.transport = FakeTransport()
-        self.connection.connection_made(self.transport)
+        self.transport = attach(self.connection)
         self.connection.info = ConnectionInfo(1, 1011, 1, keepalive_interval=10.0)
         self.answered: set[int] = set()
 
@@ -84,7 +84,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def read(session: Session) -> asyncio.Task[Qot_GetShortInterest_pb2.Response]:
+def read(session: Session) -> asyncio.Task[ShortInterestReply]:
     return asyncio.ensure_future(
         session.request(ProtoId.GET_SHORT_INTEREST, b"", decode_short_interest, None)
     )
@@ -107,7 +107,7 @@ async def test_resends_after_a_drop_probe_with_one_request_then_widen() -> None:
         await settle()
         widths.append(len(second.requests()) - sent)
     assert widths == [2, 3, 0]  # one more in flight for every reply
-    assert all(task.result().retType == 0 for task in tasks)
+    assert all(task.result().ret_type == 0 for task in tasks)
     assert session.reconnects == 1
     await session.close()
 
@@ -129,7 +129,7 @@ async def test_several_in_flight_are_resent_free_and_a_lone_one_is_charged() -> 
         await settle()
     # The probe was dropped twice, charged once (alone), free once (with company): within
     # retries=1 both requests complete, where charging every drop would have failed it.
-    assert all(task.result().retType == 0 for task in tasks)
+    assert all(task.result().ret_type == 0 for task in tasks)
     await session.close()
 
 
@@ -159,7 +159,7 @@ async def test_a_request_that_never_left_is_resent_even_without_retries() -> Non
     assert first.requests() == []
     second.answer_all()
     await settle()
-    assert task.result().retType == 0
+    assert task.result().ret_type == 0
     await session.close()
 
 

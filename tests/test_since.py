@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from aiomoomoo import Market
-from aiomoomoo._frames import history_frame
+from aiomoomoo._frames import HistoryColumns
 from aiomoomoo._options import check_since
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
+
+from ._fakes import rows_of
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,15 @@ def _items(*dates: str | None) -> list[Qot_GetShortInterest_pb2.UsShortInterestI
             item.timestampStr = day
         items.append(item)
     return items
+
+
+def history_frame(
+    market: Market, items: list[Qot_GetShortInterest_pb2.UsShortInterestItem], since: dt.date | None
+) -> pd.DataFrame:
+    """The history of one page of ``items``, from ``since`` on."""
+    columns = HistoryColumns(market)
+    columns.add(rows_of(market, items))
+    return columns.frame(since)
 
 
 def test_a_history_keeps_the_day_itself_and_undated_rows() -> None:

@@ -187,7 +187,7 @@ async def sync_store(
         while True:
             page = await request(security, key)
             segment, key, new, revised = commit_page(
-                store, security, segment, page._items(), page.next_key, full=full
+                store, security, segment, page.records(), page.next_key, full=full
             )
             counts.rows_new += new
             counts.rows_revised += revised

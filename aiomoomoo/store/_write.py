@@ -21,7 +21,7 @@ from typing import IO, Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 from .._errors import MoomooError, ProtocolError, StoreLockedError
-from .._frames import _SOURCES, HK_COLUMNS, US_COLUMNS, columns_for
+from .._frames import HK_COLUMNS, US_COLUMNS, columns_for
 from .._options import END_OF_DATA
 from .._security import Market, Security
 
@@ -51,10 +51,12 @@ __all__ = [
 #: Every market's value columns, in the order the store's ``versions`` table holds them: the US
 #: columns, then the HK ones the US lacks. The order is the file's schema; never reorder it.
 VALUE_COLUMNS: Final = tuple(dict.fromkeys((*US_COLUMNS, *HK_COLUMNS)))
-_INT64_MAX: Final = 2**63 - 1
-# Per market, each value column's protobuf field and kind, and whether the market has it.
+# Per market, where each value column is in a page's records (None: the market lacks it).
 _VALUE_SOURCES: Final = {
-    market: tuple((*_SOURCES[column], column in columns_for(market)) for column in VALUE_COLUMNS)
+    market: tuple(
+        columns_for(market).index(column) if column in columns_for(market) else None
+        for column in VALUE_COLUMNS
+    )
     for market in Market
 }
 #: SQL for whether the code ``c.code`` has its whole history stored: one segment, reaching the
@@ -141,17 +143,9 @@ def ensure_code(db: sqlite3.Connection, security: Security) -> None:
     )
 
 
-def _values(security: Security, item: Any) -> tuple[str, tuple[Any, ...]]:
-    """A protobuf row as (trading date, value per `VALUE_COLUMNS`), None where left out."""
-    values: list[Any] = []
-    for field_name, kind, own in _VALUE_SOURCES[security.market]:
-        if not own or not item.HasField(field_name):
-            values.append(None)
-            continue
-        value = getattr(item, field_name)
-        if kind == "int" and value > _INT64_MAX:
-            raise ProtocolError(f"OpenD sent a {field_name} beyond the int64 range: {value}")
-        values.append(value)
+def _values(security: Security, record: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """A page's record as (trading date, value per `VALUE_COLUMNS`), None where left out."""
+    values = [None if at is None else record[at] for at in _VALUE_SOURCES[security.market]]
     day = values[1]
     if not day and values[0] is not None:
         zone = ZoneInfo(security.market.timezone)
@@ -175,14 +169,14 @@ def commit_page(
     store: StoreHandle,
     security: Security,
     segment: int | None,
-    items: Any,
+    records: Any,
     next_key: str,
     *,
     full: bool,
 ) -> tuple[int, str, int, int]:
     """Store one page and move the walk's segment; return (segment, key to walk on, new rows,
     revised rows). The key is ``"-1"`` when the walk is over."""
-    rows = [_values(security, item) for item in items]
+    rows = [_values(security, record) for record in records]
     now = utc_now()
     new = revised = 0
     code = security.code

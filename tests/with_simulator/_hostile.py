@@ -1,10 +1,11 @@
-"""A scriptable hostile OpenD on loopback, for the reliability tests (issue 9).
+"""A scriptable hostile OpenD on loopback, for the tests of how the client survives one.
 
 Every short-interest request is answered as a script says: a normal page, or a fault (a corrupt
 SHA-1, the wrong proto id, an undecodable or non-UTF-8 body, silence, a trickle of bytes that
 never completes a frame, a dropped connection, a stall of the whole connection). InitConnect can
 misbehave the same ways. Built on the wire codec and the generated protobuf classes only, with
-its own tiny histories, so it cannot share a bug with the client or the simulator.
+its own tiny histories, so it cannot share a bug with the client or the simulator; `client_for`
+and the other helpers at the end are for the tests that aim a client at it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aiomoomoo import Client
 from aiomoomoo._proto import InitConnect_pb2, KeepAlive_pb2, Qot_GetShortInterest_pb2
 from aiomoomoo._wire import HEADER_SIZE, Frame, FrameDecoder, ProtoId, encode_frame
 
@@ -250,3 +252,28 @@ async def hostile(**settings: object) -> AsyncIterator[HostileGateway]:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 await server.wait_closed()
+
+
+# -- for the tests ----------------------------------------------------------------------------
+
+#: Keeps a broken test from hanging; never reached by a passing one.
+GUARD = 20.0
+
+
+def client_for(gateway: HostileGateway, **options: object) -> Client:
+    """A client of ``gateway`` with no quota and quick reconnects, unless ``options`` say else."""
+    options.setdefault("rate_limit", None)
+    options.setdefault("reconnect_delay", (0.01, 0.05))
+    return Client(gateway.host, gateway.port, **options)  # type: ignore[arg-type]
+
+
+def first_only(fault: Fault) -> Callable[[Request], Fault]:
+    """A script answering the first request with ``fault`` and every other normally."""
+    return lambda request: fault if request.overall == 1 else "reply"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds (within GUARD): the gateway's record is plain data."""
+    async with asyncio.timeout(GUARD):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)

@@ -34,19 +34,6 @@ M = TypeVar("M", bound=Message)
 REPLY_TIMEOUT = 5.0
 
 
-class FakeClock:
-    """A monotonic clock for ``OpenDSimulator(clock=...)`` that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class PeerClosed(Exception):
     """The simulator closed the connection."""
 

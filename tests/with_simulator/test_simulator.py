@@ -33,7 +33,8 @@ from aiomoomoo.testing import (
     generate_history,
 )
 
-from .conftest import FakeClock, PeerClosed, RawClient, connected, decode, short_interest_request
+from .._fakes import FakeClock
+from .conftest import PeerClosed, RawClient, connected, decode, short_interest_request
 
 pytestmark = pytest.mark.anyio
 
@@ -490,7 +491,7 @@ async def test_quota_refuses_the_sixth_request_in_the_window_and_slides() -> Non
 
 
 async def test_quota_is_shared_by_all_connections() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     async with (
         OpenDSimulator(quota=Quota(5, 0.5), clock=clock) as sim,
         connected(sim) as one,

@@ -13,7 +13,8 @@ from aiomoomoo._security import Market
 from aiomoomoo._wire import ProtoId
 from aiomoomoo.testing import Faults, Lang, OpenDSimulator, Quota
 
-from .conftest import FakeClock, PeerClosed, RawClient, connected, decode, short_interest_request
+from .._fakes import FakeClock
+from .conftest import PeerClosed, RawClient, connected, decode, short_interest_request
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.anyio
 async def test_refusals_use_opends_template_with_the_real_quota(
     quota: Quota, lang: Lang, text: str
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     async with OpenDSimulator(quota=quota, lang=lang, clock=clock) as sim, connected(sim) as raw:
         for _ in range(quota.max_requests):
             assert (await raw.short_interest("US.AAPL", num=1)).retType == 0
@@ -132,7 +133,7 @@ async def test_refuse_every_refuses_in_opends_words(simulator: OpenDSimulator) -
 
 
 async def test_strict_quota_refuses_earlier_than_announced() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     faults = Faults(strict_quota=Quota(2, 0.5))
     async with OpenDSimulator(faults=faults, clock=clock) as sim, connected(sim) as raw:
         assert (await raw.short_interest("US.AAPL")).retType == 0

@@ -27,7 +27,8 @@ from aiomoomoo._wire import MAGIC, ProtoFmt, ProtoId, encode_frame
 from aiomoomoo.testing import Faults, Limits, OpenDSimulator, Quota
 from aiomoomoo.testing._stats import ACCEPTED_AT_KEPT
 
-from .conftest import FakeClock, PeerClosed, RawClient, connected, short_interest_request
+from .._fakes import FakeClock
+from .conftest import PeerClosed, RawClient, connected, short_interest_request
 
 pytestmark = pytest.mark.anyio
 

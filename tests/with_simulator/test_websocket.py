@@ -27,9 +27,10 @@ from aiomoomoo._proto import (
 from aiomoomoo.cli import main
 from aiomoomoo.testing import Faults, Limits, OpenDSimulator, Quota
 
+from .._fakes import FakeClock
 from ..cli.test_simulate_command import START_TIMEOUT, simulate
 from ._websocket import MAGIC, REQUEST, WsClient, logged_in
-from .conftest import FakeClock, PeerClosed, connected, short_interest_request
+from .conftest import PeerClosed, connected, short_interest_request
 
 pytestmark = pytest.mark.anyio
 
@@ -135,7 +136,7 @@ async def test_replies_are_matched_by_section_even_out_of_order() -> None:
 
 
 async def test_both_transports_share_one_quota_and_one_set_of_stats() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     async with (
         OpenDSimulator(quota=Quota(4, 30), clock=clock, websocket_port=0) as sim,
         connected(sim) as tcp,
