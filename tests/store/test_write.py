@@ -132,6 +132,21 @@ def test_new_rows_that_reach_a_complete_history_end_the_walk(db: sqlite3.Connect
     assert not complete(db)
 
 
+def test_an_empty_last_page_ends_the_walk_and_completes_the_history(
+    db: sqlite3.Connection,
+) -> None:
+    writer = StoreWriter(db)
+    page = writer.store_page(AAPL, None, [us(30), us(15)], "k1")
+    end = writer.store_page(AAPL, page.segment, [], "-1")
+    assert (end.resume_key, end.rows_new) == ("-1", 0)
+    assert segments(db) == [("2026-04-30", "2026-04-15", "-1")]
+    assert complete(db)
+    # A history without any row is complete too, with nothing to date it by.
+    writer.store_page(TENCENT, None, [], "-1")
+    assert complete(db, TENCENT)
+    assert StoreReader(db).code_states()["HK.00700"].newest is None
+
+
 def test_a_page_and_the_walks_position_commit_together(db: sqlite3.Connection) -> None:
     writer = StoreWriter(db)
     db.execute(
