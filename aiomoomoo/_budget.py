@@ -1,28 +1,69 @@
-"""One request's time and quota slot, as the session hands them to the connection."""
+"""One request's time and quota slot, as the session hands them to the connection.
+
+A `QuotaSlot` is what a request holds of its limiter from the grant until OpenD is past it;
+`SlotContext` is the ``async with limiter.slot():`` shape of the same for code without replies.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
-__all__ = ["NO_BUDGET", "NO_SLOT", "Budget", "QuotaSlot"]
+__all__ = ["NO_BUDGET", "NO_SLOT", "Budget", "GrantedSlot", "QuotaSlot", "SlotContext"]
 
 
 class QuotaSlot(Protocol):
-    """A granted quota slot: released when OpenD is past the request, or given back unused."""
+    """A quota slot granted to one request, which owns it until one of these ends it.
 
-    def _release(self) -> None: ...
-    def _give_back(self) -> None: ...
+    The connection calls `release` once OpenD is past the request (it answered it, or a later
+    one, or the connection ended): the slot's cool-down counts from then. `give_back` returns a
+    slot whose request was never sent, as if it had never been granted.
+    """
 
-
-class _NoSlot:
-    def _release(self) -> None:
-        return None
-
-    def _give_back(self) -> None:
-        return None
+    def release(self) -> None: ...
+    def give_back(self) -> None: ...
 
 
-NO_SLOT: Final = _NoSlot()
+class GrantedSlot:
+    """A `QuotaSlot` whose two ends are its limiter's own bookkeeping.
+
+    A limiter counts its slots itself, so one of these, made once, serves all its requests.
+    """
+
+    __slots__ = ("give_back", "release")
+
+    def __init__(self, release: Callable[[], None], give_back: Callable[[], None]) -> None:
+        self.release = release
+        self.give_back = give_back
+
+
+def _nothing() -> None:
+    return None
+
+
+NO_SLOT: Final = GrantedSlot(_nothing, _nothing)
+"""The slot of a request no limiter counts (KeepAlive, InitConnect, ``rate_limit=None``)."""
+
+
+class SlotContext:
+    """What ``limiter.slot()`` returns: ``async with`` it awaits ``acquire`` and calls
+    ``release`` on the way out, without a generator-based context manager per request."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(
+        self, acquire: Callable[[], Awaitable[None]] | None, release: Callable[[], None] | None
+    ) -> None:
+        self._acquire = acquire
+        self._release = release
+
+    async def __aenter__(self) -> None:
+        if self._acquire is not None:
+            await self._acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._release is not None:
+            self._release()
 
 
 class Budget:

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import os
 import warnings
-import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Self
@@ -35,10 +34,10 @@ from ._options import (
 )
 from ._paging import ShortInterestPage, collect, walk
 from ._quota import SlidingWindowLimiter
-from ._rate_limit import Quota, RateLimit, RequestLimiter, adapt_rate_limit, unwrap_rate_limit
-from ._retry import RetryPolicy
+from ._rate_limit import Limiter, RateLimit, RequestLimiter, adapt_rate_limit, unwrap_rate_limit
 from ._security import Security, parse_code
 from ._session import Session
+from ._weak import weak_describer
 from ._wire import DEFAULT_MAX_BODY_SIZE, ProtoId
 
 __all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
@@ -112,25 +111,17 @@ class Client:
             max_body_size=max_body_size,
         )
         self._options = options
-        self._quota: Quota = adapt_rate_limit(rate_limit)
+        self._limiter: Limiter = adapt_rate_limit(rate_limit)
         # Loaded now, so a wrong or unreadable key fails here rather than on the wire.
         self._rsa_key = (
             load_rsa_private_key(rsa_private_key) if rsa_private_key is not None else None
         )
-        first, largest = options.reconnect_delay
         self._session = Session(
-            options.host,
-            options.port,
-            quota=self._quota,
-            policy=RetryPolicy(retries=options.retries, first=first, largest=largest),
-            connect_timeout=options.connect_timeout,
-            client_id=options.client_id,
-            keepalive_interval=options.keepalive_interval,
-            max_body_size=options.max_body_size,
-            rate_limit_wait=options.rate_limit_wait,
+            options,
+            limiter=self._limiter,
             rsa_key=self._rsa_key,
             on_event=on_event,
-            describe=_describer(self),
+            describe=weak_describer(self, lambda client: client._name, "a collected Client"),
         )
 
     def __repr__(self) -> str:
@@ -141,7 +132,7 @@ class Client:
         else:
             state = "disconnected"
         encrypted = " encrypted" if self._rsa_key is not None else ""
-        return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._quota!r}>"
+        return f"<Client {self.host}:{self.port} {state}{encrypted} quota={self._limiter!r}>"
 
     # The options, readable as before and now read-only: the session was built from them.
     host: OptionView[str] = OptionView()
@@ -164,7 +155,7 @@ class Client:
     def rate_limiter(self) -> SlidingWindowLimiter | RequestLimiter | None:
         """The limiter this client's requests go through: the one passed in, or the one built
         from a ``(max_requests, period)`` tuple; None without a client-side limit."""
-        return unwrap_rate_limit(self._quota)
+        return unwrap_rate_limit(self._limiter)
 
     @property
     def connection_info(self) -> ConnectionInfo | None:
@@ -188,10 +179,12 @@ class Client:
 
     @property
     def _connection(self) -> Connection | None:
+        """The session's current connection (tests and the repr look at it)."""
         return self._session.connection
 
     @property
     def _reconnector(self) -> object:
+        """The session's reconnect task, if one runs (tests look at it)."""
         return self._session.connecting
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -263,6 +256,7 @@ class Client:
     async def _page(
         self, security: Security, next_key: str | None, num: int | None, timeout: float | None
     ) -> ShortInterestPage:
+        """One page for a walk, its arguments already checked and ``timeout`` resolved."""
         body = _messages.short_interest_request(security, next_key, num)
         reply = await self._session.request(
             ProtoId.GET_SHORT_INTEREST, body, _messages.decode_short_interest, timeout
@@ -320,6 +314,7 @@ class Client:
         )
 
     def _timeout_of(self, timeout: float | _ClientTimeout | None) -> float | None:
+        """A call's ``timeout=``: the client's own for `CLIENT_TIMEOUT`, else checked."""
         return self._options.timeout if timeout is CLIENT_TIMEOUT else check_timeout(timeout)
 
     async def _history(
@@ -385,14 +380,3 @@ class Client:
             concurrency=concurrency,
             on_progress=on_progress,
         )
-
-
-def _describer(client: Client) -> Callable[[], str]:
-    """How errors name ``client`` (its address, not its repr), without keeping it alive."""
-    ref = weakref.ref(client)
-
-    def describe() -> str:
-        alive = ref()
-        return alive._name if alive is not None else "a collected Client"
-
-    return describe

@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final, ParamSpec, TypeVar, cast
+from typing import Final, TypeVar, cast
 
 from . import _messages
 from ._budget import NO_BUDGET, NO_SLOT, Budget, QuotaSlot
@@ -42,13 +41,11 @@ __all__ = [
     "Connection",
     "ConnectionInfo",
     "State",
-    "weak_callback",
 ]
 
 logger = logging.getLogger("aiomoomoo")
 
 T = TypeVar("T")
-_P = ParamSpec("_P")
 
 #: Proto ids OpenD pushes without a request; their serial numbers mean nothing.
 PUSH_PROTO_IDS: Final = frozenset(
@@ -122,6 +119,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def state(self) -> State:
+        """Where the connection is: connecting until InitConnect's reply, then ready, then lost."""
         if self._lost is not None:
             return State.LOST
         return State.READY if self.info is not None else State.CONNECTING
@@ -200,7 +198,7 @@ class Connection(asyncio.Protocol):
             if self._lost is not None:
                 raise NotSentError(str(self._lost)) from self._lost.__cause__
         except BaseException:
-            slot._give_back()
+            slot.give_back()
             raise
 
     def _encode(self, proto_id: int, serial: int, body: bytes) -> bytes:
@@ -242,6 +240,7 @@ class Connection(asyncio.Protocol):
         self._heartbeat.start()
 
     def send_keepalive(self) -> None:
+        """Send one KeepAlive (the `Heartbeat` calls this); no request waits for its reply."""
         # Only the newest KeepAlive is remembered: any reply proves liveness, and forgetting the
         # older ones keeps an OpenD that never answers them from growing the pending table.
         if self._keepalive_serial is not None:
@@ -287,7 +286,7 @@ class Connection(asyncio.Protocol):
             1 for e in entries if e.future is not None and not e.future.done()
         )
         for entry in entries:
-            entry.slot._release()  # the connection's end: OpenD is past everything sent on it
+            entry.slot.release()  # the connection's end: OpenD is past everything sent on it
             if entry.future is not None and not entry.future.done():
                 entry.future.set_exception(self._failure(error))
         if self._can_write is not None and not self._can_write.done():
@@ -367,7 +366,7 @@ class Connection(asyncio.Protocol):
                 serial,
             )
             return
-        entry.slot._release()
+        entry.slot.release()
         future = entry.future
         if future is None:
             # A KeepAlive reply. A request sent before the KeepAlive answered last time, and still
@@ -382,20 +381,3 @@ class Connection(asyncio.Protocol):
             if self.info is not None:  # InitConnect's own reply proves nothing yet
                 self.replies += 1
             future.set_result(value)
-
-
-def weak_callback(method: Callable[_P, None]) -> Callable[_P, None]:
-    """``method`` (a bound method) as a callback that does not keep its object alive.
-
-    The connection lives as long as its socket, held by the event loop; if its callbacks held
-    the client, a client its owner forgot to close would never be collected, never warn and
-    keep the socket open for ever.
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: _P.args, **kwargs: _P.kwargs) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(*args, **kwargs)
-
-    return call

@@ -79,9 +79,9 @@ class InFlight:
         """OpenD answered the request sent ``seq``-th: release the slots of those before it."""
         late = self.unsettled.pop(serial, None)
         if late is not None:
-            late.slot._release()
+            late.slot.release()
         for other in [s for s, e in self.unsettled.items() if e.seq < seq]:
-            self.unsettled.pop(other).slot._release()
+            self.unsettled.pop(other).slot.release()
 
     def take_all(self) -> list[Pending]:
         """Empty the table (the connection ended): every entry, the waiting ones first."""

@@ -20,9 +20,10 @@ import logging
 import math
 import time
 from bisect import bisect_right
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final
+
+from ._budget import GrantedSlot, QuotaSlot, SlotContext
 
 __all__ = ["SlidingWindowLimiter"]
 
@@ -45,9 +46,9 @@ class SlidingWindowLimiter:
     """
 
     __slots__ = (
-        "_configured",
         "_done",
         "_granted",
+        "_granted_slot",
         "_held",
         "_held_since",
         "_in_flight",
@@ -62,9 +63,9 @@ class SlidingWindowLimiter:
 
     def __init__(self, max_requests: int = 30, period: float = 30.0) -> None:
         window = _check_window(max_requests, period)
-        # Every window in force, shortest first; the one given here until `tighten` replaces it.
+        # Every window in force, shortest first: the one given here, and the budgets `tighten`
+        # learns from the server beside it.
         self._limits: tuple[tuple[int, float], ...] = (window,)
-        self._configured: tuple[int, float] | None = window
         self._longest = max(window[1], _REMEMBER)
         self._in_flight = 0
         self._granted = 0
@@ -78,7 +79,8 @@ class SlidingWindowLimiter:
         self._timer_at = 0.0
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         # Stateless, so one serves every request.
-        self._slot = _Slot(self._acquire, self._release)
+        self._slot = SlotContext(self._acquire, self._release)
+        self._granted_slot = GrantedSlot(self._release, self._give_back)
 
     def __repr__(self) -> str:
         limits = "+".join(f"{count}/{period:g}s" for count, period in self._limits)
@@ -120,24 +122,23 @@ class SlidingWindowLimiter:
         Nothing changes (and False is returned) when a window already in force keeps within the
         budget: ``n`` per ``p`` seconds lets at most ``n * ceil(period / p)`` requests into any
         ``period`` seconds, so a budget the limiter already honours (a refusal caused by another
-        process sharing the account) never loosens it. Otherwise the budget becomes a window of
-        the limiter for the rest of its life: it replaces the window the limiter was created
-        with, which was only a guess at the server's budget and has just been shown to overrun
-        it, and joins any budget learned before, so the limiter never lets through more than
-        any budget the server has stated. Queued requests wait by the new windows. The change is
-        logged once, as a warning on the ``aiomoomoo`` logger.
+        process sharing the account) never loosens it. Otherwise the budget becomes one more
+        window of the limiter for the rest of its life, enforced beside the window it was
+        created with and any budget learned before: a stated budget only ever adds a ceiling,
+        so the limiter never lets through more than its user asked for, nor more than any
+        budget the server has stated. A window the new budget keeps within is implied by it and
+        is dropped from `limits` (it would never be the one that holds a request back). Queued
+        requests wait by the new windows. The change is logged once, as a warning on the
+        ``aiomoomoo`` logger.
         """
         window = _check_window(max_requests, period)
         if any(_keeps_within(limit, window) for limit in self._limits):
             return False
-        learned = [
-            limit
-            for limit in self._limits
-            if limit != self._configured and not _keeps_within(window, limit)
-        ]
+        # Every window in force that the new budget does not imply stays: the one the limiter
+        # was created with too, so a stated budget never loosens what its user configured.
+        kept = [limit for limit in self._limits if not _keeps_within(window, limit)]
         before = self._limits
-        self._limits = tuple(sorted([window, *learned], key=lambda limit: limit[1]))
-        self._configured = None
+        self._limits = tuple(sorted([window, *kept], key=lambda limit: limit[1]))
         self._longest = max(_REMEMBER, *(limit[1] for limit in self._limits))
         logger.warning(
             "OpenD allows %d requests per %g s, fewer than this client's limiter (%s) lets "
@@ -167,11 +168,12 @@ class SlidingWindowLimiter:
         self._done.append(_finished_at(asyncio.get_running_loop()))
         self._wake()
 
-    # The client's three steps (_grant, then _release or _give_back), apart so a timed-out
-    # request can keep its slot until OpenD is provably past it: a granted slot is released
-    # (counted from now) once the request is done with, or given back if it was never sent.
-    async def _grant(self) -> None:
+    async def grant(self) -> QuotaSlot:
+        """Wait for a slot and hand it to the request, for the client; other code uses `acquire`
+        or `slot`. The slot is released (its cool-down counted from then) once OpenD is past the
+        request, which may be after its caller left, or given back if it was never sent."""
         await self._acquire()
+        return self._granted_slot
 
     def _give_back(self) -> None:
         self._in_flight -= 1
@@ -373,23 +375,3 @@ def _finished_at(loop: asyncio.AbstractEventLoop) -> float:
     """
     now = loop.time()
     return now if isinstance(loop, asyncio.BaseEventLoop) else now + 0.001
-
-
-class _Slot:
-    """``async with quota.slot():`` without a generator-based context manager per request."""
-
-    __slots__ = ("_acquire", "_release")
-
-    def __init__(
-        self, acquire: Callable[[], Awaitable[None]] | None, release: Callable[[], None] | None
-    ) -> None:
-        self._acquire = acquire
-        self._release = release
-
-    async def __aenter__(self) -> None:
-        if self._acquire is not None:
-            await self._acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._release is not None:
-            self._release()

@@ -1,10 +1,11 @@
-"""What ``Client(rate_limit=...)`` may be, and the quota object the session spends for each.
+"""What ``Client(rate_limit=...)`` may be, and the `Limiter` the session asks for each request.
 
-The session asks every quota the same three things: ``_grant`` a slot before a request goes,
-``_release`` it once OpenD is past the request, or ``_give_back`` one that was never sent. A
-`SlidingWindowLimiter` answers them itself; ``None`` becomes a quota that never waits, and a
+The session asks every limiter one thing: ``await limiter.grant()`` before a request goes, which
+returns the request's `aiomoomoo._budget.QuotaSlot`; the connection then ``release()``s it once
+OpenD is past the request, or the session ``give_back()``s one that was never sent. A
+`SlidingWindowLimiter` grants its own slots; ``None`` becomes a limiter that never waits, and a
 user's own limiter (``aiolimiter.AsyncLimiter``, or anything with an async ``acquire()``) is
-wrapped so that only its ``acquire()`` is called.
+wrapped so that only its ``acquire()`` is called: neither counts slots, so theirs do nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import inspect
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol, runtime_checkable
 
-from ._quota import SlidingWindowLimiter, _Slot
+from ._budget import NO_SLOT, QuotaSlot, SlotContext
+from ._quota import SlidingWindowLimiter
 
 __all__ = [
-    "Quota",
+    "Limiter",
     "RateLimit",
     "RequestLimiter",
     "adapt_rate_limit",
     "adopt_server_budget",
+    "first_refusal_pause",
     "grants_at_once",
     "unwrap_rate_limit",
 ]
@@ -36,7 +39,7 @@ class RequestLimiter(Protocol):
     async def acquire(self) -> None: ...
 
 
-_FREE_SLOT: Final = _Slot(None, None)
+_FREE_SLOT: Final = SlotContext(None, None)
 
 
 class _NoLimit:
@@ -50,14 +53,9 @@ class _NoLimit:
     def slot(self) -> AbstractAsyncContextManager[None]:
         return _FREE_SLOT
 
-    async def _grant(self) -> None:
-        return None
-
-    def _release(self) -> None:
-        return None
-
-    def _give_back(self) -> None:
-        return None
+    async def grant(self) -> QuotaSlot:
+        """A slot at once: nothing to count."""
+        return NO_SLOT
 
 
 class _Acquiring:
@@ -67,7 +65,7 @@ class _Acquiring:
 
     def __init__(self, limiter: RequestLimiter) -> None:
         self.limiter = limiter
-        self._slot = _Slot(limiter.acquire, None)
+        self._slot = SlotContext(limiter.acquire, None)
 
     def __repr__(self) -> str:
         return repr(self.limiter)
@@ -75,39 +73,37 @@ class _Acquiring:
     def slot(self) -> AbstractAsyncContextManager[None]:
         return self._slot
 
-    async def _grant(self) -> None:
+    async def grant(self) -> QuotaSlot:
+        """Wait for the wrapped limiter's ``acquire()``, which counts the request from now: the
+        slot has nothing left to release, and an unsent request's cannot be given back."""
         await self.limiter.acquire()
-
-    def _release(self) -> None:
-        return None  # the wrapped limiter counts from acquire()
-
-    def _give_back(self) -> None:
-        return None
+        return NO_SLOT
 
 
-Quota = SlidingWindowLimiter | _NoLimit | _Acquiring
+Limiter = SlidingWindowLimiter | _NoLimit | _Acquiring
+"""What the session spends a request's quota through: each ``grant()``s a `QuotaSlot`."""
 
 RateLimit = tuple[int, float] | SlidingWindowLimiter | RequestLimiter | None
 """What ``Client(rate_limit=...)`` takes: ``(max_requests, period_seconds)``, a shared limiter, or
 None for no client-side limit."""
 
 
-def grants_at_once(quota: Quota) -> bool:
-    """Whether ``quota`` never makes a request wait (``rate_limit=None``): nothing to time."""
-    return isinstance(quota, _NoLimit)
+def grants_at_once(limiter: Limiter) -> bool:
+    """Whether ``limiter`` never makes a request wait (``rate_limit=None``): nothing to time."""
+    return isinstance(limiter, _NoLimit)
 
 
-def unwrap_rate_limit(quota: Quota) -> SlidingWindowLimiter | RequestLimiter | None:
-    """The user-facing limiter behind a quota object (None for no limit)."""
-    if isinstance(quota, _Acquiring):
-        return quota.limiter
-    if isinstance(quota, _NoLimit):
+def unwrap_rate_limit(limiter: Limiter) -> SlidingWindowLimiter | RequestLimiter | None:
+    """The user-facing limiter behind ``limiter`` (None for no limit)."""
+    if isinstance(limiter, _Acquiring):
+        return limiter.limiter
+    if isinstance(limiter, _NoLimit):
         return None
-    return quota
+    return limiter
 
 
-def adapt_rate_limit(rate_limit: object) -> Quota:
-    """Turn the ``rate_limit=`` argument of `aiomoomoo.Client` into a quota object.
+def adapt_rate_limit(rate_limit: object) -> Limiter:
+    """Turn the ``rate_limit=`` argument of `aiomoomoo.Client` into the session's `Limiter`.
 
     ``(max_requests, period_seconds)`` builds a private `SlidingWindowLimiter`; ``None``
     means no client-side limit; a `SlidingWindowLimiter` or any object with an async
@@ -139,13 +135,28 @@ def adapt_rate_limit(rate_limit: object) -> Quota:
     )
 
 
-def adopt_server_budget(quota: Quota, budget: tuple[int, float] | None) -> bool:
+def adopt_server_budget(limiter: Limiter, budget: tuple[int, float] | None) -> bool:
     """Tighten a client's limiter to the budget OpenD stated in a refusal, if it overruns it.
 
     ``budget`` is `aiomoomoo.RateLimitError.quota`. Only a `SlidingWindowLimiter` learns (see
     `SlidingWindowLimiter.tighten`); a user's own limiter and ``rate_limit=None`` are left as
     configured. True if the limiter changed.
     """
-    if budget is None or not isinstance(quota, SlidingWindowLimiter):
+    if budget is None or not isinstance(limiter, SlidingWindowLimiter):
         return False
-    return quota.tighten(*budget)
+    return limiter.tighten(*budget)
+
+
+def first_refusal_pause(limiter: Limiter) -> float:
+    """The first pause after OpenD answers "rate limit": one slot's share of ``limiter``'s period.
+
+    A wrapped limiter is looked into (aiolimiter names its budget ``max_rate``/``time_period``);
+    without a budget to read, OpenD's own 30 per 30 s is assumed.
+    """
+    inner = getattr(limiter, "limiter", limiter)
+    period = getattr(inner, "period", None) or getattr(inner, "time_period", None)
+    count = getattr(inner, "max_requests", None) or getattr(inner, "max_rate", None)
+    try:
+        return max(float(period or 30.0) / float(count or 30), 0.01)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 1.0

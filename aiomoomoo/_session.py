@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _messages
-from ._budget import Budget
-from ._connection import Connection, weak_callback
+from ._budget import NO_SLOT, Budget, QuotaSlot
+from ._connection import Connection
 from ._crypto import ClientEncryption
 from ._errors import (
     ClientClosedError,
@@ -27,8 +27,10 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._handshake import open_connection
-from ._rate_limit import Quota, adopt_server_budget, grants_at_once
+from ._options import ClientOptions
+from ._rate_limit import Limiter, adopt_server_budget, first_refusal_pause, grants_at_once
 from ._retry import RetryPolicy
+from ._weak import weak_callback
 from ._wire import Frame, ProtoId
 
 __all__ = ["Session"]
@@ -41,38 +43,27 @@ T = TypeVar("T")
 class Session:
     """Owns the connection to one OpenD and every request's way through quota, retries and time.
 
-    ``describe`` names the owner in error messages; the other arguments are the client's checked
-    options.
+    ``options`` are the client's checked options, read as they are; ``limiter`` grants each
+    request its quota slot; ``rsa_key`` (a loaded key, or None) encrypts every connection;
+    ``on_event`` gets OpenD's Notify pushes and may be replaced; ``describe`` names the owner in
+    error messages.
     """
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        options: ClientOptions,
         *,
-        quota: Quota,
-        policy: RetryPolicy,
-        connect_timeout: float,
-        client_id: str,
-        keepalive_interval: float | None,
-        max_body_size: int,
-        rate_limit_wait: float,
+        limiter: Limiter,
         rsa_key: Any,
         on_event: Callable[[_messages.GatewayEvent], None] | None,
         describe: Callable[[], str],
     ) -> None:
-        self.address = f"{host}:{port}"
-        self._open_options: dict[str, Any] = {
-            "timeout": connect_timeout,
-            "client_id": client_id,
-            "keepalive_interval": keepalive_interval,
-            "max_body_size": max_body_size,
-        }
-        self._host, self._port = host, port
-        self.quota = quota
-        self._free = grants_at_once(quota)  # no slot to wait for, so none to time
-        self.policy = policy
-        self.rate_limit_wait = rate_limit_wait
+        self.options = options
+        self.address = f"{options.host}:{options.port}"
+        self.limiter = limiter
+        self._free = grants_at_once(limiter)  # no slot to wait for, so none to time
+        first, largest = options.reconnect_delay
+        self.policy = RetryPolicy(retries=options.retries, first=first, largest=largest)
         self._rsa_key = rsa_key
         self.on_event = on_event
         self._describe = describe
@@ -90,8 +81,15 @@ class Session:
 
     async def _open(self) -> Connection:
         encryption = ClientEncryption(self._rsa_key) if self._rsa_key is not None else None
+        options = self.options
         return await open_connection(
-            self._host, self._port, encryption=encryption, **self._open_options
+            options.host,
+            options.port,
+            timeout=options.connect_timeout,
+            client_id=options.client_id,
+            keepalive_interval=options.keepalive_interval,
+            max_body_size=options.max_body_size,
+            encryption=encryption,
         )
 
     async def connect(self) -> None:
@@ -262,7 +260,7 @@ class Session:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        quota = self.quota
+        limiter = self.limiter
         policy = self.policy
         charges = 0
         limited = 0.0
@@ -271,9 +269,10 @@ class Session:
             while True:
                 # One attempt: a quota slot, room on a ready connection, the reply; written out
                 # here rather than in a helper coroutine, as every request passes this way.
+                slot: QuotaSlot = NO_SLOT
                 if not self._free:
                     started = loop.time()
-                    await quota._grant()
+                    slot = await limiter.grant()
                     budget.extend(loop.time() - started)
                 connection = self.connection
                 if (
@@ -287,12 +286,12 @@ class Session:
                     try:
                         connection = await self._ready(budget)
                     except BaseException:
-                        quota._give_back()
+                        slot.give_back()
                         raise
                 replied = False
                 try:
                     reply = await connection.request(
-                        proto_id, body, decode=decode, budget=budget, slot=quota
+                        proto_id, body, decode=decode, budget=budget, slot=slot
                     )
                     replied = True
                 except NotSentError:
@@ -332,23 +331,13 @@ class Session:
         The one place rate-limit refusals pass through: a budget OpenD states tighter than the
         client's limiter is adopted by it first.
         """
-        adopt_server_budget(self.quota, error.quota)
-        if waited >= self.rate_limit_wait:
+        adopt_server_budget(self.limiter, error.quota)
+        wait = self.options.rate_limit_wait
+        if waited >= wait:
             raise error
-        pause = min(backoff or self._rate_limit_backoff(), self.rate_limit_wait - waited)
+        pause = min(backoff or first_refusal_pause(self.limiter), wait - waited)
         logger.info("OpenD answered rate limit (%s); retrying in %.2f s", error.ret_msg, pause)
         return pause
-
-    def _rate_limit_backoff(self) -> float:
-        """The first pause after OpenD answers "rate limit": one slot's share of the period."""
-        # A wrapped limiter is looked into: aiolimiter names its budget max_rate/time_period.
-        limiter = getattr(self.quota, "limiter", self.quota)
-        period = getattr(limiter, "period", None) or getattr(limiter, "time_period", None)
-        count = getattr(limiter, "max_requests", None) or getattr(limiter, "max_rate", None)
-        try:
-            return max(float(period or 30.0) / float(count or 30), 0.01)
-        except (TypeError, ValueError, ZeroDivisionError):
-            return 1.0
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Testing your code against an OpenD that misbehaves, with the simulator's Faults.
 
-This file is both a pytest module and a script; copy the pattern into your bot's tests:
+This file is both a pytest module and a script; copy the pattern into your bot's tests. Either
+way it needs pytest beside aiomoomoo (``pip install pytest``; from a checkout of aiomoomoo, whose
+pytest settings set a timeout, ``pip install pytest pytest-timeout``):
 
     pytest examples/testing_with_faults.py
     python examples/testing_with_faults.py
@@ -17,7 +19,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import pandas as pd
-import pytest
+
+try:
+    import pytest
+except ModuleNotFoundError:
+    raise SystemExit(
+        "examples/testing_with_faults.py is a pytest module and needs pytest: pip install pytest"
+    ) from None
 
 import aiomoomoo
 from aiomoomoo.testing import Faults, HkRow, OpenDSimulator, Quota, UsRow

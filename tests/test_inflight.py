@@ -42,10 +42,10 @@ class Slot:
     def __init__(self) -> None:
         self.released = 0
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self.released += 1
 
-    def _give_back(self) -> None:
+    def give_back(self) -> None:
         raise AssertionError("a sent request's slot is never given back")
 
 

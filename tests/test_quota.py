@@ -654,41 +654,45 @@ def test_tighten_adopts_a_budget_the_limiter_overruns(caplog: pytest.LogCaptureF
     limiter = SlidingWindowLimiter(30, 30)
     # 30 in 30 s may put all 30 into 3 s: over a budget of 5 per 3 s.
     assert limiter.tighten(5, 3) is True
-    assert limiter.limits == ((5, 3.0),)
+    # Added beside the window it was created with, never in its place.
+    assert limiter.limits == ((5, 3.0), (30, 30.0))
     assert (limiter.max_requests, limiter.period) == (5, 3.0)
-    assert repr(limiter) == "<SlidingWindowLimiter 5/3s in_flight=0 recent=0 waiting=0>"
+    assert repr(limiter) == "<SlidingWindowLimiter 5/3s+30/30s in_flight=0 recent=0 waiting=0>"
     # The same budget again, or a looser one, changes nothing and logs nothing more.
     assert limiter.tighten(5, 3) is False
     assert limiter.tighten(60, 30) is False
     assert limiter.tighten(10, 3.0) is False
-    assert limiter.limits == ((5, 3.0),)
+    assert limiter.limits == ((5, 3.0), (30, 30.0))
     messages = [r.getMessage() for r in caplog.records if r.name == "aiomoomoo"]
     assert messages == [
         "OpenD allows 5 requests per 3 s, fewer than this client's limiter (30 per 30 s) lets "
-        "through: limiting to 5 per 3 s from now on"
+        "through: limiting to 5 per 3 s and 30 per 30 s from now on"
     ]
 
 
 @pytest.mark.parametrize(
-    ("configured", "budget", "changes"),
+    ("configured", "budget", "limits"),
     [
-        ((30, 30), (30, 30), False),  # the same
-        ((30, 30), (5, 3), True),  # a higher rate, but ours puts 30 into 3 s
-        ((30, 30), (20, 60), True),  # a lower rate: ours lets 60 into 60 s
-        ((1, 1), (5, 3), False),  # at most 3 in any 3 s
-        ((2, 1), (5, 3), True),  # up to 6 in 3 s
-        ((5, 3), (30, 30), True),  # up to 50 in 30 s
-        ((3, 0.3), (30, 3), False),  # 3 / 0.3 is not exactly 10 in floating point
-        ((4, 30), (4, 30), False),  # a refusal caused by another process: nothing to learn
+        ((30, 30), (30, 30), None),  # the same
+        ((30, 30), (5, 3), [(5, 3), (30, 30)]),  # a higher rate, but ours puts 30 into 3 s
+        # A lower rate: ours lets 60 into 60 s; the budget keeps within ours, which it implies.
+        ((30, 30), (20, 60), [(20, 60)]),
+        ((1, 1), (5, 3), None),  # at most 3 in any 3 s
+        ((2, 1), (5, 3), [(2, 1), (5, 3)]),  # up to 6 in 3 s
+        ((5, 3), (30, 30), [(5, 3), (30, 30)]),  # up to 50 in 30 s
+        ((3, 0.3), (30, 3), None),  # 3 / 0.3 is not exactly 10 in floating point
+        ((4, 30), (4, 30), None),  # a refusal caused by another process: nothing to learn
+        # A refusal stating a faster budget than the user's never loosens the user's window.
+        ((5, 2), (1, 0.05), [(1, 0.05), (5, 2)]),
     ],
 )
 def test_tighten_compares_budgets_as_windows(
-    configured: tuple[int, float], budget: tuple[int, float], changes: bool
+    configured: tuple[int, float], budget: tuple[int, float], limits: list[tuple[int, float]] | None
 ) -> None:
     limiter = SlidingWindowLimiter(*configured)
-    assert limiter.tighten(*budget) is changes
-    expected = budget if changes else configured
-    assert limiter.limits == ((expected[0], float(expected[1])),)
+    assert limiter.tighten(*budget) is (limits is not None)
+    expected = [configured] if limits is None else limits
+    assert limiter.limits == tuple((count, float(period)) for count, period in expected)
 
 
 def test_budgets_learned_from_the_server_add_up() -> None:
@@ -721,21 +725,24 @@ async def test_learned_windows_all_hold(clock: FakeClock) -> None:
     assert [t for _, t in log.grants] == expected
 
 
-async def test_tighten_takes_effect_for_queued_requests(clock: FakeClock) -> None:
-    # Looser in the long run: the queue, held for 30 s by the old window, goes at 3 s.
+async def test_tighten_never_frees_a_queue_the_users_window_holds(clock: FakeClock) -> None:
+    # A stated budget with a faster long-run rate is no reason to let the queue go early: the
+    # user's 10 per 30 s still holds it until 30 s, and then the stated 5 per 3 s paces it.
     limiter = SlidingWindowLimiter(10, 30)
     log = Log(clock)
     tasks = [log.acquire(limiter, str(i)) for i in range(17)]
     await settle()
     assert len(log.grants) == 10
     assert limiter.tighten(5, 3)
-    await clock.advance_to(2.999)
-    assert len(log.grants) == 10
     await clock.advance_to(3)
+    assert len(log.grants) == 10
+    await clock.advance_to(29.999)
+    assert len(log.grants) == 10
+    await clock.advance_to(30)
     assert len(log.grants) == 15
-    await clock.advance_to(6)
+    await clock.advance_to(33)
     await finish(*tasks)
-    assert [t for _, t in log.grants] == [0] * 10 + [3] * 5 + [6] * 2
+    assert [t for _, t in log.grants] == [0] * 10 + [30] * 5 + [33] * 2
 
 
 async def test_tighten_holds_queued_requests_to_the_stricter_budget(clock: FakeClock) -> None:
@@ -768,7 +775,7 @@ def test_tighten_refuses_what_is_no_budget() -> None:
 async def test_only_a_sliding_window_limiter_learns_the_servers_budget() -> None:
     own = SlidingWindowLimiter(30, 30)
     assert adopt_server_budget(own, (5, 3.0))
-    assert own.limits == ((5, 3.0),)
+    assert own.limits == ((5, 3.0), (30, 30.0))
     assert not adopt_server_budget(own, None)
     leaky = aiolimiter.AsyncLimiter(30, 30)
     assert not adopt_server_budget(adapt_rate_limit(leaky), (5, 3.0))
@@ -791,9 +798,11 @@ def test_no_window_holds_more_than_any_budget_after_tightening(
 
     outcomes = play(limiter, plan, each_second=tighten)
 
-    # The stated budget by name, not only what the limiter reports: a tighten() that did nothing
-    # would report only its own window, and pass.
-    for window_count, window_period in {*limiter.limits, (count, float(period))}:
+    # The stated budget and the configured window by name, not only what the limiter reports: a
+    # tighten() that did nothing would report only its own window, and pass; one that replaced
+    # the configured window would no longer report it.
+    stated = (count, float(period))
+    for window_count, window_period in {*limiter.limits, stated, (max_requests, own_period)}:
         used = [
             (o.granted, o.released + window_period)
             for o in outcomes

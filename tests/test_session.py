@@ -7,15 +7,17 @@ exactly which requests were written to which connection, and when.
 from __future__ import annotations
 
 import asyncio
+import gc
 
+import aiolimiter
 import pytest
 
-from aiomoomoo import ConnectionLostError
+from aiomoomoo import Client, ClientClosedError, ConnectionLostError, SlidingWindowLimiter
 from aiomoomoo._connection import Connection, ConnectionInfo
 from aiomoomoo._messages import decode_short_interest
+from aiomoomoo._options import ClientOptions
 from aiomoomoo._proto import Qot_GetShortInterest_pb2
 from aiomoomoo._rate_limit import adapt_rate_limit
-from aiomoomoo._retry import RetryPolicy
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
@@ -48,16 +50,22 @@ class Peer:
 
 
 def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
-    session = Session(
+    options = ClientOptions.parse(
         "fake",
         1,
-        quota=adapt_rate_limit(None),
-        policy=RetryPolicy(retries=retries, first=0.0, largest=0.0),
+        timeout=None,
         connect_timeout=1.0,
-        client_id="test",
-        keepalive_interval=None,
-        max_body_size=1 << 20,
+        retries=retries,
+        reconnect_delay=(0.0, 0.0),
         rate_limit_wait=0.0,
+        keepalive_interval=None,
+        client_id="test",
+        on_event=None,
+        max_body_size=1 << 20,
+    )
+    session = Session(
+        options,
+        limiter=adapt_rate_limit(None),
         rsa_key=None,
         on_event=None,
         describe=lambda: "<test client>",
@@ -153,3 +161,41 @@ async def test_a_request_that_never_left_is_resent_even_without_retries() -> Non
     await settle()
     assert task.result().retType == 0
     await session.close()
+
+
+async def test_every_limiter_grants_a_slot_that_is_released_or_given_back() -> None:
+    # The session speaks to every limiter through grant() and the slot's release()/give_back().
+    limiter = SlidingWindowLimiter(1, 30.0)
+    slot = await limiter.grant()
+    assert (limiter.granted, limiter.has_capacity()) == (1, False)
+    slot.give_back()  # never sent: as if never granted
+    assert (limiter.granted, limiter.has_capacity()) == (0, True)
+    slot = await limiter.grant()
+    slot.release()  # OpenD is past it: the slot cools down for the period from now
+    assert (limiter.granted, limiter.has_capacity()) == (1, False)
+    assert "in_flight=0 recent=1" in repr(limiter)
+    for other in (adapt_rate_limit(None), adapt_rate_limit(aiolimiter.AsyncLimiter(1, 30))):
+        assert not isinstance(other, SlidingWindowLimiter)
+        free = await other.grant()
+        free.release()
+        free.give_back()
+
+
+def test_the_session_reads_the_clients_options_object_itself() -> None:
+    client = Client("127.0.0.1", 4000, retries=2, reconnect_delay=(0.5, 2.0))
+    session = client._session
+    assert session.options is client._options
+    assert session.address == "127.0.0.1:4000"
+    assert (session.policy.retries, session.policy.first, session.policy.largest) == (2, 0.5, 2.0)
+
+
+def test_errors_name_the_client_without_keeping_it_alive() -> None:
+    client = Client("127.0.0.1", 4000)
+    session = client._session
+    assert session._describe() == "the Client for 127.0.0.1:4000"
+    del client
+    gc.collect()
+    assert session._describe() == "a collected Client"
+    session.abandon()
+    with pytest.raises(ClientClosedError, match=r"^a collected Client is closed; create a new"):
+        session._check_open()

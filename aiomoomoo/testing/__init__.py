@@ -20,9 +20,11 @@ from ._history import (
     UsRow,
     generate_history,
 )
-from ._simulator import OpenDSimulator, SimulatorThread
+from ._publication import NO_PUBLICATION_LAG, PUBLICATION_LAGS
+from ._simulator import OpenDSimulator
 from ._stats import Limits, Quota, SimulatorStats
 from ._texts import Lang
+from ._thread import SimulatorThread
 
 __all__ = [
     # The simulator
@@ -36,6 +38,8 @@ __all__ = [
     # Its data
     "BUILTIN_PROFILES",
     "DEFAULT_AS_OF",
+    "NO_PUBLICATION_LAG",
+    "PUBLICATION_LAGS",
     "HkRow",
     "SymbolProfile",
     "UsRow",

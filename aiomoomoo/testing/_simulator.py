@@ -1,9 +1,14 @@
-"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP (and WebSocket).
+"""`OpenDSimulator`: OpenD for tests, speaking the real wire protocol over TCP and WebSocket.
 
 It answers InitConnect, KeepAlive, GetGlobalState and short interest (3249) the way OpenD does,
-under a strict sliding-window quota, and misbehaves on purpose (`Faults`) so clients can be tested
-against a gateway's bad day. It only owns things and their lifetime: the `Universe` of histories,
-the sans-IO `RequestHandler`, and the transports that carry its replies (`TcpLink`, WebSocket).
+enforces the request quota as a strict sliding window, and can misbehave on purpose (drop
+connections, delay, split, reorder, push: see `Faults`) so clients can be tested against what a
+real gateway does on a bad day.
+
+The simulator itself only owns things and their lifetime: the `Universe` of histories, the
+sans-IO `RequestHandler` that answers requests, and the transports that carry them (`TcpLink`,
+and the WebSocket server of the ``websocket`` extra). `SimulatorThread` (in ``_thread.py``) runs
+it on a thread of its own for synchronous code.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -38,7 +42,6 @@ __all__ = [
     "OpenDSimulator",
     "Quota",
     "SimulatorStats",
-    "SimulatorThread",
     "write_row",
 ]
 
@@ -61,6 +64,12 @@ class OpenDSimulator:
     `UsRow` / `HkRow`, newest first. ``lang`` is the language of OpenD's own texts in failure
     replies, ``"en"`` or ``"zh"``, as OpenD's ``Lang`` setting. ``limits`` bound what clients
     may cost it: connections, timeouts, buffered bytes (see `Limits`).
+
+    ``publication_lag`` publishes on the real schedule: business days by market, such as
+    `PUBLICATION_LAGS` (``{"US": 7, "HK": 5}``), after which a generated row dated D becomes
+    visible once ``as_of`` reaches D plus the lag; `history`, every reply and `advance` show
+    only what is published. The default, None, is no lag: each row is public on its own date, so
+    ``as_of`` is the newest row's date, as a test that pins histories expects.
 
     ``rsa_private_key`` (a PEM path or PEM bytes, 1024-bit) makes it an OpenD configured for
     encryption: InitConnect must come RSA-encrypted with that key, and when the client asks for
@@ -91,6 +100,7 @@ class OpenDSimulator:
         histories: Mapping[str, object] | None = None,
         lang: Lang = "en",
         limits: Limits = DEFAULT_LIMITS,
+        publication_lag: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {as_of!r}")
@@ -115,7 +125,7 @@ class OpenDSimulator:
         self.limits = limits
         self.host = host
         self.port = port
-        self.universe = Universe(seed=seed, as_of=as_of)
+        self.universe = Universe(seed=seed, as_of=as_of, publication_lag=publication_lag)
         for code, history in (histories or {}).items():
             self.universe.add_symbol(code, rows=rows_of(code, history))
         self.handler = RequestHandler(
@@ -197,19 +207,21 @@ class OpenDSimulator:
 
     @property
     def as_of(self) -> dt.date:
-        """The newest day published: generated histories reach it; `advance` moves it on."""
+        """The simulator's today: generated rows public by it are served; `advance` moves it on."""
         return self.universe.as_of
 
     def advance(self, days: int, *, revise: bool = False) -> dict[str, int]:
         """Move ``as_of`` forward ``days`` days and publish the rows that fall due in them.
 
-        Every generated code gains its reporting days in the old ``as_of`` (excluded) to the new
-        (included): US on FINRA's settlement dates (the 15th and the month's last business day),
-        HK weekly. The rows are those a simulator created with the new ``as_of`` would have
-        generated. With ``revise``, each generated code's newest row from before the move is
-        revised first, its short position changed by a few percent as FINRA revises one
-        (``shares_short`` for US, ``aggregated_short`` for HK, and the values derived from
-        them). Rows you gave are left alone. Returns how many rows each generated code gained.
+        Every generated code gains the rows that become public in the old ``as_of`` (excluded) to
+        the new (included): with no publication lag, its reporting days in that span, US on
+        FINRA's settlement dates (the 15th and the month's last business day), HK weekly; with
+        one, the reporting days whose date plus the lag falls in it. The rows are those a
+        simulator created with the new ``as_of`` would serve. With ``revise``, each generated
+        code's newest row from before the move is revised first, its short position changed by a
+        few percent as FINRA revises one (``shares_short`` for US, ``aggregated_short`` for HK,
+        and the values derived from them). Rows you gave are left alone. Returns how many rows
+        each generated code gained.
         """
         return self.universe.advance(days, revise=revise)
 
@@ -340,61 +352,3 @@ class OpenDSimulator:
             await link.serve()
         finally:
             self._connections.discard(link)
-
-
-class SimulatorThread:
-    """Run an `OpenDSimulator` on its own event loop in a background thread.
-
-    For synchronous code (the official SDK, a notebook): ``with SimulatorThread() as sim:``
-    yields the started simulator; its ``host`` and ``port`` are ready to connect to. Keyword
-    arguments go to `OpenDSimulator`.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
-        self._args = (host, port)
-        self._options = options
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.simulator: OpenDSimulator | None = None
-
-    def __enter__(self) -> OpenDSimulator:
-        self._thread = threading.Thread(target=self._run, name="opend-simulator", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        assert self.simulator is not None
-        return self.simulator
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            self.simulator = OpenDSimulator(*self._args, **self._options)  # type: ignore[arg-type]
-            await self.simulator.start()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await self.simulator.close()

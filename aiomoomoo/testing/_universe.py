@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from google.protobuf.message import Message
@@ -26,6 +26,7 @@ from ._history import (
     UsRow,
     generate_history,
 )
+from ._publication import check_publication_lag, published_on
 
 __all__ = ["SymbolHistory", "Universe", "write_row"]
 
@@ -74,11 +75,21 @@ class Universe:
     """The codes the simulator serves: generated from profiles, or rows given by the user.
 
     ``seed`` and ``as_of`` fix the generated histories; they are generated when first asked for.
+    ``publication_lag`` holds a generated row back until ``as_of`` reaches its date plus its
+    market's lag in business days (see `aiomoomoo.testing._publication`); rows given as they
+    are (``add_symbol(rows=...)``) are served as given.
     """
 
-    def __init__(self, *, seed: int = 0, as_of: dt.date = DEFAULT_AS_OF) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        as_of: dt.date = DEFAULT_AS_OF,
+        publication_lag: Mapping[str, int] | None = None,
+    ) -> None:
         self.seed = seed
         self.as_of = as_of
+        self.publication_lag = check_publication_lag(publication_lag)
         self._profiles: dict[str, SymbolProfile] = dict(BUILTIN_PROFILES)
         self._histories: dict[str, SymbolHistory] = {}
 
@@ -129,8 +140,9 @@ class Universe:
             history = self.get(code)
             if revise and history.rows:
                 self._histories[code] = history = _revised(history, self.seed, code, old)
-            rows = generate_history(code, self._profiles[code], seed=self.seed, as_of=new)
-            fresh = [r for r in rows if str(r.timestamp_str) > old.isoformat()]
+            rows = self._published(code, new)
+            # Public by the new as_of and not by the old one.
+            fresh = [r for r in rows if self._public_on(history.market, r) > old]
             if fresh:
                 self._histories[code] = SymbolHistory(history.market, [*fresh, *history.rows])
             published[code] = len(fresh)
@@ -158,10 +170,21 @@ class Universe:
         """``code``'s history (a normalised code such as ``"US.AAPL"``); KeyError if not served."""
         history = self._histories.get(code)
         if history is None:
-            profile = self._profiles[code]
-            rows = generate_history(code, profile, seed=self.seed, as_of=self.as_of)
+            rows = self._published(code, self.as_of)
             history = self._histories[code] = SymbolHistory(parse_code(code).market, rows)
         return history
+
+    def _published(self, code: str, as_of: dt.date) -> list[UsRow] | list[HkRow]:
+        """``code``'s generated rows that are public by ``as_of``, newest first."""
+        rows = generate_history(code, self._profiles[code], seed=self.seed, as_of=as_of)
+        market = parse_code(code).market
+        if not self.publication_lag[market]:
+            return rows
+        return [r for r in rows if self._public_on(market, r) <= as_of]  # type: ignore[return-value]
+
+    def _public_on(self, market: Market, row: UsRow | HkRow) -> dt.date:
+        date = dt.date.fromisoformat(str(row.timestamp_str))
+        return published_on(date, self.publication_lag[market])
 
 
 def _revised(history: SymbolHistory, seed: int, code: str, as_of: dt.date) -> SymbolHistory:

@@ -38,6 +38,7 @@ try:
     from websockets.asyncio.server import Server, ServerConnection, serve
     from websockets.exceptions import ConnectionClosed
     from websockets.frames import CloseCode
+    from websockets.protocol import State
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "the simulator's WebSocket transport needs the websockets library: "
@@ -167,20 +168,21 @@ class WebSocketLink(Link):
             self.abort()
 
     def _deadline(self, opened: float, last_request: float) -> float | None:
-        # Only until the login: the JavaScript SDK sends no KeepAlive, so a logged-in client may
-        # rightly stay silent; WebSocket pings (every 20 s) find dead peers instead.
+        # As on TCP: the login within the handshake timeout, then a request within every idle
+        # timeout, logged in or not. A silent client would otherwise hold one of the
+        # connections that `Limits.max_connections` shares with TCP for ever.
         limits = self.limits
-        if self.session.conn_id:
-            return None
         deadlines = []
-        if limits.handshake_timeout is not None:
+        if limits.handshake_timeout is not None and not self.session.conn_id:
             deadlines.append(opened + limits.handshake_timeout)
         if limits.idle_timeout is not None:
             deadlines.append(last_request + limits.idle_timeout)
         return min(deadlines, default=None)
 
     def _timed_out(self) -> str:
-        return "a WebSocket client that did not log in in time"
+        if not self.session.conn_id:
+            return "a WebSocket client that did not log in in time"
+        return f"a WebSocket client idle for {self.limits.idle_timeout:g} s"
 
     def _handle(self, packet: WebSocketPacket) -> None:
         cmd, section, body = packet
@@ -296,6 +298,9 @@ class WebSocketServer:
         self._digest = websocket_key_digest(key) if key is not None else None
         self._links = links
         self._server: Server | None = None
+        # Every TCP connection the listener accepted and has not lost, upgraded or not: the
+        # library only tracks them once their handshake is done.
+        self._accepted: set[ServerConnection] = set()
 
     async def start(self) -> None:
         """Start listening; ``port`` then holds the bound port."""
@@ -307,14 +312,22 @@ class WebSocketServer:
             open_timeout=self.limits.handshake_timeout,
             # The SDK offers no compression; refusing it keeps a peer from making us inflate.
             compression=None,
+            create_connection=_tracking(self._accepted),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("OpenD simulator WebSocket listening on %s:%d", self.host, self.port)
 
     def close(self) -> None:
-        """Stop listening; the simulator drops the connections."""
+        """Stop listening; the simulator drops the connections.
+
+        A connection still in its opening handshake (it never sent the upgrade) is aborted at
+        once: the library would otherwise wait for its handshake timeout before it closes.
+        """
         if self._server is not None:
             self._server.close(close_connections=False)
+            for connection in list(self._accepted):
+                if connection.protocol.state is State.CONNECTING:
+                    connection.transport.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the listener is closed and every connection's task has ended."""
@@ -330,3 +343,18 @@ class WebSocketServer:
             await link.serve()
         finally:
             self._links.discard(link)
+
+
+def _tracking(accepted: set[ServerConnection]) -> type[ServerConnection]:
+    """A connection class that keeps itself in ``accepted`` from its first byte to its loss."""
+
+    class TrackedConnection(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            accepted.add(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            accepted.discard(self)
+            super().connection_lost(exc)
+
+    return TrackedConnection

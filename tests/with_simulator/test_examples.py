@@ -39,7 +39,14 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"quickstart.py", "many_symbols.py", "trading_bot.py", "testing_with_faults.py"}
+    tested = {
+        "quickstart.py",
+        "many_symbols.py",
+        "trading_bot.py",
+        "testing_with_faults.py",
+        "dataset.py",
+        "blocking_script.py",
+    }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -116,7 +123,73 @@ def test_testing_with_faults_under_pytest() -> None:
     assert "7 passed" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["quickstart.py", "many_symbols.py", "trading_bot.py"])
+def test_testing_with_faults_says_in_one_line_that_it_needs_pytest() -> None:
+    # As after the README's install (pip install '.[cli]'), which brings no pytest.
+    hide_pytest = (
+        "import runpy, sys; sys.modules['pytest'] = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    result = run_python("-c", hide_pytest, str(EXAMPLES / "testing_with_faults.py"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "examples/testing_with_faults.py is a pytest module and needs pytest: pip install pytest\n"
+    )
+
+
+def test_dataset(tmp_path: Path) -> None:
+    store = tmp_path / "short.db"
+    result = run_example("dataset.py", "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "first sync: 16 requests, 3 synced, 0 not due, 735 new rows, 0 revised" in lines
+    # Synced again at once: nothing can be due, so nothing is sent.
+    assert "second sync: 0 requests, 0 synced, 3 not due, 0 new rows, 0 revised" in lines
+    assert "after a publication: 3 requests, 3 synced, 0 not due, 4 new rows, 3 revised" in lines
+    assert re.search(r"^ *US\.AAPL +177 +2019-01-15 +2026-05-15$", result.stdout, re.M)
+    # The revised row now, and as the store knew it before the publication.
+    now, before = result.stdout.split("as it was before the publication:")
+    assert re.search(r"^ +2026-04-30 +112098333 ", now, re.M)
+    assert re.search(r"^ +2026-04-30 +111000000 ", before, re.M)
+    assert store.is_file()
+
+
+def test_dataset_in_a_temporary_store_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "dataset.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_blocking_script() -> None:
+    result = run_example("blocking_script.py")
+    assert result.returncode == 0, result.stderr
+    assert "<ShortInterestPage US.AAPL rows=3 next_key=" in result.stdout
+    assert "HK.00700: 50 rows, next_key=" in result.stdout
+    for code in ("US.AAPL", "US.TSLA", "US.NVDA"):
+        assert f"{code}: 8 rows since 2026, newest 2026-04-30" in result.stdout
+    assert "HK.09988: 18 rows since 2026, newest 2026-04-30" in result.stdout
+    assert result.stdout.endswith("closed: True\n")
+
+
+@pytest.mark.parametrize("name", ["dataset.py", "blocking_script.py"])
+def test_new_examples_report_an_unreachable_opend(name: str) -> None:
+    result = run_example(name, "--port", "1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot connect to OpenD at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["quickstart.py", "many_symbols.py", "trading_bot.py", "dataset.py", "blocking_script.py"],
+)
 def test_help(name: str) -> None:
     result = run_example(name, "--help")
     assert result.returncode == 0, result.stderr

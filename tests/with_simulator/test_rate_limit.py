@@ -118,9 +118,10 @@ async def test_a_default_client_adopts_a_tighter_gateway_budget(
 ) -> None:
     # The gateway allows 5 per 0.3 s, the default client believes 30 per 30 s. Before, the
     # client kept sending bursts the gateway refused, pausing 1 s, 2 s, ... and ran into its own
-    # 30-per-30-s limit: far longer than a minute. Now the first refusal teaches it the budget.
+    # 30-per-30-s limit: far longer than a minute. Now the first refusal teaches it the budget,
+    # which it enforces beside its own window (so 12 calls, refusals included, stay within it).
     caplog.set_level(logging.WARNING, logger="aiomoomoo")
-    period, count, calls = 0.3, 5, 20
+    period, count, calls = 0.3, 5, 12
     async with serving(quota=Quota(count, period)) as sim, Client(sim.host, sim.port) as client:
         start = time.monotonic()
         async with asyncio.timeout(10):
@@ -130,7 +131,7 @@ async def test_a_default_client_adopts_a_tighter_gateway_budget(
         elapsed = time.monotonic() - start
         limiter = client.rate_limiter
         assert isinstance(limiter, SlidingWindowLimiter)
-        assert limiter.limits == ((count, period),)
+        assert limiter.limits == ((count, period), (30, 30.0))
     assert all(isinstance(page, ShortInterestPage) for page in pages)
     # The first burst is on the wire before the first refusal comes back: 15 of it are refused,
     # and nothing after.
@@ -143,3 +144,22 @@ async def test_a_default_client_adopts_a_tighter_gateway_budget(
     learned = [r for r in caplog.records if "OpenD allows" in r.getMessage()]
     assert len(learned) == 1  # logged once, not once per refusal
     assert "5 requests per 0.3 s" in learned[0].getMessage()
+
+
+async def test_a_stated_budget_never_loosens_the_users_own_limit() -> None:
+    # The user allows 5 per 0.5 s; the gateway refuses, stating 1 per 0.02 s (a faster rate).
+    # Before, the stated budget replaced the user's window and the client sent 25 requests in
+    # one 0.5 s window; now both hold.
+    own, calls = (5, 0.5), 12
+    async with (
+        serving(quota=Quota(1, 0.02)) as sim,
+        Client(sim.host, sim.port, rate_limit=own) as client,
+    ):
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(client.get_short_interest("US.AAPL") for _ in range(calls)))
+        limiter = client.rate_limiter
+        assert isinstance(limiter, SlidingWindowLimiter)
+        assert limiter.limits == ((1, 0.02), own)
+    assert sim.stats.rate_limited >= 1
+    assert len(sim.stats.accepted_at) == calls
+    assert busiest_window(sim.stats.accepted_at, own[1]) <= own[0]

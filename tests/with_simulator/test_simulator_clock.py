@@ -10,11 +10,14 @@ import pytest
 from aiomoomoo.testing import (
     BUILTIN_PROFILES,
     DEFAULT_AS_OF,
+    NO_PUBLICATION_LAG,
+    PUBLICATION_LAGS,
     HkRow,
     OpenDSimulator,
     UsRow,
     generate_history,
 )
+from aiomoomoo.testing._publication import published_on
 
 from .conftest import connected
 from .test_simulator import as_row, items
@@ -177,3 +180,68 @@ def test_advance_leaves_given_rows_alone() -> None:
     published = sim.advance(30, revise=True)
     assert "HK.00001" not in published
     assert sim.history("HK.00001") == rows
+
+
+# -- the publication lag ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["US.AAPL", "HK.00700"])
+def test_a_lag_holds_back_exactly_the_rows_not_yet_published(code: str) -> None:
+    as_of = dt.date(2026, 3, 9)
+    everything = OpenDSimulator(as_of=as_of).history(code)
+    lagged = OpenDSimulator(as_of=as_of, publication_lag=PUBLICATION_LAGS).history(code)
+    lag = PUBLICATION_LAGS[code[:2]]
+    assert lagged == [r for r in everything if published_on(day(r), lag) <= as_of]
+    assert 0 < len(everything) - len(lagged) <= 2
+    # The newest date served is public; the next reporting day is not yet.
+    assert published_on(day(lagged[0]), lag) <= as_of
+    held = everything[len(everything) - len(lagged) - 1]
+    assert published_on(day(held), lag) > as_of
+
+
+def test_advance_publishes_on_the_schedule_day_by_day() -> None:
+    start = dt.date(2026, 2, 1)
+    sim = OpenDSimulator(as_of=start, publication_lag=PUBLICATION_LAGS)
+    gained: dict[dt.date, dict[str, int]] = {}
+    for offset in range(1, 46):
+        today = start + dt.timedelta(days=offset)
+        published = sim.advance(1)
+        gained[today] = {code: n for code, n in published.items() if n}
+        # Always what a simulator created on this day would serve.
+        fresh = OpenDSimulator(as_of=today, publication_lag=PUBLICATION_LAGS)
+        for code in ("US.AAPL", "HK.00700"):
+            assert sim.history(code) == fresh.history(code), (today, code)
+    us_days = [d for d, codes in gained.items() if "US.AAPL" in codes]
+    hk_days = [d for d, codes in gained.items() if "HK.00700" in codes]
+    # The Jan 30 (Jan 31 is a Saturday), Feb 13 (Feb 15 is a Sunday) and Feb 27 settlement
+    # dates, 7 weekdays on.
+    assert us_days == [dt.date(2026, 2, 10), dt.date(2026, 2, 24), dt.date(2026, 3, 10)]
+    # HK: each Friday's row one week later, on the next Friday.
+    assert all(d.weekday() == 4 for d in hk_days)
+    assert len(hk_days) == 6
+
+
+def test_without_a_lag_nothing_changes() -> None:
+    as_of = dt.date(2026, 3, 9)
+    plain = OpenDSimulator(as_of=as_of)
+    explicit = OpenDSimulator(as_of=as_of, publication_lag=NO_PUBLICATION_LAG)
+    assert plain.history("US.AAPL") == explicit.history("US.AAPL")
+    assert day(plain.history("US.AAPL")[0]) == dt.date(2026, 2, 27)
+
+
+async def test_replies_serve_only_what_is_published() -> None:
+    as_of = dt.date(2026, 3, 9)
+    async with (
+        OpenDSimulator(quota=None, as_of=as_of, publication_lag=PUBLICATION_LAGS) as sim,
+        connected(sim) as client,
+    ):
+        reply = await client.short_interest("US.AAPL", num=50)
+        assert reply.retType == 0
+        served = [as_row(item) for item in items(reply)]
+        assert served == sim.history("US.AAPL")[: len(served)]
+        assert day(served[0]) == dt.date(2026, 2, 13)  # Feb 27's row is public on Mar 10
+
+
+def test_a_lag_that_is_no_schedule_is_refused_by_the_simulator() -> None:
+    with pytest.raises(ValueError, match="unknown market"):
+        OpenDSimulator(publication_lag={"XX": 1})

@@ -375,8 +375,8 @@ async def test_a_client_that_never_logs_in_is_dropped() -> None:
             assert (await client.short_interest("US.AAPL")).retType == 0
 
 
-async def test_idleness_counts_until_the_login_only() -> None:
-    # The JavaScript SDK sends no KeepAlive: once logged in, a silent client is a normal one.
+async def test_idleness_applies_before_and_after_the_login() -> None:
+    # As on TCP and as `Limits` says: a logged-in client that stays silent is closed too.
     limits = Limits(handshake_timeout=None, idle_timeout=0.3)
     async with OpenDSimulator(quota=None, websocket_port=0, limits=limits) as sim:
         assert sim.websocket_port is not None
@@ -386,9 +386,44 @@ async def test_idleness_counts_until_the_login_only() -> None:
             with pytest.raises(PeerClosed):
                 await idle.receive(timeout=5)
         async with logged_in(sim.host, sim.websocket_port) as client:
-            with pytest.raises(TimeoutError):
-                await client.receive(timeout=0.6)
             assert (await client.short_interest("US.AAPL")).retType == 0
+            with pytest.raises(PeerClosed):
+                await client.receive(timeout=5)
+
+
+async def test_silent_websocket_clients_never_hold_the_shared_connection_cap() -> None:
+    # Before, logged-in WebSocket clients were exempt from idle_timeout: enough of them held
+    # every connection the cap allows for ever, and TCP clients were refused.
+    limits = Limits(max_connections=2, idle_timeout=0.3)
+    async with OpenDSimulator(quota=None, websocket_port=0, limits=limits) as sim:
+        assert sim.websocket_port is not None
+        async with (
+            logged_in(sim.host, sim.websocket_port) as first,
+            logged_in(sim.host, sim.websocket_port) as second,
+        ):
+            for silent in (first, second):
+                with pytest.raises(PeerClosed):
+                    await silent.receive(timeout=5)
+            async with connected(sim) as tcp:
+                assert (await tcp.short_interest("US.AAPL")).retType == 0
+        assert sim.stats.refused_connections == 0
+
+
+async def test_a_connection_that_never_upgrades_does_not_delay_close() -> None:
+    # A TCP connection to the WebSocket port that never sends the HTTP upgrade: closing the
+    # simulator waited for the handshake timeout (9.7 s of the default 10 s) before; now at once.
+    limits = Limits(handshake_timeout=30.0)
+    sim = OpenDSimulator(quota=None, websocket_port=0, limits=limits)
+    await sim.start()
+    assert sim.websocket_port is not None
+    reader, writer = await asyncio.open_connection(sim.host, sim.websocket_port)
+    try:
+        await asyncio.sleep(0.05)  # the server has accepted it
+        async with asyncio.timeout(5):  # the handshake timeout is 30 s
+            await sim.close()
+        assert await reader.read() == b""  # dropped, not left open
+    finally:
+        writer.close()
 
 
 async def test_one_connection_limit_over_both_transports() -> None:
