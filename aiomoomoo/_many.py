@@ -1,18 +1,20 @@
 """Many symbols at once: concurrent history walks over one client, one quota.
 
-Each symbol's walk runs in its own task, at most ``concurrency`` at a time; every request still
-goes through the client's quota, so the walks share OpenD's budget fairly (first come, first
-served). A symbol that fails is reported with its error; the other symbols' data is kept. The
-walks are given as a `FetchHistory` callable, so this module needs no client.
+`run_each` is the one runner: each item's work (a symbol's walk) runs in its own task, at most
+``concurrency`` at a time, and a work that fails is that item's outcome, not the run's end. The
+many-symbol fetches (`iter_many`, `fetch_many`) and the store's sync both run on it. Every
+request still goes through the client's quota, so the walks share OpenD's budget fairly (first
+come, first served). The walks are given as callables, so this module needs no client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import pandas as pd
 
@@ -22,7 +24,15 @@ from ._options import check_codes, check_concurrency, check_num, check_since
 from ._paging import ShortInterestPage
 from ._security import Market, Security
 
-__all__ = ["FetchHistory", "Progress", "SymbolResult", "fetch_many", "iter_many"]
+__all__ = [
+    "FetchHistory",
+    "Outcome",
+    "Progress",
+    "SymbolResult",
+    "fetch_many",
+    "iter_many",
+    "run_each",
+]
 
 
 class FetchHistory(Protocol):
@@ -70,6 +80,61 @@ class Progress:
     symbols_total: int
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T, R]):
+    """How one item's work ended: its ``result``, or the ``error`` that stopped it."""
+
+    item: T
+    result: R | None = None
+    error: MoomooError | None = None
+
+
+async def run_each(
+    items: Iterable[T],
+    work: Callable[[T], Awaitable[R]],
+    *,
+    concurrency: int,
+    fatal: tuple[type[MoomooError], ...] = (),
+    on_outcome: Callable[[Outcome[T, R]], None] | None = None,
+) -> AsyncGenerator[Outcome[T, R], None]:
+    """Run ``work(item)`` for every item, at most ``concurrency`` at once, started in the
+    order given; yield each `Outcome` as it completes.
+
+    The one place that runs many walks: a `MoomooError` ends that item's work only and is its
+    outcome's ``error``, the others go on; an error of a ``fatal`` type (or any other
+    exception) ends the run and is raised. ``on_outcome`` is called with each outcome as soon
+    as its work ends, before it is yielded. Leaving early, or an error, cancels every work
+    still running.
+    """
+    limit = asyncio.Semaphore(concurrency)
+
+    # Named walk: each task is one code's walk (tests and debuggers find them by this name).
+    async def walk(item: T) -> Outcome[T, R]:
+        async with limit:
+            try:
+                outcome: Outcome[T, R] = Outcome(item, result=await work(item))
+            except fatal:
+                raise
+            except MoomooError as error:
+                outcome = Outcome(item, error=error)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            return outcome
+
+    tasks = [asyncio.ensure_future(walk(item)) for item in items]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def iter_many(
     fetch_history: FetchHistory,
     codes: Iterable[str],
@@ -83,9 +148,10 @@ async def iter_many(
     securities = check_codes(codes)
     cutoff = check_since(since)
     num = check_num(num) or 50
-    limit = asyncio.Semaphore(check_concurrency(concurrency))
+    concurrency = check_concurrency(concurrency)
     total = len(securities)
     counts = {"pages": 0, "rows": 0, "done": 0}
+    pages: dict[str, int] = {s.code: 0 for s in securities}
 
     def report(event: Literal["page", "done", "failed"], code: str) -> None:
         if on_progress is not None:
@@ -93,35 +159,29 @@ async def iter_many(
                 Progress(event, code, counts["pages"], counts["rows"], counts["done"], total)
             )
 
-    async def walk(security: Security) -> SymbolResult:
-        async with limit:
-            pages = 0
-            try:
+    async def history(security: Security) -> pd.DataFrame:
+        def on_page(page: ShortInterestPage) -> None:
+            pages[security.code] += 1
+            counts["pages"] += 1
+            counts["rows"] += _rows_kept(page, cutoff)
+            report("page", security.code)
 
-                def on_page(page: ShortInterestPage) -> None:
-                    nonlocal pages
-                    pages += 1
-                    counts["pages"] += 1
-                    counts["rows"] += _rows_kept(page, cutoff)
-                    report("page", security.code)
+        return await fetch_history(security, num=num, since=cutoff, on_page=on_page)
 
-                frame = await fetch_history(security, num=num, since=cutoff, on_page=on_page)
-            except MoomooError as error:
-                counts["done"] += 1
-                report("failed", security.code)
-                return SymbolResult(security.code, empty_frame(security.market), pages, error)
-            counts["done"] += 1
-            report("done", security.code)
-            return SymbolResult(security.code, frame, pages)
+    def finished(outcome: Outcome[Security, pd.DataFrame]) -> None:
+        counts["done"] += 1
+        report("done" if outcome.error is None else "failed", outcome.item.code)
 
-    tasks = [asyncio.ensure_future(walk(security)) for security in securities]
-    try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async with contextlib.aclosing(
+        run_each(securities, history, concurrency=concurrency, on_outcome=finished)
+    ) as outcomes:
+        async for outcome in outcomes:
+            security = outcome.item
+            if outcome.error is not None or outcome.result is None:
+                frame = empty_frame(security.market)
+                yield SymbolResult(security.code, frame, pages[security.code], outcome.error)
+            else:
+                yield SymbolResult(security.code, outcome.result, pages[security.code])
 
 
 def _rows_kept(page: ShortInterestPage, cutoff: dt.date | None) -> int:

@@ -1,8 +1,9 @@
 """Paging through short-interest history: the page object and the walk over a fetch function.
 
 The walk knows nothing of connections: it takes a ``fetch(security, next_key, num)`` coroutine
-and follows ``next_key`` until OpenD says ``"-1"``, refusing a key it has seen before (a gateway
-that loops would otherwise keep a walk going for ever).
+and follows ``next_key`` (or where its caller says to continue) until OpenD says ``"-1"``,
+refusing a key it has seen before or a page no older than the one before (a gateway that loops
+would otherwise keep a walk going for ever).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._options import END_OF_DATA
 from ._rows import Rows, ShortInterestReply
 from ._security import Market, Security
 
-__all__ = ["FetchPage", "ShortInterestPage", "collect", "walk"]
+__all__ = ["ContinueAt", "FetchPage", "ShortInterestPage", "collect", "walk"]
 
 
 class ShortInterestPage:
@@ -104,6 +105,10 @@ FetchPage = Callable[[Security, str | None, int | None], Awaitable[ShortInterest
 """Fetch one page: ``(security, next_key, num)``, arguments already checked."""
 
 
+ContinueAt = Callable[[ShortInterestPage], str]
+"""Where a walk goes after a page: the key to fetch next, ``"-1"`` to stop."""
+
+
 async def walk(
     fetch: FetchPage,
     security: Security,
@@ -111,25 +116,43 @@ async def walk(
     num: int | None,
     next_key: str | None = None,
     since: dt.date | None = None,
+    continue_at: ContinueAt | None = None,
 ) -> AsyncGenerator[ShortInterestPage, None]:
     """Yield ``security``'s pages newest first from ``next_key`` (None: the start).
 
     Stops after the last page, or after the first page that reaches rows older than ``since``.
+    ``continue_at``, called with each page once it has been consumed, says where the walk goes
+    next (the key to fetch, ``"-1"`` to stop); without it the walk follows the page's own
+    ``next_key``. A walk that would go round in circles ends with `ProtocolError`: a key it has
+    already fetched, or a page whose dated rows are not all older than every dated row before.
     """
     seen: set[str] = set()
+    oldest: str | None = None  # the oldest date text of the pages so far
     key = next_key
     while True:
         page = await fetch(security, key, num)
+        span = page._rows[security.market].date_span()
+        if span is not None:
+            low, high = span
+            if oldest is not None and high >= oldest:
+                raise ProtocolError(
+                    f"OpenD sent {security.code} rows dated {low} to {high} after rows dated "
+                    f"down to {oldest} (next_key {key!r}): the walk makes no progress, so it "
+                    "stops instead of going on for ever"
+                )
+            oldest = low if oldest is None else min(oldest, low)
         yield page
-        if not page.has_more or (since is not None and _reaches(page, since)):
+        if since is not None and oldest is not None and oldest < since.isoformat():
             return
-        if not page.next_key or page.next_key in seen:
+        key = page.next_key if continue_at is None else continue_at(page)
+        if key == END_OF_DATA:
+            return
+        if not key or key in seen:
             raise ProtocolError(
-                f"OpenD returned next_key {page.next_key!r} for {security.code} again; "
+                f"OpenD returned next_key {key!r} for {security.code} again; "
                 "stopping instead of looping for ever"
             )
-        seen.add(page.next_key)
-        key = page.next_key
+        seen.add(key)
 
 
 async def collect(
@@ -149,9 +172,3 @@ async def collect(
     frame = columns.frame(since)
     frame.attrs["next_key"] = END_OF_DATA
     return frame
-
-
-def _reaches(page: ShortInterestPage, cutoff: dt.date) -> bool:
-    """Whether the page holds a row dated before ``cutoff`` (rows run newest first)."""
-    oldest = page._rows[page.market].oldest_date()
-    return bool(oldest and oldest < cutoff.isoformat())

@@ -105,6 +105,15 @@ class Rows:
             )
         return list(zip(*columns, strict=True))
 
+    def date_span(self) -> tuple[str, str] | None:
+        """The (oldest, newest) ``timestamp_str`` of the rows that have one; None if none has."""
+        dates = self.values[_DATE_AT]
+        gone = self.left_out[_DATE_AT]
+        if gone is not None:
+            dates = tuple(d for d, out in zip(dates, gone, strict=True) if not out)
+        dated = [d for d in dates if d]
+        return (min(dated), max(dated)) if dated else None
+
     def oldest_date(self) -> str | None:
         """The last (oldest) row's ``timestamp_str``; None without rows or when it was left out."""
         if not self.count:

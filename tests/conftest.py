@@ -21,8 +21,14 @@ ASYNCIO = pytest.param(("asyncio", {}), id="asyncio")
 UVLOOP = pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")
 #: Tests that run the client or the simulator over real sockets run once per loop: many bots run
 #: aiomoomoo on uvloop, whose transports are not asyncio's classes. uvloop has no Windows build.
-#: Other async tests (the quota's) drive asyncio's own clock and run on asyncio alone.
-SOCKET_TESTS = Path(__file__).parent / "with_simulator"
+#: Other async tests (the quota's) drive asyncio's own clock and run on asyncio alone. The socket
+#: tests are those under ``with_simulator/`` and the socket modules of the store and the CLI.
+HERE = Path(__file__).parent
+SOCKET_TESTS = (
+    HERE / "with_simulator",
+    HERE / "store" / "test_sync.py",
+    HERE / "cli" / "test_simulate_command.py",
+)
 SOCKET_LOOPS = [ASYNCIO] if sys.platform == "win32" else [ASYNCIO, UVLOOP]
 
 
@@ -34,8 +40,9 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the socket tests' ``anyio_backend`` over both loops."""
-    if "anyio_backend" in metafunc.fixturenames and metafunc.definition.path.is_relative_to(
-        SOCKET_TESTS
+    path = metafunc.definition.path
+    if "anyio_backend" in metafunc.fixturenames and any(
+        path.is_relative_to(tests) for tests in SOCKET_TESTS
     ):
         metafunc.parametrize("anyio_backend", SOCKET_LOOPS, scope="session")
 

@@ -5,66 +5,37 @@ sync writes. Table ``versions`` holds every version of every row: the current on
 ``superseded IS NULL``; when a re-fetch shows a changed value (FINRA revises) the old version
 gets the UTC time it was superseded and the new one is added, which is what ``as_of=`` reads.
 Table ``segments`` records which stretches of each code's history are known to be complete and
-where a walk continues below them; `aiomoomoo._sync` writes both, one page per transaction.
+where a walk continues below them. `ShortInterestStore` is the public face: the format and its
+SQL are in `aiomoomoo.store._schema`, writes in ``_write``, reads in ``_read``, what a sync asks
+for in ``_plan`` and the sync itself in ``_sync``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Self
 
 import pandas as pd
 
-from .._errors import StoreLockedError
-from .._frames import columns_for, empty_frame
 from .._options import check_codes
 from .._security import Market, parse_code
-from ._plan import StoredCode, SyncPlan, expected_requests
-from ._sync import SyncProgress, SyncReport, is_due, sync_store
-from ._write import COMPLETE_SQL, VALUE_COLUMNS, FileLock, utc_text
+from ._lock import FileLock
+from ._plan import SyncPlan, check_today, make_plan
+from ._read import StoreReader
+from ._schema import prepare
+from ._sync import SyncProgress, SyncReport, sync_codes
+from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["ShortInterestStore", "StoreLockedError"]
-
-# The columns whose period-on-period change the frames add, per market.
-_CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
-_SCHEMA_VERSION: Final = "1"
-_SCHEMA: Final = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS codes (
-    code TEXT PRIMARY KEY,
-    market TEXT NOT NULL,
-    last_synced TEXT,
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS versions (
-    code TEXT NOT NULL REFERENCES codes(code),
-    date TEXT NOT NULL,
-    {", ".join(VALUE_COLUMNS)},
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    superseded TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS current_version ON versions(code, date)
-    WHERE superseded IS NULL;
-CREATE INDEX IF NOT EXISTS version_history ON versions(code, date, first_seen);
-CREATE TABLE IF NOT EXISTS segments (
-    id INTEGER PRIMARY KEY,
-    code TEXT NOT NULL REFERENCES codes(code),
-    high TEXT,
-    low TEXT,
-    next_key TEXT NOT NULL
-);
-"""
+__all__ = ["ShortInterestStore"]
 
 
 def _check_as_of(as_of: object) -> str | None:
@@ -97,6 +68,14 @@ def _check_since(since: object) -> str | None:
     raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
 
 
+def _check_market(market: object) -> Market:
+    if isinstance(market, Market):
+        return market
+    if isinstance(market, str) and market.upper() in Market.__members__:
+        return Market[market.upper()]
+    raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
+
+
 class ShortInterestStore:
     """A local short-interest dataset in one SQLite file, kept current by `sync`.
 
@@ -111,21 +90,12 @@ class ShortInterestStore:
             raise TypeError(f"path must be a str or path, got {path!r}")
         self.path = Path(path)
         self._closed = True
-        # Autocommit mode: transactions are opened explicitly (BEGIN IMMEDIATE) where needed.
+        # Autocommit mode: the writer opens its transactions explicitly (BEGIN IMMEDIATE).
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._closed = False
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL survives any crash of the process (kill -9 included); only a power
-        # loss can take back the last commits.
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        with self._transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (_SCHEMA_VERSION,)
-            )
+        prepare(self._db)
+        self._reader = StoreReader(self._db)
+        self._writer = StoreWriter(self._db)
         self._lock = FileLock(self.path.with_name(self.path.name + ".lock"))
 
     def __repr__(self) -> str:
@@ -154,17 +124,11 @@ class ShortInterestStore:
             self.close()
             _warn(f"unclosed {self!r}; use 'with' or close()", ResourceWarning, source=self)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (``BEGIN IMMEDIATE``), committed on success."""
-        db = self._open()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self!r} is closed")
+
+    # -- syncing ----------------------------------------------------------------------------
 
     async def sync(
         self,
@@ -182,8 +146,9 @@ class ShortInterestStore:
         rows are caught); a code never seen gets its whole history. Every page is committed with
         the walk's position in one transaction, so a killed sync loses nothing and the next one
         continues an unfinished backfill where it stopped. Codes run concurrently over the
-        client's one connection and quota; a code that fails is reported in the report's
-        ``failures`` and the others go on.
+        client's one connection and quota; a code that fails (an unknown code, a server error,
+        a gateway whose pages make no progress) is reported in the report's ``failures`` and
+        the others go on; a closed client ends the sync with `ClientClosedError`.
 
         A code whose next publication cannot have happened yet (see `next_due`) is not
         requested unless ``full`` is true; ``full`` also re-reads every page of every code, to
@@ -192,8 +157,16 @@ class ShortInterestStore:
         `SyncProgress` after every page and at the end of every code. A second sync on the same
         file while one runs raises `StoreLockedError` before anything is sent.
         """
-        return await sync_store(
-            self, client, codes, full=full, today=today, on_progress=on_progress
+        self._check_open()
+        return await sync_codes(
+            client,
+            codes,
+            writer=self._writer,
+            reader=self._reader,
+            lock=self._lock,
+            full=full,
+            today=today,
+            on_progress=on_progress,
         )
 
     def plan(
@@ -204,65 +177,22 @@ class ShortInterestStore:
         securities = check_codes(codes)
         if not isinstance(full, bool):
             raise TypeError(f"full must be a bool, got {full!r}")
-        due = [s for s in securities if full or is_due(self, s, today)]
-        due_codes = {s.code for s in due}
-        stored = {
-            str(code): StoredCode(Market[str(market)], int(rows), bool(complete))
-            for code, market, rows, complete in self.summary()[
-                ["code", "market", "rows", "complete"]
-            ].itertuples(index=False)
-        }
-        requests, unknown = expected_requests(due, stored, full=full)
-        return SyncPlan(
-            due=tuple(s.code for s in due),
-            skipped=tuple(s.code for s in securities if s.code not in due_codes),
-            requests=requests,
-            unknown=unknown,
-        )
-
-    @contextlib.contextmanager
-    def _sync_lock(self) -> Iterator[None]:
-        self._open()
-        self._lock.acquire()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    def _open(self) -> sqlite3.Connection:
-        if self._closed:
-            raise ValueError(f"{self!r} is closed")
-        return self._db
+        today = check_today(today)
+        self._check_open()
+        return make_plan(securities, self._reader.code_states(), full=full, today=today)
 
     # -- reading ----------------------------------------------------------------------------
 
     def codes(self) -> list[str]:
         """Every code the store has synced at least once, sorted."""
-        return [code for (code,) in self._open().execute("SELECT code FROM codes ORDER BY code")]
+        self._check_open()
+        return self._reader.codes()
 
     def summary(self) -> pd.DataFrame:
         """One row per code: how many rows it holds, its oldest and newest dates, whether its
         whole history is stored, how many revised versions it keeps, and its last sync (UTC)."""
-        query = f"""
-            SELECT c.code, c.market,
-                   COUNT(v.date) FILTER (WHERE v.superseded IS NULL),
-                   MIN(v.date), MAX(v.date),
-                   COUNT(v.date) FILTER (WHERE v.superseded IS NOT NULL),
-                   {COMPLETE_SQL},
-                   c.last_synced, c.last_error
-            FROM codes c LEFT JOIN versions v ON v.code = c.code
-            GROUP BY c.code ORDER BY c.code
-        """
-        rows = self._open().execute(query).fetchall()
-        columns = ["code", "market", "rows", "oldest", "newest", "revisions"]
-        columns += ["complete", "last_synced", "last_error"]
-        frame = pd.DataFrame(rows, columns=columns)
-        frame = frame.astype(
-            {"code": "string", "market": "string", "rows": "int64", "revisions": "int64"}
-        )
-        frame["complete"] = frame["complete"].astype(bool)
-        frame["last_synced"] = pd.to_datetime(frame["last_synced"], utc=True, format="ISO8601")
-        return frame
+        self._check_open()
+        return self._reader.summary()
 
     def history(
         self,
@@ -282,13 +212,10 @@ class ShortInterestStore:
         """
         security = parse_code(code)
         cutoff, moment = _check_since(since), _check_as_of(as_of)
-        if self._open().execute("SELECT 1 FROM codes WHERE code = ?", (security.code,)).fetchone():
-            frame = self._frame(security.market, moment, "code = ?", (security.code,))
-            if cutoff is not None:
-                keep = (frame["timestamp_str"] >= cutoff).fillna(True).to_numpy(dtype=bool)
-                frame = frame[keep].reset_index(drop=True)
-            return frame.drop(columns="code")
-        raise KeyError(f"{security.code} is not in the store {str(self.path)!r}; sync it first")
+        self._check_open()
+        if not self._reader.has(security):
+            raise KeyError(f"{security.code} is not in the store {str(self.path)!r}; sync it first")
+        return self._reader.history(security, since=cutoff, as_of=moment)
 
     def latest(
         self, market: Market | str | None = None, *, as_of: dt.datetime | str | None = None
@@ -301,105 +228,5 @@ class ShortInterestStore:
         """
         moment = _check_as_of(as_of)
         markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
-        parts = [self._frame(m, moment, "market = ?", (m.name,), newest=True) for m in markets]
-        if len(parts) == 1:
-            return parts[0]
-        dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
-        columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
-        # code, both markets' official columns, the change columns, then the seen times.
-        derived = [c for c in columns if "_short_" in c and c not in VALUE_COLUMNS]
-        order = [c for c in columns if c not in derived and not c.endswith("_seen")]
-        order += [*derived, "first_seen", "last_seen"]
-        # The other market's columns are added as typed missing values: concatenating untyped
-        # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
-        joined = pd.concat(
-            [
-                part.assign(
-                    **{
-                        c: pd.Series(None, index=part.index, dtype=dtypes[c])
-                        for c in order
-                        if c not in part.columns
-                    }
-                )[order]
-                for part in parts
-            ],
-            ignore_index=True,
-        ).astype({c: dtypes[c] for c in order})
-        return joined.sort_values("code", kind="stable", ignore_index=True)
-
-    def _frame(
-        self,
-        market: Market,
-        moment: str | None,
-        where: str,
-        params: tuple[Any, ...],
-        *,
-        newest: bool = False,
-    ) -> pd.DataFrame:
-        """Rows of ``market`` matching ``where`` (on ``codes``) as the store knew them at
-        ``moment``, newest first per code, with the change columns; only the newest per code
-        when ``newest``."""
-        columns = columns_for(market)
-        args: tuple[str, ...] = ()
-        if moment is None:
-            known = "v.superseded IS NULL"
-        else:
-            known = "v.first_seen <= ? AND (v.superseded IS NULL OR v.superseded > ?)"
-            args = (moment, moment)
-        names = ["code", *columns, "first_seen", "last_seen"]
-        query = f"""
-            SELECT v.date AS date, {", ".join("v." + name for name in names)}
-            FROM versions v JOIN codes c ON c.code = v.code
-            WHERE {known} AND c.{where}
-        """
-        if newest:
-            # Each code's two newest rows: the newest, and the previous one for its change.
-            query = f"""
-                SELECT {", ".join(names)} FROM (
-                    SELECT *, ROW_NUMBER() OVER (PARTITION BY code ORDER BY date DESC) AS n
-                    FROM ({query})
-                ) WHERE n <= 2 ORDER BY code, date DESC
-            """
-        else:
-            query = (
-                query.replace("SELECT v.date AS date, ", "SELECT ")
-                + " ORDER BY v.code, v.date DESC"
-            )
-        rows = self._open().execute(query, (*args, *params)).fetchall()
-        frame = _to_frame(market, rows)
-        if newest and len(frame):
-            frame = frame[~frame["code"].duplicated()].reset_index(drop=True)
-        return frame
-
-
-def _check_market(market: object) -> Market:
-    if isinstance(market, Market):
-        return market
-    if isinstance(market, str) and market.upper() in Market.__members__:
-        return Market[market.upper()]
-    raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
-
-
-def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """A frame of ``code``, ``market``'s official columns, the change columns and the seen
-    times, from query rows already sorted by code then date, newest first."""
-    template = empty_frame(market)
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(template.columns) + 3)
-    data: dict[str, Any] = {"code": pd.array(values[0], dtype="string")}
-    for index, column in enumerate(template.columns, start=1):
-        data[column] = pd.array(list(values[index]), dtype=template.dtypes[column])
-    frame = pd.DataFrame(data)
-    changed = _CHANGED[market]
-    current: Any = frame[changed]
-    # Rows run newest first within each code, so the previous period is the next row down.
-    previous = current.groupby(frame["code"], sort=False).shift(-1)
-    change = current - previous
-    ratio = change.astype("Float64") / previous.astype("Float64").replace(0, pd.NA) * 100
-    frame[f"{changed}_previous"] = previous
-    frame[f"{changed}_change"] = change
-    frame[f"{changed}_change_percent"] = ratio.round(2).astype("float64")
-    for offset, name in ((-2, "first_seen"), (-1, "last_seen")):
-        frame[name] = pd.to_datetime(
-            pd.Series(values[offset], dtype=object), utc=True, format="ISO8601"
-        )
-    return frame
+        self._check_open()
+        return self._reader.latest(markets, as_of=moment)

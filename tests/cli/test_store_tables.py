@@ -273,11 +273,6 @@ def test_sqlite_is_not_touched_by_a_dry_run_of_an_existing_store(
     assert store.stat().st_mtime_ns == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.plan() guesses a resumed code's whole history (4) where the sync resumes from "
-    "the walk's position (3): the store's plan is to count from that position",
-)
 def test_a_dry_run_after_an_interrupted_sync_expects_what_the_next_sync_sends(
     sim: OpenDSimulator,
     tmp_path: Path,

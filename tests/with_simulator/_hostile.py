@@ -74,6 +74,8 @@ class HostileGateway:
     unknown: frozenset[str] = frozenset()
     refusals: dict[str, str] = field(default_factory=dict)
     """Codes whose requests are refused (retType -1) with this ``retMsg``; change at any time."""
+    repeat: bool = False
+    """Answer every page with the first page's rows and a fresh key ("k1", "k2", ...)."""
     host: str = "127.0.0.1"
     port: int = 0
     connections: int = 0
@@ -207,7 +209,8 @@ class HostileGateway:
                 retType=-1, retMsg=self.refusals[request.code], errCode=-1
             )
         dates = dates_of(request.code, self.rows)
-        start = int(request.next_key.removeprefix("@")) if request.next_key else 0
+        fresh = self.repeat or not request.next_key
+        start = 0 if fresh else int(request.next_key.removeprefix("@"))
         end = min(start + request.num, len(dates))
         reply = Qot_GetShortInterest_pb2.Response(retType=0)
         us = request.code.startswith("US.")
@@ -217,6 +220,8 @@ class HostileGateway:
             item.timestamp = int(dt.datetime.fromisoformat(day).timestamp())
             item.closePrice = 100.0
         reply.s2c.nextKey = f"@{end}" if end < len(dates) else "-1"
+        if self.repeat:
+            reply.s2c.nextKey = f"k{request.overall}"
         return reply
 
 

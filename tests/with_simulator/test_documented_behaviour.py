@@ -53,9 +53,11 @@ def _init_connect_reply() -> bytes:
     return response.SerializeToString()
 
 
-def _page_reply(rows: int, next_key: str | None) -> bytes:
+def _page_reply(rows: int, next_key: str | None, *, skip: int = 0) -> bytes:
+    """A page of ``rows`` rows, ``skip`` rows below the newest, so each page of a walk is older
+    than the one before (a walk that makes no progress ends for that reason first)."""
     response = Qot_GetShortInterest_pb2.Response(retType=0)
-    for n in range(rows):
+    for n in range(skip, skip + rows):
         item = response.s2c.usItemList.add()
         item.timestamp = 1_760_000_000 - n * 86_400
         item.timestampStr = (dt.date(2025, 10, 9) - dt.timedelta(days=n)).isoformat()
@@ -81,7 +83,8 @@ async def scripted_pages(pages: list[Page]) -> AsyncIterator[tuple[str, int, lis
                     elif frame.proto_id == ProtoId.GET_SHORT_INTEREST:
                         c2s = Qot_GetShortInterest_pb2.Request.FromString(frame.body).c2s
                         asked.append(c2s.nextKey if c2s.HasField("nextKey") else None)
-                        body = _page_reply(*pages[min(len(asked), len(pages)) - 1])
+                        rows, key = pages[min(len(asked), len(pages)) - 1]
+                        body = _page_reply(rows, key, skip=rows * (len(asked) - 1))
                     else:
                         continue
                     writer.write(encode_frame(frame.proto_id, frame.serial, body))

@@ -87,7 +87,7 @@ def walk_tasks() -> list[asyncio.Task[Any]]:
     """The per-symbol walk tasks of any many-symbols iterator still alive in this loop."""
     # An abandoned generator's aclose() runs as a task whose coroutine has no __qualname__.
     return [
-        t for t in asyncio.all_tasks() if "iter_many" in getattr(t.get_coro(), "__qualname__", "")
+        t for t in asyncio.all_tasks() if "run_each" in getattr(t.get_coro(), "__qualname__", "")
     ]
 
 

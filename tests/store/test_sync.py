@@ -1,6 +1,7 @@
 """`ShortInterestStore.sync` against the simulator: a full sync equals `fetch_short_interest`,
-a second sends nothing for codes not due, new and revised rows, resuming an interrupted walk,
-failures per code, two syncs at once, and a sync killed with SIGKILL at random points."""
+a second sends nothing for codes not due, new and revised rows, resuming an interrupted walk (and
+the plan's estimate of it), failures per code, honest progress under a tight quota, two syncs at
+once, a gateway whose pages make no progress, and a sync killed with SIGKILL at random points."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import pandas as pd
 import pytest
 
 from aiomoomoo import (
+    Client,
     ClientClosedError,
+    ProtocolError,
     ShortInterestStore,
     StoreLockedError,
     SyncProgress,
@@ -27,7 +30,8 @@ from aiomoomoo import (
 )
 from aiomoomoo.testing import DEFAULT_AS_OF, OpenDSimulator, Quota, UsRow
 
-from ._fixtures import client_of, serving
+from ..with_simulator._fixtures import client_of, serving
+from ..with_simulator._hostile import hostile
 
 pytestmark = pytest.mark.anyio
 
@@ -222,6 +226,31 @@ async def test_an_interrupted_walk_of_new_rows_leaves_no_gap(tmp_path: Path) -> 
         assert len(versions(tmp_path / "s.db")) == len(old) + 120
 
 
+@pytest.mark.parametrize("stop_at", [2, 15, 22])
+async def test_after_an_interrupted_sync_the_plan_is_what_the_next_sync_sends(
+    tmp_path: Path, stop_at: int
+) -> None:
+    codes = ["US.AAPL", "US.TSLA", "US.NVDA", "HK.00700", "HK.09988", "HK.00005"]
+    async with serving() as sim, client_of(sim) as client:
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            # One complete history of each market teaches the plan how long histories are.
+            await store.sync(client, ["US.SPY", "HK.02800"], today=AS_OF)
+            await stop_after(store, client, codes, stop_at)
+            summary = store.summary().set_index("code")
+            assert not summary.reindex(codes)["complete"].fillna(False).all()
+            plan = store.plan(codes, today=AS_OF)
+            sent = sim.stats.requests
+            report = await store.sync(client, codes, today=AS_OF)
+            assert report.ok
+            assert report.requests == sim.stats.requests - sent == plan.requests
+            assert report.skipped == plan.skipped
+            assert report.synced == plan.due
+            for code in codes:
+                assert len(store.history(code)) == len(sim.history(code))
+            # Then nothing is due, and the plan says so.
+            assert store.plan(codes, today=AS_OF).requests == 0
+
+
 async def test_a_failing_code_is_reported_and_the_others_are_synced(tmp_path: Path) -> None:
     async with serving() as sim, client_of(sim) as client:
         with ShortInterestStore(tmp_path / "s.db") as store:
@@ -278,6 +307,62 @@ async def test_two_syncs_at_once_the_second_is_refused(tmp_path: Path) -> None:
             # The lock goes with the sync.
             again = await other.sync(client, CODES, today=AS_OF)
             assert again.skipped == tuple(CODES)
+
+
+async def test_progress_counts_requests_sent_and_the_time_the_quota_held_them(
+    tmp_path: Path,
+) -> None:
+    codes = ["US.AAPL", "US.TSLA", "US.NVDA"]  # 12 requests at 5 per 0.5 s: three windows
+    async with (
+        serving(quota=Quota(5, 0.5)) as sim,
+        client_of(sim, rate_limit=(5, 0.5)) as client,
+    ):
+        seen: list[tuple[SyncProgress, int]] = []
+
+        def on_progress(progress: SyncProgress) -> None:
+            seen.append((progress, sim.stats.requests))
+
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            report = await store.sync(client, codes, on_progress=on_progress)
+    assert report.ok
+    assert report.requests == sim.stats.requests == 12
+    assert sim.stats.rate_limited == 0
+    # A request still queued for the quota is never shown as sent.
+    for progress, arrived in seen:
+        assert progress.requests <= arrived, (progress, arrived)
+    assert [p.requests for p, _ in seen if p.event == "page"][:5] == [1, 2, 3, 4, 5]
+    # The walks wait for the second and third windows: quota_wait grows while they are held.
+    waits = [p.quota_wait for p, _ in seen]
+    assert waits == sorted(waits)
+    first_window = [p.quota_wait for p, _ in seen if p.requests <= 5]
+    assert first_window[-1] < 0.5 <= waits[-1]
+    assert waits[-1] >= 0.8  # held from the first request to the last grant, about 1 s
+
+
+async def test_a_gateway_whose_pages_make_no_progress_fails_that_code_quickly(
+    tmp_path: Path,
+) -> None:
+    # Every page holds the same rows under a fresh key: without the progress guard the walk
+    # would go on for ever (a key is never repeated).
+    async with (
+        hostile(repeat=True) as gateway,
+        Client(gateway.host, gateway.port, rate_limit=None, timeout=5) as client,
+    ):
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            for full in (True, False):
+                start = len(gateway.requests)
+                async with asyncio.timeout(10):
+                    report = await store.sync(client, ["US.AAPL", "HK.00700"], full=full)
+                assert report.synced == ()
+                for code in ("US.AAPL", "HK.00700"):
+                    error = report.failures[code]
+                    assert isinstance(error, ProtocolError)
+                    assert code in str(error)
+                    assert "no progress" in str(error)
+                    assert "2026-04-30" in str(error)
+                # The second page, no older than the first, ends each walk.
+                assert len(gateway.requests) - start == report.requests == 4
+            assert "no progress" in str(store.summary().loc[0, "last_error"])
 
 
 # -- kill -9 ------------------------------------------------------------------------------

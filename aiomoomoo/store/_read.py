@@ -1,0 +1,138 @@
+"""Reading a store: per-code states for planning, and the frames `ShortInterestStore` returns.
+
+Each read is one set-based query over all the codes it covers (never a query per code), turned
+into a frame with the official columns and dtypes plus the change columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any, Final
+
+import pandas as pd
+
+from .._frames import empty_frame
+from .._security import Market, Security
+from . import _schema as sql
+from ._plan import CodeState
+
+__all__ = ["StoreReader"]
+
+# The columns whose period-on-period change the frames add, per market.
+_CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
+
+
+class StoreReader:
+    """The reads of a store open on ``db``; arguments are already checked."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def codes(self) -> list[str]:
+        """Every code synced at least once, sorted."""
+        return [code for (code,) in self._db.execute(sql.SELECT_CODES)]
+
+    def has(self, security: Security) -> bool:
+        """Whether ``security`` has been synced at least once."""
+        return self._db.execute(sql.CODE_EXISTS, (security.code,)).fetchone() is not None
+
+    def code_states(self) -> dict[str, CodeState]:
+        """What the store holds of each code it knows, by code."""
+        return {
+            str(code): CodeState(
+                market=Market[str(market)],
+                rows=int(rows),
+                newest=None if newest is None else dt.date.fromisoformat(newest),
+                complete=bool(complete),
+                failed=bool(failed),
+            )
+            for code, market, rows, newest, complete, failed in self._db.execute(sql.CODE_STATES)
+        }
+
+    def summary(self) -> pd.DataFrame:
+        """`ShortInterestStore.summary`."""
+        rows = self._db.execute(sql.SUMMARY).fetchall()
+        columns = ["code", "market", "rows", "oldest", "newest", "revisions"]
+        columns += ["complete", "last_synced", "last_error"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame = frame.astype(
+            {"code": "string", "market": "string", "rows": "int64", "revisions": "int64"}
+        )
+        frame["complete"] = frame["complete"].astype(bool)
+        frame["last_synced"] = pd.to_datetime(frame["last_synced"], utc=True, format="ISO8601")
+        return frame
+
+    def history(self, security: Security, *, since: str | None, as_of: str | None) -> pd.DataFrame:
+        """`ShortInterestStore.history` of a code the store has (see `has`)."""
+        frame = self._frame(security.market, as_of, "code", security.code)
+        if since is not None:
+            keep = (frame["timestamp_str"] >= since).fillna(True).to_numpy(dtype=bool)
+            frame = frame[keep].reset_index(drop=True)
+        return frame.drop(columns="code")
+
+    def latest(self, markets: list[Market], *, as_of: str | None) -> pd.DataFrame:
+        """`ShortInterestStore.latest` over ``markets``."""
+        parts = [self._frame(m, as_of, "market", m.name, newest=True) for m in markets]
+        if len(parts) == 1:
+            return parts[0]
+        dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
+        columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
+        # code, both markets' official columns, the change columns, then the seen times.
+        derived = [c for c in columns if "_short_" in c and c not in sql.VALUE_COLUMNS]
+        order = [c for c in columns if c not in derived and not c.endswith("_seen")]
+        order += [*derived, "first_seen", "last_seen"]
+        # The other market's columns are added as typed missing values: concatenating untyped
+        # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
+        joined = pd.concat(
+            [
+                part.assign(
+                    **{
+                        c: pd.Series(None, index=part.index, dtype=dtypes[c])
+                        for c in order
+                        if c not in part.columns
+                    }
+                )[order]
+                for part in parts
+            ],
+            ignore_index=True,
+        ).astype({c: dtypes[c] for c in order})
+        return joined.sort_values("code", kind="stable", ignore_index=True)
+
+    def _frame(
+        self, market: Market, as_of: str | None, by: str, value: str, *, newest: bool = False
+    ) -> pd.DataFrame:
+        """Rows of ``market`` whose code has ``by`` (a column of ``codes``) equal to ``value``,
+        as the store knew them at ``as_of``, newest first per code, with the change columns;
+        only the newest per code when ``newest``."""
+        query = sql.rows_query(market, as_of=as_of is not None, by=by, newest=newest)
+        moments = () if as_of is None else (as_of, as_of)
+        frame = _to_frame(market, self._db.execute(query, (*moments, value)).fetchall())
+        if newest and len(frame):
+            frame = frame[~frame["code"].duplicated()].reset_index(drop=True)
+        return frame
+
+
+def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """A frame of ``code``, ``market``'s official columns, the change columns and the seen
+    times, from query rows already sorted by code then date, newest first."""
+    template = empty_frame(market)
+    values = list(zip(*rows, strict=True)) if rows else [()] * (len(template.columns) + 3)
+    data: dict[str, Any] = {"code": pd.array(values[0], dtype="string")}
+    for index, column in enumerate(template.columns, start=1):
+        data[column] = pd.array(list(values[index]), dtype=template.dtypes[column])
+    frame = pd.DataFrame(data)
+    changed = _CHANGED[market]
+    current: Any = frame[changed]
+    # Rows run newest first within each code, so the previous period is the next row down.
+    previous = current.groupby(frame["code"], sort=False).shift(-1)
+    change = current - previous
+    ratio = change.astype("Float64") / previous.astype("Float64").replace(0, pd.NA) * 100
+    frame[f"{changed}_previous"] = previous
+    frame[f"{changed}_change"] = change
+    frame[f"{changed}_change_percent"] = ratio.round(2).astype("float64")
+    for offset, name in ((-2, "first_seen"), (-1, "last_seen")):
+        frame[name] = pd.to_datetime(
+            pd.Series(values[offset], dtype=object), utc=True, format="ISO8601"
+        )
+    return frame

@@ -1,0 +1,170 @@
+"""The sync's planning, pure: the not-due rule against every reporting day the simulator's
+calendar makes, which codes are due from their stored state on an injected day, and the
+requests a sync is expected to send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from aiomoomoo import Market, next_due
+from aiomoomoo._security import parse_code
+from aiomoomoo.store._plan import (
+    GUESSED_PAGES,
+    CodeState,
+    check_today,
+    expected_requests,
+    is_due,
+    make_plan,
+)
+from aiomoomoo.testing import BUILTIN_PROFILES, HkRow, UsRow, generate_history
+
+
+@pytest.mark.parametrize(
+    ("market", "newest", "due"),
+    [
+        # US: a settlement date's row is followed by the next 15th or month-end, at the earliest
+        # five days before it (a weekend or holiday moves it back).
+        (Market.US, dt.date(2026, 4, 30), dt.date(2026, 5, 10)),
+        (Market.US, dt.date(2026, 5, 15), dt.date(2026, 5, 26)),
+        (Market.US, dt.date(2026, 2, 27), dt.date(2026, 3, 10)),  # Feb 28 was a Saturday
+        (Market.US, dt.date(2026, 2, 13), dt.date(2026, 2, 23)),  # Feb 15 was a Sunday
+        # Off the schedule: anything later is possible, so it is due the next day.
+        (Market.US, dt.date(2026, 4, 20), dt.date(2026, 4, 21)),
+        # HK: one row a week, so nothing before the next Monday.
+        (Market.HK, dt.date(2026, 4, 30), dt.date(2026, 5, 4)),  # a Thursday (May 1 holiday)
+        (Market.HK, dt.date(2026, 4, 24), dt.date(2026, 4, 27)),
+    ],
+)
+def test_next_due(market: Market, newest: dt.date, due: dt.date) -> None:
+    assert next_due(market, newest) == due
+
+
+@pytest.mark.parametrize("code", ["US.AAPL", "HK.00700"])
+def test_next_due_never_skips_a_reporting_day(code: str) -> None:
+    # Every consecutive pair of rows over 27 years of the simulator's calendar (weekends and
+    # holidays included): the rule must make the newer row's day due, or a sync would miss it.
+    rows: list[UsRow | HkRow] = generate_history(  # type: ignore[assignment]
+        code, BUILTIN_PROFILES[code], start=dt.date(2000, 1, 1), as_of=dt.date(2026, 12, 31)
+    )
+    market = Market[code[:2]]
+    days = [dt.date.fromisoformat(str(row.timestamp_str)) for row in reversed(rows)]
+    assert len(days) > 600
+    for older, newer in itertools.pairwise(days):
+        assert older < next_due(market, older) <= newer, (older, newer)
+
+
+# -- is a code due? ---------------------------------------------------------------------------
+
+NEWEST = dt.date(2026, 4, 30)  # a US settlement date; the next US row cannot come before May 10
+DUE = next_due(Market.US, NEWEST)
+
+
+def state(
+    rows: int = 176,
+    *,
+    newest: dt.date | None = NEWEST,
+    complete: bool = True,
+    failed: bool = False,
+    market: Market = Market.US,
+) -> CodeState:
+    return CodeState(market, rows, newest, complete, failed)
+
+
+def test_a_complete_code_is_due_on_its_due_day_itself_and_not_the_day_before() -> None:
+    assert dt.date(2026, 5, 10) == DUE
+    assert not is_due(state(), Market.US, DUE - dt.timedelta(days=1))
+    assert is_due(state(), Market.US, DUE)
+    assert is_due(state(), Market.US, DUE + dt.timedelta(days=30))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,  # never synced
+        state(failed=True),  # failed last time, though it has rows and is complete
+        state(complete=False),  # an unfinished backfill
+        state(0, newest=None),  # complete but without rows: nothing to date the next one by
+    ],
+    ids=["never-synced", "failed-last-time", "unfinished", "no-rows"],
+)
+def test_a_code_is_due_whatever_the_day_when(stored: CodeState | None) -> None:
+    assert is_due(stored, Market.US, NEWEST)
+
+
+def test_without_today_the_market_date_decides() -> None:
+    # The stored row is far in the past, so whatever today is, the code is due; and a row of
+    # the far future never is.
+    assert is_due(state(newest=dt.date(2000, 1, 14)), Market.US, None)
+    assert not is_due(state(newest=dt.date(2999, 12, 31)), Market.US, None)
+
+
+def test_today_must_be_a_date() -> None:
+    assert check_today(None) is None
+    assert check_today(NEWEST) == NEWEST
+    with pytest.raises(TypeError, match=r"today must be a datetime\.date"):
+        check_today(dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+    with pytest.raises(TypeError, match="today must be"):
+        check_today("2026-05-01")
+
+
+def test_the_plan_lists_due_and_skipped_codes_in_the_order_given() -> None:
+    codes = [parse_code(c) for c in ("US.TSLA", "US.AAPL", "HK.00700", "US.NVDA")]
+    states = {
+        "US.TSLA": state(),
+        "US.AAPL": state(failed=True),
+        "HK.00700": state(383, newest=dt.date(2026, 4, 30), market=Market.HK),
+    }
+    plan = make_plan(codes, states, full=False, today=NEWEST)
+    assert plan.due == ("US.AAPL", "US.NVDA")
+    assert plan.skipped == ("US.TSLA", "HK.00700")
+    # US.AAPL is complete (its first page only), US.NVDA was never synced (learned from the
+    # market's complete histories: 176 rows, 4 pages).
+    assert (plan.requests, plan.unknown) == (1 + 4, 1)
+    everything = make_plan(codes, states, full=True, today=NEWEST)
+    assert everything.due == tuple(c.code for c in codes)
+    assert everything.skipped == ()
+    assert everything.requests == 4 + 4 + 8 + 4
+
+
+# -- how many requests ------------------------------------------------------------------------
+
+
+def test_a_code_never_synced_is_guessed_until_complete_histories_teach_the_length() -> None:
+    due = [parse_code("US.AAPL"), parse_code("HK.00700")]
+    assert expected_requests(due, {}, full=False) == (
+        GUESSED_PAGES[Market.US] + GUESSED_PAGES[Market.HK],
+        2,
+    )
+    learned = {
+        "US.TSLA": state(500),  # 10 pages
+        "US.NVDA": state(300),  # 6 pages
+        "HK.09988": state(50, market=Market.HK),
+        "US.HALF": state(1000, complete=False),  # not complete: teaches nothing
+    }
+    assert expected_requests(due, learned, full=False) == (8 + 1, 2)
+    # A code that failed before anything was stored is still a history never seen.
+    failed = {"US.AAPL": state(0, newest=None, complete=False, failed=True)}
+    assert expected_requests(due[:1], failed, full=False) == (GUESSED_PAGES[Market.US], 1)
+
+
+def test_a_complete_code_takes_its_first_page_or_every_page_with_full() -> None:
+    due = [parse_code("US.AAPL"), parse_code("US.EMPTY")]
+    states = {"US.AAPL": state(176), "US.EMPTY": state(0, newest=None)}
+    assert expected_requests(due, states, full=False) == (2, 0)
+    assert expected_requests(due, states, full=True) == (4 + 1, 0)
+
+
+@pytest.mark.parametrize(("stored_pages", "expected"), [(1, 1 + 7), (3, 1 + 5), (7, 1 + 1)])
+def test_an_unfinished_backfill_takes_its_first_page_and_the_pages_not_stored(
+    stored_pages: int, expected: int
+) -> None:
+    # An HK history of 8 pages, of which the first ``stored_pages`` were stored before the
+    # sync was cut short: the next sync reads page 1 again, then jumps below what is stored.
+    states = {"HK.00700": state(50 * stored_pages, complete=False, market=Market.HK)}
+    due = [parse_code("HK.00700")]
+    assert expected_requests(due, states, full=False) == (expected, 0)
+    # full walks every page from the top.
+    assert expected_requests(due, states, full=True) == (8, 0)
