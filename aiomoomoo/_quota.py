@@ -126,17 +126,17 @@ class SlidingWindowLimiter:
         window of the limiter for the rest of its life, enforced beside the window it was
         created with and any budget learned before: a stated budget only ever adds a ceiling,
         so the limiter never lets through more than its user asked for, nor more than any
-        budget the server has stated. A window the new budget keeps within is implied by it and
-        is dropped from `limits` (it would never be the one that holds a request back). Queued
-        requests wait by the new windows. The change is logged once, as a warning on the
-        ``aiomoomoo`` logger.
+        budget the server has stated. A window leaves `limits` only when the new budget allows
+        no more requests over a period at least as long: then it can never be the one that holds
+        a request back. One the new budget implies only by adding up its shorter periods stays,
+        since requests granted before the change did not keep to the new budget and only the old
+        window still counts them. Queued requests wait by the new windows. The change is logged
+        once, as a warning on the ``aiomoomoo`` logger.
         """
         window = _check_window(max_requests, period)
         if any(_keeps_within(limit, window) for limit in self._limits):
             return False
-        # Every window in force that the new budget does not imply stays: the one the limiter
-        # was created with too, so a stated budget never loosens what its user configured.
-        kept = [limit for limit in self._limits if not _keeps_within(window, limit)]
+        kept = [limit for limit in self._limits if not _covers(window, limit)]
         before = self._limits
         self._limits = tuple(sorted([window, *kept], key=lambda limit: limit[1]))
         self._longest = max(_REMEMBER, *(limit[1] for limit in self._limits))
@@ -360,6 +360,16 @@ def _keeps_within(window: tuple[int, float], budget: tuple[int, float]) -> bool:
     count, period = window
     # Rounded first: 3 / 0.3 is 10.000000000000002 in floating point, not 11 windows.
     return count * math.ceil(round(budget[1] / period, 9)) <= budget[0]
+
+
+def _covers(window: tuple[int, float], limit: tuple[int, float]) -> bool:
+    """Whether ``window`` alone keeps every grant from now on within ``limit``, whatever came before.
+
+    Each grant is checked against the ``window[1]`` seconds before it; when that reaches at least
+    as far back as ``limit[1]`` and allows no more requests, the last grant of any ``limit`` period
+    found it within ``limit`` too.
+    """
+    return window[1] >= limit[1] and window[0] <= limit[0]
 
 
 def _describe(limits: tuple[tuple[int, float], ...]) -> str:
