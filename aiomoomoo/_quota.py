@@ -363,7 +363,7 @@ def _keeps_within(window: tuple[int, float], budget: tuple[int, float]) -> bool:
 
 
 def _covers(window: tuple[int, float], limit: tuple[int, float]) -> bool:
-    """Whether ``window`` alone keeps every grant from now on within ``limit``, whatever came before.
+    """Whether ``window`` alone keeps every grant from now on within ``limit``, whatever came first.
 
     Each grant is checked against the ``window[1]`` seconds before it; when that reaches at least
     as far back as ``limit[1]`` and allows no more requests, the last grant of any ``limit`` period
