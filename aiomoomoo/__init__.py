@@ -16,6 +16,8 @@ from ._errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    StoreBusyError,
+    StoreError,
     StoreLockedError,
     UnknownSecurityError,
 )
@@ -62,6 +64,8 @@ __all__ = [
     "RateLimitError",
     "UnknownSecurityError",
     "FetchManyError",
+    "StoreBusyError",
+    "StoreError",
     "StoreLockedError",
     # Values
     "Market",

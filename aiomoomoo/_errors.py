@@ -23,6 +23,8 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "StoreBusyError",
+    "StoreError",
     "StoreLockedError",
     "UnknownSecurityError",
     "server_error",
@@ -210,5 +212,16 @@ class FetchManyError(MoomooError):
         return (type(self), (self.frame, self.failures))
 
 
-class StoreLockedError(MoomooError):
+class StoreError(MoomooError):
+    """A store's file cannot be used: missing, a directory, not an SQLite file or not a store,
+    damaged, read-only, or the disk is full. The message names the file and what to do; the
+    ``sqlite3`` error behind it, if any, is the ``__cause__``."""
+
+
+class StoreLockedError(StoreError):
     """Another sync holds the store: two syncs at once are refused rather than interleaved."""
+
+
+class StoreBusyError(StoreError):
+    """Another program held a write transaction on the store's file for longer than the
+    store's ``wait``: the write that waited for it was not made."""

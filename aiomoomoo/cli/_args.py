@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 from typing import TYPE_CHECKING
 
 from .._options import (
@@ -125,6 +126,17 @@ def concurrency(text: str) -> int:
         return check_concurrency(_whole(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1") from None
+
+
+def wait(text: str) -> float:
+    """Seconds a store's write waits for another program, as `ShortInterestStore` takes them."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"wait {text!r} is not a number of seconds of at least 0")
+    return seconds
 
 
 def _window(text: str) -> tuple[int, float]:

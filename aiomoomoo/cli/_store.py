@@ -19,7 +19,7 @@ import pandas as pd
 from .._errors import MoomooError
 from .._quota import SlidingWindowLimiter
 from .._security import parse_code
-from ..store import ShortInterestStore, SyncProgress, SyncReport
+from ..store import DEFAULT_WAIT, ShortInterestStore, SyncProgress, SyncReport
 from . import _args
 from ._gateway import GATEWAY_OPTIONS, connected_client, explain
 from ._output import INTERRUPTED, escape, in_column_order, print_error
@@ -59,6 +59,15 @@ def _add_sync_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print the requests expected and the least time; send and write nothing",
     )
+    parser.add_argument(
+        "--wait",
+        type=_args.wait,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help=(
+            "how long a write waits for another program's write to the store (default: %(default)g)"
+        ),
+    )
     parser.set_defaults(run=_run_sync)
 
 
@@ -77,35 +86,31 @@ def _run_sync(args: argparse.Namespace) -> int:
     if not codes:
         print_error("sync", "no codes: give CODE arguments or --universe FILE")
         return 2
-    if args.dry_run and not args.store.exists():
-        # Planned against an empty store: a dry run creates no file.
-        with (
-            tempfile.TemporaryDirectory() as empty,
-            ShortInterestStore(Path(empty) / "plan.db") as store,
-        ):
-            return _dry_run(store, codes, args)
+    stored = _Stored()
     try:
-        store = ShortInterestStore(args.store)
-    except Exception as exc:  # sqlite3 errors, a directory in the way, ...
-        print_error("sync", f"cannot open the store {args.store}: {exc}")
-        return 1
-    with store:
-        if args.dry_run:
-            return _dry_run(store, codes, args)
-        logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-        expected = store.plan(codes, full=args.full).requests
-        stored = _Stored()
-        # The display is gone before any message, so that none is drawn over.
-        try:
+        if args.dry_run and not args.store.exists():
+            # Planned against an empty store: a dry run creates no file.
+            with (
+                tempfile.TemporaryDirectory() as empty,
+                ShortInterestStore(Path(empty) / "plan.db") as store,
+            ):
+                return _dry_run(store, codes, args)
+        # A dry run only reads: it opens the store read-only, and so waits for no writer.
+        with ShortInterestStore(args.store, read_only=args.dry_run, wait=args.wait) as store:
+            if args.dry_run:
+                return _dry_run(store, codes, args)
+            logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+            expected = store.plan(codes, full=args.full).requests
+            # The display is gone before any message, so that none is drawn over.
             with progress_on(sys.stderr, len(codes), expected=expected) as display:
                 stored.display = display
                 report = asyncio.run(_sync(store, codes, args, stored))
-        except MoomooError as exc:
-            print_error("sync", explain(exc, "sync", args))
-            return 1
-        except KeyboardInterrupt:
-            print_error("sync", f"interrupted: {stored.rows:,} rows stored, run again to resume")
-            return INTERRUPTED
+    except MoomooError as exc:  # the gateway's errors, and the store's (StoreError)
+        print_error("sync", explain(exc, "sync", args))
+        return 1
+    except KeyboardInterrupt:
+        print_error("sync", f"interrupted: {stored.rows:,} rows stored, run again to resume")
+        return INTERRUPTED
     print(_summary(report))
     for code, error in report.failures.items():
         print_error("sync", f"{code}: {error}")
@@ -191,7 +196,8 @@ def _run_export(args: argparse.Namespace) -> int:
         print_error("export", f"no store at {args.store}")
         return 2
     try:
-        with ShortInterestStore(args.store) as store:
+        # Read-only: nothing is created or changed, and no writer is waited for.
+        with ShortInterestStore(args.store, read_only=True) as store:
             codes = list(dict.fromkeys(args.codes)) or store.codes()
             try:
                 frame = _export_frame(store, codes, args)
@@ -199,6 +205,9 @@ def _run_export(args: argparse.Namespace) -> int:
                 print_error("export", str(exc.args[0] if exc.args else exc))
                 return 2
         return write_table("export", frame, args)
+    except MoomooError as exc:  # a file that is no readable store (StoreError)
+        print_error("export", str(exc))
+        return 1
     except KeyboardInterrupt:
         print_error("export", "interrupted: nothing written")
         return INTERRUPTED
@@ -251,14 +260,17 @@ def _run_plot(args: argparse.Namespace) -> int:
     except ImportError:
         print_error("plot", "plotting needs matplotlib: pip install 'aiomoomoo[plot]'")
         return 1
-    with ShortInterestStore(args.store) as store:
-        try:
+    try:
+        with ShortInterestStore(args.store, read_only=True) as store:
             frames = {
                 code: store.history(code, since=args.since) for code in dict.fromkeys(args.codes)
             }
-        except KeyError as exc:
-            print_error("plot", str(exc.args[0]))
-            return 2
+    except KeyError as exc:
+        print_error("plot", str(exc.args[0]))
+        return 2
+    except MoomooError as exc:  # a file that is no readable store (StoreError)
+        print_error("plot", str(exc))
+        return 1
     empty = [code for code, frame in frames.items() if not len(frame)]
     if empty:
         since = f" since {args.since}" if args.since is not None else ""

@@ -2,13 +2,21 @@
 
 The store sits on top of the client library and uses only its public API and the paging and
 many-symbol machinery; the client never imports it. Inside: ``_schema`` (the file format and
-every SQL statement), ``_write`` (the one writer), ``_read`` (the reads), ``_plan`` (what a sync
-asks for, pure), ``_sync`` (the sync), ``_lock`` (one sync per file) and ``_store`` (the
+every SQL statement), ``_file`` (opening the file, waiting for other writers, what its errors
+mean), ``_write`` (the one writer), ``_read`` (the reads), ``_plan`` (what a sync asks for,
+pure), ``_sync`` (the sync), ``_lock`` (one sync per file) and ``_store`` (the
 `ShortInterestStore` they make up).
 """
 
 from ._plan import SyncPlan, next_due
-from ._store import ShortInterestStore
+from ._store import DEFAULT_WAIT, ShortInterestStore
 from ._sync import SyncProgress, SyncReport
 
-__all__ = ["ShortInterestStore", "SyncPlan", "SyncProgress", "SyncReport", "next_due"]
+__all__ = [
+    "DEFAULT_WAIT",
+    "ShortInterestStore",
+    "SyncPlan",
+    "SyncProgress",
+    "SyncReport",
+    "next_due",
+]

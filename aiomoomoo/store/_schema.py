@@ -25,6 +25,7 @@ __all__ = [
     "VALUE_COLUMNS",
     "prepare",
     "rows_query",
+    "schema_version",
     "transaction",
 ]
 
@@ -44,14 +45,21 @@ COMPLETE_SQL: Final = (
 
 # -- the format ---------------------------------------------------------------------------------
 
-# Set on every connection: a writer waits up to 30 s for another; in WAL mode synchronous=NORMAL
-# survives any crash of the process (kill -9 included), only a power loss can take back the
-# last commits.
+#: How long, in milliseconds, one SQLite call waits for another program's lock before it
+#: returns to Python. Longer waits are the store's own loop of such calls (see
+#: ``aiomoomoo.store._file``), which answers Ctrl-C and gives up after the store's ``wait``.
+BUSY_SLICE_MS: Final = 100
+
+# Set on every connection that writes: in WAL mode synchronous=NORMAL survives any crash of the
+# process (kill -9 included), only a power loss can take back the last commits. Neither needs
+# a write lock on a file already in WAL mode.
 PRAGMAS: Final = (
-    "PRAGMA busy_timeout = 30000",
+    f"PRAGMA busy_timeout = {BUSY_SLICE_MS}",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
 )
+# Set on a read-only connection, which can change nothing of the file.
+READ_PRAGMAS: Final = (f"PRAGMA busy_timeout = {BUSY_SLICE_MS}",)
 DDL: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS codes (
@@ -80,6 +88,9 @@ DDL: Final = (
     )""",
 )
 INSERT_SCHEMA_VERSION: Final = "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)"
+# Written with the tables, in their transaction: a file that has it has them all.
+HAS_META: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+SELECT_SCHEMA_VERSION: Final = "SELECT value FROM meta WHERE key = 'schema_version'"
 
 BEGIN: Final = "BEGIN IMMEDIATE"
 COMMIT: Final = "COMMIT"
@@ -175,15 +186,32 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except BaseException:
-        db.execute(ROLLBACK)
+        # Some errors (a full disk, an I/O error) have rolled the transaction back already;
+        # a ROLLBACK then would fail and hide them.
+        if db.in_transaction:
+            db.execute(ROLLBACK)
         raise
     db.execute(COMMIT)
 
 
+def schema_version(db: sqlite3.Connection) -> str | None:
+    """The format version of the store open on ``db``, None for a file without the store's
+    tables (an empty or new file, or another program's database). Reads only."""
+    if db.execute(HAS_META).fetchone() is None:
+        return None
+    row = db.execute(SELECT_SCHEMA_VERSION).fetchone()
+    return None if row is None else str(row[0])
+
+
 def prepare(db: sqlite3.Connection) -> None:
-    """Set ``db``'s connection options and create the tables a new file lacks."""
+    """Set ``db``'s connection options and create the tables a new file lacks.
+
+    A file that has them is only read: opening a store takes no write lock, so it does not
+    wait for another program's write transaction."""
     for pragma in PRAGMAS:
         db.execute(pragma)
+    if schema_version(db) is not None:
+        return
     with transaction(db):
         for statement in DDL:
             db.execute(statement)

@@ -19,23 +19,28 @@ import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Final, Self, TypeVar
 
 import pandas as pd
 
 from .._options import check_codes
 from .._security import Market, parse_code
+from ._file import Waiting, check_wait, connect, file_errors, lock_path
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today, make_plan
 from ._read import StoreReader
-from ._schema import prepare
 from ._sync import SyncProgress, SyncReport, sync_codes
 from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["ShortInterestStore"]
+__all__ = ["DEFAULT_WAIT", "ShortInterestStore"]
+
+T = TypeVar("T")
+
+#: Seconds a write waits for another program's write transaction on the file by default.
+DEFAULT_WAIT: Final = 30.0
 
 
 def _check_as_of(as_of: object) -> str | None:
@@ -82,21 +87,40 @@ class ShortInterestStore:
     ``path`` is the file, created with its tables when missing. Every row records when it was
     first and last seen (UTC); a value OpenD later revises keeps its old version, so ``as_of=``
     answers what was known at a given time. Use it as a context manager, or call `close`.
-    Reads work while another process syncs the same file.
+
+    Opening and reading never wait for a writer: reads work while another process syncs the
+    same file or holds a write transaction on it. With ``read_only`` the file is opened
+    read-only: it must be a store, nothing is created or changed (a read-only file can be
+    read), and `sync` is refused. A write waits for another program's write transaction on
+    the file for at most ``wait`` seconds, then raises `StoreBusyError`; the wait answers
+    Ctrl-C at once. A file that cannot be used (a directory, not an SQLite file or not a store,
+    damaged, read-only when writing, a full disk) raises `StoreError` saying so.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        wait: float = DEFAULT_WAIT,
+    ) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or path, got {path!r}")
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, got {read_only!r}")
         self.path = Path(path)
+        #: Whether the store was opened read-only.
+        self.read_only = read_only
+        self._waiting = Waiting(self.path, check_wait(wait))
         self._closed = True
-        # Autocommit mode: the writer opens its transactions explicitly (BEGIN IMMEDIATE).
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        with file_errors(self.path):
+            self._db: sqlite3.Connection = connect(
+                self.path, read_only=read_only, waiting=self._waiting
+            )
         self._closed = False
-        prepare(self._db)
         self._reader = StoreReader(self._db)
         self._writer = StoreWriter(self._db)
-        self._lock = FileLock(self.path.with_name(self.path.name + ".lock"))
+        self._lock = FileLock(lock_path(self.path))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -128,6 +152,12 @@ class ShortInterestStore:
         if self._closed:
             raise ValueError(f"{self!r} is closed")
 
+    def _read(self, call: Callable[[], T]) -> T:
+        """``call()``, a read of the file, with SQLite's errors said as `StoreError`."""
+        self._check_open()
+        with file_errors(self.path):
+            return self._waiting.blocking(call)
+
     # -- syncing ----------------------------------------------------------------------------
 
     async def sync(
@@ -155,19 +185,26 @@ class ShortInterestStore:
         catch revisions deeper than the first page. ``today`` (a date) replaces the current
         date in each market's timezone for that rule. ``on_progress`` is called with a
         `SyncProgress` after every page and at the end of every code. A second sync on the same
-        file while one runs raises `StoreLockedError` before anything is sent.
+        file (by any path to it) while one runs raises `StoreLockedError` before anything is
+        sent. A write that waited ``wait`` seconds for another program raises `StoreBusyError`,
+        and a file that cannot be written (read-only, damaged, a full disk) `StoreError`: both
+        end the sync, keeping every page committed before.
         """
         self._check_open()
-        return await sync_codes(
-            client,
-            codes,
-            writer=self._writer,
-            reader=self._reader,
-            lock=self._lock,
-            full=full,
-            today=today,
-            on_progress=on_progress,
-        )
+        if self.read_only:
+            raise ValueError(f"{self!r} was opened with read_only=True; open it to write to sync")
+        with file_errors(self.path):
+            return await sync_codes(
+                client,
+                codes,
+                writer=self._writer,
+                reader=self._reader,
+                lock=self._lock,
+                waiting=self._waiting,
+                full=full,
+                today=today,
+                on_progress=on_progress,
+            )
 
     def plan(
         self, codes: Iterable[str], *, full: bool = False, today: dt.date | None = None
@@ -178,21 +215,19 @@ class ShortInterestStore:
         if not isinstance(full, bool):
             raise TypeError(f"full must be a bool, got {full!r}")
         today = check_today(today)
-        self._check_open()
-        return make_plan(securities, self._reader.code_states(), full=full, today=today)
+        states = self._read(self._reader.code_states)
+        return make_plan(securities, states, full=full, today=today)
 
     # -- reading ----------------------------------------------------------------------------
 
     def codes(self) -> list[str]:
         """Every code the store has synced at least once, sorted."""
-        self._check_open()
-        return self._reader.codes()
+        return self._read(self._reader.codes)
 
     def summary(self) -> pd.DataFrame:
         """One row per code: how many rows it holds, its oldest and newest dates, whether its
         whole history is stored, how many revised versions it keeps, and its last sync (UTC)."""
-        self._check_open()
-        return self._reader.summary()
+        return self._read(self._reader.summary)
 
     def history(
         self,
@@ -212,10 +247,9 @@ class ShortInterestStore:
         """
         security = parse_code(code)
         cutoff, moment = _check_since(since), _check_as_of(as_of)
-        self._check_open()
-        if not self._reader.has(security):
+        if not self._read(lambda: self._reader.has(security)):
             raise KeyError(f"{security.code} is not in the store {str(self.path)!r}; sync it first")
-        return self._reader.history(security, since=cutoff, as_of=moment)
+        return self._read(lambda: self._reader.history(security, since=cutoff, as_of=moment))
 
     def latest(
         self, market: Market | str | None = None, *, as_of: dt.datetime | str | None = None
@@ -228,5 +262,4 @@ class ShortInterestStore:
         """
         moment = _check_as_of(as_of)
         markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
-        self._check_open()
-        return self._reader.latest(markets, as_of=moment)
+        return self._read(lambda: self._reader.latest(markets, as_of=moment))

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
-from .._errors import ClientClosedError, MoomooError
+from .._errors import ClientClosedError, MoomooError, StoreError
 from .._many import Outcome, run_each
 from .._options import END_OF_DATA, MAX_NUM, check_codes
 from .._paging import ShortInterestPage, walk
 from .._quota import SlidingWindowLimiter
 from .._security import Security
+from ._file import Waiting
 from ._lock import FileLock
 from ._plan import check_today, make_plan
 from ._read import StoreReader
@@ -128,12 +130,15 @@ async def sync_codes(
     writer: StoreWriter,
     reader: StoreReader,
     lock: FileLock,
+    waiting: Waiting,
     full: bool = False,
     today: dt.date | None = None,
     on_progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
     """`ShortInterestStore.sync`: see there. ``reader`` gives the stored state the plan is made
-    from, ``writer`` stores the pages and outcomes, ``lock`` is held throughout."""
+    from, ``writer`` stores the pages and outcomes, ``lock`` is held throughout, and every read
+    and write waits for another program's write transaction as ``waiting`` says, without
+    blocking the event loop."""
     securities = check_codes(codes)
     if not isinstance(full, bool):
         raise TypeError(f"full must be a bool, got {full!r}")
@@ -156,6 +161,16 @@ async def sync_codes(
         return page
 
     async def walk_code(security: Security) -> None:
+        try:
+            await walk_pages(security)
+        except (ClientClosedError, StoreError):
+            raise  # the sync's end, not this code's outcome
+        except MoomooError as error:
+            await waiting.awaiting(functools.partial(writer.record_outcome, security, error))
+            raise
+        await waiting.awaiting(functools.partial(writer.record_outcome, security, None))
+
+    async def walk_pages(security: Security) -> None:
         segment: int | None = None
         resume = END_OF_DATA
 
@@ -166,7 +181,10 @@ async def sync_codes(
             walk(fetch, security, num=MAX_NUM, continue_at=continue_at)
         ) as pages:
             async for page in pages:
-                stored = writer.store_page(security, segment, page.records(), page.next_key)
+                records, next_key = page.records(), page.next_key
+                stored = await waiting.awaiting(
+                    functools.partial(writer.store_page, security, segment, records, next_key)
+                )
                 segment = stored.segment
                 # The stored stretch says where the walk goes on: below what it has reached
                 # (a jump past rows stored before), or nowhere. ``full`` reads every page.
@@ -177,7 +195,6 @@ async def sync_codes(
 
     def finished(outcome: Outcome[Security, None]) -> None:
         security, error = outcome.item, outcome.error
-        writer.record_outcome(security, error)
         tally.done += 1
         if error is None:
             tally.synced.append(security.code)
@@ -187,19 +204,21 @@ async def sync_codes(
             tally.report("failed", security.code)
 
     with lock:
-        plan = make_plan(securities, reader.code_states(), full=full, today=today)
+        states = await waiting.awaiting(reader.code_states)
+        plan = make_plan(securities, states, full=full, today=today)
         for code in plan.skipped:
             tally.done += 1
             tally.report("skipped", code)
         due_codes = set(plan.due)
         due = [s for s in securities if s.code in due_codes]
-        # A closed client is not one code's failure: every other code would fail the same way.
+        # A closed client or a store that cannot be written is not one code's failure: every
+        # other code would fail the same way.
         async with contextlib.aclosing(
             run_each(
                 due,
                 walk_code,
                 concurrency=SYNC_CONCURRENCY,
-                fatal=(ClientClosedError,),
+                fatal=(ClientClosedError, StoreError),
                 on_outcome=finished,
             )
         ) as outcomes:

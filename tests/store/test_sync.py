@@ -24,6 +24,7 @@ from aiomoomoo import (
     ClientClosedError,
     ProtocolError,
     ShortInterestStore,
+    StoreBusyError,
     StoreLockedError,
     SyncProgress,
     UnknownSecurityError,
@@ -32,6 +33,7 @@ from aiomoomoo.testing import DEFAULT_AS_OF, OpenDSimulator, Quota, UsRow
 
 from ..with_simulator._fixtures import client_of, serving
 from ..with_simulator._hostile import hostile
+from ._files import store_with_rows, write_transaction
 
 pytestmark = pytest.mark.anyio
 
@@ -307,6 +309,36 @@ async def test_two_syncs_at_once_the_second_is_refused(tmp_path: Path) -> None:
             # The lock goes with the sync.
             again = await other.sync(client, CODES, today=AS_OF)
             assert again.skipped == tuple(CODES)
+
+
+async def test_a_second_sync_through_a_symlink_to_the_file_is_refused(tmp_path: Path) -> None:
+    # Before, the symlink's name took a lock file of its own: the two syncs interleaved.
+    (tmp_path / "link.db").symlink_to("s.db")
+    async with serving(quota=Quota(5, 0.2)) as sim, client_of(sim, rate_limit=(5, 0.2)) as client:
+        with (
+            ShortInterestStore(tmp_path / "s.db") as store,
+            ShortInterestStore(tmp_path / "link.db") as other,
+        ):
+            first = asyncio.ensure_future(store.sync(client, CODES))
+            await asyncio.sleep(0.05)
+            assert not first.done()
+            with pytest.raises(StoreLockedError, match="another sync is running"):
+                await other.sync(client, CODES)
+            assert (await first).ok
+
+
+async def test_a_sync_waits_for_another_programs_write_at_most_wait(tmp_path: Path) -> None:
+    path = store_with_rows(tmp_path / "s.db")
+    async with serving() as sim, client_of(sim) as client:
+        with ShortInterestStore(path, wait=0.2) as store:
+            with (
+                write_transaction(path),
+                pytest.raises(StoreBusyError, match="another program holds a write transaction"),
+            ):
+                await store.sync(client, CODES, full=True)
+            assert store.summary()["last_synced"].isna().all()
+            # The sync let its lock go: once the other program is done, the next one runs.
+            assert (await store.sync(client, CODES, full=True)).ok
 
 
 async def test_progress_counts_requests_sent_and_the_time_the_quota_held_them(
