@@ -92,8 +92,8 @@ class StoreWriter:
         with sql.transaction(self._db) as db:
             db.execute(sql.INSERT_CODE, (code, security.market.name))
             for day, values in rows:
-                current = db.execute(sql.SELECT_CURRENT, (code, day)).fetchone()
-                if current is not None and tuple(current[1:]) == values:
+                current = db.execute(sql.SELECT_CURRENT, (*values, code, day)).fetchone()
+                if current is not None and current[1]:
                     db.execute(sql.MARK_SEEN, (now, current[0]))
                     continue
                 if current is None:
