@@ -239,7 +239,8 @@ class Client:
         and the previous page's ``next_key`` after that; ``num`` is the page size, 1 to 50 (OpenD's
         default 10 when None). ``timeout`` overrides the client's timeout for this call.
         Bad arguments raise ``TypeError``/``ValueError`` before anything is sent. The request is
-        resent if the connection drops (it is a read); see ``retries`` for when it gives up.
+        resent if the connection drops (it is a read); see ``retries`` for when it gives up. A
+        page holding a row whose date cannot be right raises `ProtocolError` naming the row.
         """
         security = parse_code(code)
         key = check_next_key(next_key)
@@ -251,7 +252,7 @@ class Client:
             _messages.decode_short_interest,
             self._timeout_of(timeout),
         )
-        return ShortInterestPage.from_reply(security, reply)
+        return ShortInterestPage.from_reply(security, reply, asked=key)
 
     async def _page(
         self, security: Security, next_key: str | None, num: int | None, timeout: float | None
@@ -261,7 +262,7 @@ class Client:
         reply = await self._session.request(
             ProtoId.GET_SHORT_INTEREST, body, _messages.decode_short_interest, timeout
         )
-        return ShortInterestPage.from_reply(security, reply)
+        return ShortInterestPage.from_reply(security, reply, asked=next_key)
 
     async def iter_short_interest(
         self,

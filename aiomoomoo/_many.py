@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 import pandas as pd
 
@@ -86,11 +86,12 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T, R]):
-    """How one item's work ended: its ``result``, or the ``error`` that stopped it."""
+    """How one item's work ended: its ``result``, or the ``error`` that stopped it (of a type
+    the run was told to ``contain``)."""
 
     item: T
     result: R | None = None
-    error: MoomooError | None = None
+    error: Exception | None = None
 
 
 async def run_each(
@@ -99,16 +100,19 @@ async def run_each(
     *,
     concurrency: int,
     fatal: tuple[type[MoomooError], ...] = (),
+    contain: type[Exception] = MoomooError,
     on_outcome: Callable[[Outcome[T, R]], None] | None = None,
 ) -> AsyncGenerator[Outcome[T, R], None]:
     """Run ``work(item)`` for every item, at most ``concurrency`` at once, started in the
     order given; yield each `Outcome` as it completes.
 
-    The one place that runs many walks: a `MoomooError` ends that item's work only and is its
-    outcome's ``error``, the others go on; an error of a ``fatal`` type (or any other
-    exception) ends the run and is raised. ``on_outcome`` is called with each outcome as soon
-    as its work ends, before it is yielded. Leaving early, or an error, cancels every work
-    still running.
+    The one place that runs many walks: an exception of the ``contain`` type (`MoomooError`
+    unless told otherwise; `Exception` for work whose every failure is its item's) ends that
+    item's work only and is its outcome's ``error``, the others go on; an error of a ``fatal``
+    type, or any other exception, ends the run and is raised (so do cancellation and
+    `KeyboardInterrupt`, which are no `Exception`). ``on_outcome`` is called with each outcome
+    as soon as its work ends, before it is yielded. Leaving early, or an error, cancels every
+    work still running.
     """
     limit = asyncio.Semaphore(concurrency)
 
@@ -119,7 +123,7 @@ async def run_each(
                 outcome: Outcome[T, R] = Outcome(item, result=await work(item))
             except fatal:
                 raise
-            except MoomooError as error:
+            except contain as error:
                 outcome = Outcome(item, error=error)
             if on_outcome is not None:
                 on_outcome(outcome)
@@ -179,7 +183,9 @@ async def iter_many(
             security = outcome.item
             if outcome.error is not None or outcome.result is None:
                 frame = empty_frame(security.market)
-                yield SymbolResult(security.code, frame, pages[security.code], outcome.error)
+                # The run contains MoomooError only: anything else was raised.
+                error = cast(MoomooError | None, outcome.error)
+                yield SymbolResult(security.code, frame, pages[security.code], error)
             else:
                 yield SymbolResult(security.code, outcome.result, pages[security.code])
 

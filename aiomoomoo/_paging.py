@@ -43,8 +43,24 @@ class ShortInterestPage:
         self._frames: dict[Market, pd.DataFrame] = {}
 
     @classmethod
-    def from_reply(cls, security: Security, reply: ShortInterestReply) -> ShortInterestPage:
-        """The page a successful 3249 reply holds; without ``nextKey`` it is the last page."""
+    def from_reply(
+        cls, security: Security, reply: ShortInterestReply, *, asked: str | None = None
+    ) -> ShortInterestPage:
+        """The page a successful 3249 reply holds; without ``nextKey`` it is the last page.
+
+        ``asked`` is the ``next_key`` the page was requested with, for the error: a row whose
+        date cannot be right (see `Rows.fault`) refuses the whole page with `ProtocolError`,
+        so no caller, and no store, ever holds it.
+        """
+        for rows in (reply.us, reply.hk):
+            fault = rows.fault()
+            if fault is not None:
+                at, what = fault
+                raise ProtocolError(
+                    f"OpenD sent {security.code} a {rows.market.name} row {what} "
+                    f"(row {at} of the page asked for with next_key {asked!r}); the page is "
+                    "refused"
+                )
         # As the official SDK: a reply without nextKey is the last page.
         next_key = END_OF_DATA if reply.next_key is None else reply.next_key
         return cls(security, next_key, reply.us, reply.hk)

@@ -159,6 +159,7 @@ STORE_USES = frozenset(
         "_security",
         "_frames",
         "_quota",
+        "_rows",
     )
 )
 

@@ -147,3 +147,39 @@ async def test_leaving_early_cancels_the_works_still_running() -> None:
             break
     assert sorted(cancelled) == [1, 2]
     assert [t for t in asyncio.all_tasks() if "run_each" in repr(t.get_coro())] == []
+
+
+async def test_told_to_contain_every_exception_a_bug_in_one_work_is_that_items_outcome() -> None:
+    # The store's sync runs so: one code's OSError must not cancel the healthy walks.
+    async def work(item: int) -> int:
+        if item == 0:
+            raise OSError(75, "Value too large for defined data type")
+        await asyncio.sleep(0.001)
+        return item
+
+    outcomes = {
+        o.item: o
+        async for o in run_each(
+            range(4), work, concurrency=4, fatal=(ClientClosedError,), contain=Exception
+        )
+    }
+    assert isinstance(outcomes[0].error, OSError)
+    assert [outcomes[i].result for i in (1, 2, 3)] == [1, 2, 3]
+
+
+async def test_containing_every_exception_still_ends_the_run_on_a_fatal_one() -> None:
+    async def work(item: int) -> int:
+        if item == 0:
+            raise ClientClosedError("closed")
+        await asyncio.sleep(10)
+        return item
+
+    async def run() -> None:
+        async with asyncio.timeout(5):
+            async for _ in run_each(
+                range(3), work, concurrency=3, fatal=(ClientClosedError,), contain=Exception
+            ):
+                pass
+
+    with pytest.raises(ClientClosedError):
+        await run()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 
-from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, ShortInterestPage
+from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, ProtocolError, ShortInterestPage
 from aiomoomoo._frames import empty_frame
 from aiomoomoo._paging import collect
 from aiomoomoo._proto.Qot_GetShortInterest_pb2 import HkShortInterestItem, UsShortInterestItem
@@ -23,11 +24,18 @@ from ._fakes import decoded
 pytestmark = pytest.mark.anyio
 
 AAPL = parse_code("US.AAPL")
+NEW_YORK = ZoneInfo("America/New_York")
 TENCENT = parse_code("HK.00700")
 
 
+def midnight(day: str) -> int:
+    """Midnight at the start of ``day`` in New York, as OpenD stamps a US row."""
+    return int(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), NEW_YORK).timestamp())
+
+
 def us_item(day: str | None, shares: int | None = 100) -> UsShortInterestItem:
-    item = UsShortInterestItem(timestamp=1_777_000_000, closePrice=10.5)
+    stamp = midnight(day) if day else 1_777_000_000
+    item = UsShortInterestItem(timestamp=stamp, closePrice=10.5)
     if day is not None:
         item.timestampStr = day
     if shares is not None:
@@ -67,7 +75,7 @@ def test_records_are_plain_tuples_in_column_order_with_none_where_left_out() -> 
     page = us_page("2026-04-30", None)
     records = page.records()
     assert records == [
-        (1_777_000_000, "2026-04-30", 1, None, None, None, 10.5, None),
+        (1_777_521_600, "2026-04-30", 1, None, None, None, 10.5, None),
         (1_777_000_000, None, 2, None, None, None, 10.5, None),
     ]
     assert all(len(record) == len(US_COLUMNS) for record in records)
@@ -135,3 +143,93 @@ def test_the_oldest_date_a_walk_compares_with_since_is_the_last_rows() -> None:
     assert decoded([us_item("2026-04-30"), us_item(None)]).us.oldest_date() is None
     assert decoded([us_item("")]).us.oldest_date() == ""
     assert decoded().us.oldest_date() is None
+
+
+# -- rows whose date cannot be right -----------------------------------------------------------
+
+HONG_KONG = ZoneInfo("Asia/Hong_Kong")
+APRIL_30_NY = 1_777_521_600  # 2026-04-30T00:00-04:00
+
+
+def item_of(security_market: Market, stamp: int | None, day: str | None) -> object:
+    item = UsShortInterestItem() if security_market is Market.US else HkShortInterestItem()
+    if stamp is not None:
+        item.timestamp = stamp
+    if day is not None:
+        item.timestampStr = day
+    return item
+
+
+def page_of(market: Market, *rows: tuple[int | None, str | None]) -> ShortInterestPage:
+    items = [item_of(market, stamp, day) for stamp, day in rows]
+    if market is Market.US:
+        return ShortInterestPage.from_reply(AAPL, decoded(items), asked="k7")
+    return ShortInterestPage.from_reply(TENCENT, decoded(hk=items), asked="k7")
+
+
+@pytest.mark.parametrize(
+    ("row", "shown"),
+    [
+        ((APRIL_30_NY, "2026-04-30 00:00:00"), "'2026-04-30 00:00:00', which is not a YYYY-MM-DD"),
+        ((APRIL_30_NY, "2026/04/30"), "'2026/04/30', which is not a YYYY-MM-DD"),
+        ((APRIL_30_NY, "20260430"), "'20260430', which is not a YYYY-MM-DD"),
+        ((APRIL_30_NY, "2026-02-30"), "'2026-02-30', which is not a YYYY-MM-DD"),
+        ((None, "9999-12-31"), "'9999-12-31', which is not a YYYY-MM-DD date from 1900-01-01"),
+        ((None, "1899-12-31"), "'1899-12-31', which is not"),
+        ((0, "2026-04-30"), "'2026-04-30' with timestamp 0, which is not within a day"),
+        ((APRIL_30_NY + 86_401, "2026-04-30"), "not within a day of that date's midnight"),
+        ((2**62, None), "without a date and with timestamp 4611686018427387904"),
+        ((-(2**62), ""), "without a date and with timestamp -4611686018427387904"),
+    ],
+    ids=[
+        "date-and-time",
+        "slashes",
+        "no-dashes",
+        "no-such-day",
+        "year-9999",
+        "before-1900",
+        "timestamp-zero",
+        "a-second-too-far",
+        "absurd-timestamp-no-date",
+        "absurd-timestamp-empty-date",
+    ],
+)
+def test_a_row_whose_date_cannot_be_right_refuses_the_page_naming_it(
+    row: tuple[int | None, str | None], shown: str
+) -> None:
+    good = (APRIL_30_NY - 15 * 86_400, "2026-04-15")
+    with pytest.raises(ProtocolError) as caught:
+        page_of(Market.US, (APRIL_30_NY, "2026-04-30"), good, row)
+    message = str(caught.value)
+    assert "US.AAPL" in message
+    assert "row 2 of the page asked for with next_key 'k7'" in message
+    assert shown in message
+
+
+def test_an_hk_row_is_checked_against_hong_kong_midnight() -> None:
+    midnight = int(dt.datetime(2026, 4, 30, tzinfo=HONG_KONG).timestamp())
+    assert len(page_of(Market.HK, (midnight, "2026-04-30"))) == 1
+    with pytest.raises(ProtocolError, match=r"HK\.00700 .*'2026-04-23' with timestamp"):
+        page_of(Market.HK, (midnight, "2026-04-23"))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        (APRIL_30_NY, "2026-04-30"),  # midnight in New York, as documented
+        (1_777_507_200, "2026-04-30"),  # midnight UTC
+        (1_777_478_400, "2026-04-30"),  # midnight in Beijing
+        (APRIL_30_NY + 86_399, "2026-04-30"),  # the end of the day
+        (APRIL_30_NY - 86_400, "2026-04-30"),  # a day early, the most allowed
+        (None, "2026-04-30"),  # no timestamp
+        (APRIL_30_NY, None),  # no date text
+        (APRIL_30_NY, ""),  # empty date text
+        (None, None),  # neither: nothing to be wrong
+        (0, None),  # the epoch, without a date
+    ],
+)
+def test_rows_dated_by_any_convention_within_a_day_are_accepted(
+    row: tuple[int | None, str | None],
+) -> None:
+    page = page_of(Market.US, row)
+    assert page.records()[0][:2] == row

@@ -113,7 +113,9 @@ def _run_sync(args: argparse.Namespace) -> int:
         return INTERRUPTED
     print(_summary(report))
     for code, error in report.failures.items():
-        print_error("sync", f"{code}: {error}")
+        # A MoomooError says what OpenD did; anything else is named by its type too.
+        what = str(error) if isinstance(error, MoomooError) else f"{type(error).__name__}: {error}"
+        print_error("sync", f"{code}: {what}")
     return 0 if report.ok else 1
 
 

@@ -21,7 +21,9 @@ def read_universe(path: Path) -> list[str]:
     lines = text.splitlines()
     header = next((line for line in lines if line.strip() and not line.startswith("#")), "")
     fields = [name.strip().lower() for name in next(csv.reader([header]), [])]
-    column = fields.index("code") if "code" in fields and "," in header else None
+    # A header naming a code column makes a CSV file, one column or many: "code" is never a
+    # code itself (a code has a market prefix), so a plain list cannot start with it.
+    column = fields.index("code") if "code" in fields else None
     codes: dict[str, int] = {}
     seen_header = False
     for number, line in enumerate(lines, start=1):

@@ -6,13 +6,13 @@ into a frame with the official columns and dtypes plus the change columns.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from typing import Any, Final
 
 import pandas as pd
 
 from .._frames import empty_frame
+from .._rows import trading_date
 from .._security import Market, Security
 from . import _schema as sql
 from ._plan import CodeState
@@ -38,12 +38,16 @@ class StoreReader:
         return self._db.execute(sql.CODE_EXISTS, (security.code,)).fetchone() is not None
 
     def code_states(self) -> dict[str, CodeState]:
-        """What the store holds of each code it knows, by code."""
+        """What the store holds of each code it knows, by code.
+
+        A newest date that is no `trading_date` (a row stored before rows were checked, or
+        written by hand) counts as none, so the code is due: planning never fails on it.
+        """
         return {
             str(code): CodeState(
                 market=Market[str(market)],
                 rows=int(rows),
-                newest=None if newest is None else dt.date.fromisoformat(newest),
+                newest=trading_date(newest),
                 complete=bool(complete),
                 failed=bool(failed),
             )

@@ -101,8 +101,11 @@ ROLLBACK: Final = "ROLLBACK"
 INSERT_CODE: Final = "INSERT OR IGNORE INTO codes (code, market) VALUES (?, ?)"
 MARK_SYNCED: Final = "UPDATE codes SET last_synced = ?, last_error = NULL WHERE code = ?"
 MARK_FAILED: Final = "UPDATE codes SET last_error = ? WHERE code = ?"
+# The current version of (code, date) and whether it holds the values given, compared as the
+# file keeps them: IS is NULL-safe, and a NaN parameter binds as NULL, as it is stored.
+# Parameters: the values in `VALUE_COLUMNS` order, then code and date.
 SELECT_CURRENT: Final = (
-    f"SELECT rowid, {', '.join(VALUE_COLUMNS)} FROM versions "
+    f"SELECT rowid, {' AND '.join(f'{column} IS ?' for column in VALUE_COLUMNS)} FROM versions "
     "WHERE code = ? AND date = ? AND superseded IS NULL"
 )
 INSERT_VERSION: Final = (

@@ -177,8 +177,10 @@ class ShortInterestStore:
         the walk's position in one transaction, so a killed sync loses nothing and the next one
         continues an unfinished backfill where it stopped. Codes run concurrently over the
         client's one connection and quota; a code that fails (an unknown code, a server error,
-        a gateway whose pages make no progress) is reported in the report's ``failures`` and
-        the others go on; a closed client ends the sync with `ClientClosedError`.
+        a gateway whose pages make no progress, a page with a row whose date cannot be right,
+        or anything else going wrong with its pages) is reported in the report's ``failures``
+        and the others go on, and nothing of a refused page is stored; a closed client ends
+        the sync with `ClientClosedError`.
 
         A code whose next publication cannot have happened yet (see `next_due`) is not
         requested unless ``full`` is true; ``full`` also re-reads every page of every code, to

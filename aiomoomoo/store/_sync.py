@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from .._client import Client
 
 __all__ = ["SYNC_CONCURRENCY", "SyncProgress", "SyncReport", "sync_codes"]
+
+logger = logging.getLogger("aiomoomoo")
 
 #: Walks a sync runs at once. Each walk has at most one request out, so this many keep a quota
 #: window of up to 32 requests full and the link busy while replies are in flight; a tighter
@@ -65,14 +68,19 @@ class SyncProgress:
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """What a sync did: ``requests`` sent, codes ``synced`` and ``skipped`` as not due, rows
-    ``rows_new`` and ``rows_revised``, ``failures`` by code, and ``elapsed`` seconds."""
+    ``rows_new`` and ``rows_revised``, ``failures`` by code, and ``elapsed`` seconds.
+
+    A failure is the exception that ended the code's walk: a `MoomooError` (a server error, a
+    `ProtocolError` for a page that cannot be right, ...) or, should anything else go wrong
+    while the code's pages are handled, that exception, also logged with its traceback.
+    """
 
     requests: int
     synced: tuple[str, ...]
     skipped: tuple[str, ...]
     rows_new: int
     rows_revised: int
-    failures: dict[str, MoomooError]
+    failures: dict[str, Exception]
     elapsed: float
 
     @property
@@ -94,7 +102,7 @@ class _Tally:
     done: int = 0
     held_before: float = 0.0
     synced: list[str] = field(default_factory=list)
-    failures: dict[str, MoomooError] = field(default_factory=dict)
+    failures: dict[str, Exception] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.held_before = self._held()
@@ -200,6 +208,15 @@ async def sync_codes(
             tally.synced.append(security.code)
             tally.report("done", security.code)
         else:
+            if not isinstance(error, MoomooError):
+                # Not the gateway's doing: keep the traceback for whoever has to fix it.
+                logger.error(
+                    "sync of %s failed: %s: %s",
+                    security.code,
+                    type(error).__name__,
+                    error,
+                    exc_info=error,
+                )
             tally.failures[security.code] = error
             tally.report("failed", security.code)
 
@@ -212,13 +229,15 @@ async def sync_codes(
         due_codes = set(plan.due)
         due = [s for s in securities if s.code in due_codes]
         # A closed client or a store that cannot be written is not one code's failure: every
-        # other code would fail the same way.
+        # other code would fail the same way. Anything else that goes wrong with a code's pages
+        # is that code's failure alone.
         async with contextlib.aclosing(
             run_each(
                 due,
                 walk_code,
                 concurrency=SYNC_CONCURRENCY,
                 fatal=(ClientClosedError, StoreError),
+                contain=Exception,
                 on_outcome=finished,
             )
         ) as outcomes:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from .._errors import ProtocolError
 from .._frames import columns_for
 from .._options import END_OF_DATA
+from .._rows import EARLIEST_DATE, LATEST_DATE, trading_date
 from .._security import Market, Security
 from . import _schema as sql
 
@@ -81,7 +82,8 @@ class StoreWriter:
         down to them, in one transaction.
 
         ``next_key`` is the key OpenD gave for the page after this one. A row without a date
-        or with an integer beyond int64 raises `ProtocolError` before anything is written.
+        (or one that is no `trading_date`) or with an integer beyond int64 raises
+        `ProtocolError` before anything is written.
         """
         rows = [_values(security, record) for record in records]
         now = utc_now()
@@ -90,8 +92,8 @@ class StoreWriter:
         with sql.transaction(self._db) as db:
             db.execute(sql.INSERT_CODE, (code, security.market.name))
             for day, values in rows:
-                current = db.execute(sql.SELECT_CURRENT, (code, day)).fetchone()
-                if current is not None and tuple(current[1:]) == values:
+                current = db.execute(sql.SELECT_CURRENT, (*values, code, day)).fetchone()
+                if current is not None and current[1]:
                     db.execute(sql.MARK_SEEN, (now, current[0]))
                     continue
                 if current is None:
@@ -149,6 +151,13 @@ def _values(security: Security, record: tuple[Any, ...]) -> tuple[str, tuple[Any
             ) from None
     if not day:
         raise ProtocolError(f"OpenD sent a {security.code} row without a date; it cannot be stored")
+    if trading_date(day) is None:
+        # The page's check refuses such a row before it gets here; a date is the store's key,
+        # and planning reads it back, so none that is not one is ever written.
+        raise ProtocolError(
+            f"OpenD sent a {security.code} row dated {day!r}, which is not a YYYY-MM-DD date "
+            f"from {EARLIEST_DATE} to {LATEST_DATE}; it cannot be stored"
+        )
     return str(day), values
 
 

@@ -12,12 +12,15 @@ import math
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from aiomoomoo import ShortInterestStore
+from aiomoomoo._security import Security
 from aiomoomoo.cli import main
+from aiomoomoo.store._write import StoreWriter
 from aiomoomoo.testing import OpenDSimulator, SimulatorThread
 
 
@@ -161,3 +164,22 @@ def test_wire_text_cannot_drive_the_terminal(
     assert "\x07" not in shown
     # Only the cells are escaped: the table keeps its lines.
     assert shown.count("\n") > 2
+
+
+def test_a_code_that_fails_for_any_reason_is_named_and_the_others_are_synced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_page = StoreWriter.store_page
+
+    def failing(self: StoreWriter, security: Security, *args: Any) -> Any:
+        if security.code == "US.AAPL":
+            raise OSError(75, "Value too large for defined data type")
+        return store_page(self, security, *args)
+
+    monkeypatch.setattr(StoreWriter, "store_page", failing)
+    with SimulatorThread(quota=None) as sim:
+        assert sync(sim, tmp_path / "s.db", "US.AAPL", "HK.00700") == 1
+    captured = capsys.readouterr()
+    assert "codes synced: 1, skipped as not due: 0, failed: 1" in captured.out
+    assert "US.AAPL: OSError: [Errno 75] Value too large for defined data type" in captured.err
+    assert "Traceback" not in captured.err

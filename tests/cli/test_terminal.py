@@ -255,8 +255,9 @@ class HostileGateway:
     """A gateway that plants terminal control sequences in everything it sends.
 
     InitConnect is refused with ``HOSTILE`` in its message when ``refuse_init``; otherwise the
-    symbol ``EVIL`` is refused the same way and every other symbol gets one row whose date
-    carries ``HOSTILE``.
+    symbol ``EVIL`` is refused the same way, ``BADDATE`` gets one row whose date carries
+    ``HOSTILE`` (which the client refuses, naming the text in its error) and every other symbol
+    one sound row.
     """
 
     def __init__(self, *, refuse_init: bool = False) -> None:
@@ -313,7 +314,9 @@ class HostileGateway:
             reply = Qot_GetShortInterest_pb2.Response(retType=-1, retMsg=HOSTILE, errCode=1)
         else:
             item = reply.s2c.usItemList.add()
-            item.timestamp, item.timestampStr = 1_767_330_000, "2026-01-02" + HOSTILE
+            item.timestamp, item.timestampStr = 1_767_330_000, "2026-01-02"
+            if request.c2s.security.code == "BADDATE":
+                item.timestampStr += HOSTILE
             item.sharesShort, item.closePrice = 1_000_000, 12.5
             reply.s2c.nextKey = "-1"
         return reply.SerializeToString()
@@ -338,22 +341,28 @@ def test_a_hostile_gateways_text_is_escaped_on_a_terminal(
 ) -> None:
     out, err = terminals(monkeypatch)
     args = ["--host", hostile.host, "--port", str(hostile.port)]
-    assert main(["short-interest", *args, "US.EVIL", "US.GOOD"]) == 1
+    assert main(["short-interest", *args, "US.EVIL", "US.BADDATE", "US.GOOD"]) == 1
     assert_escaped(err.getvalue())
-    assert_escaped(out.getvalue())
+    assert not [raw for raw in RAW if raw in out.getvalue()]
+    assert "2026-01-02" in out.getvalue()
     assert "all symbols fetched OK" in err.getvalue()  # visible, but on the error's own line
     errors = re.findall(r"aiomoomoo short-interest: US\.EVIL: [^\n]*", err.getvalue())
     assert errors[0].endswith("(retType=-1, errCode=1)")
     assert "\\r\\n all symbols fetched OK" in errors[0]
+    refused = re.findall(r"aiomoomoo short-interest: US\.BADDATE: [^\n]*", err.getvalue())
+    assert "which is not a YYYY-MM-DD date" in refused[0]
+    assert "owned" in refused[0]
 
 
-def test_a_hostile_gateways_text_is_escaped_in_csv_on_a_terminal(
+def test_a_hostile_gateways_date_never_reaches_csv_on_a_terminal(
     hostile: HostileGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out, _ = terminals(monkeypatch)
+    # A row's date is its one text: one carrying control sequences is refused as no date.
+    out, err = terminals(monkeypatch)
     args = ["--host", hostile.host, "--port", str(hostile.port), "--format", "csv"]
-    assert main(["short-interest", *args, "US.GOOD"]) == 0
-    assert_escaped(out.getvalue())
+    assert main(["short-interest", *args, "US.BADDATE"]) == 1
+    assert "owned" not in out.getvalue()
+    assert_escaped(err.getvalue())
 
 
 def test_a_hostile_gateways_data_reaches_a_file_exactly(
@@ -361,8 +370,9 @@ def test_a_hostile_gateways_data_reaches_a_file_exactly(
 ) -> None:
     path = tmp_path / "short.json"
     args = ["--host", hostile.host, "--port", str(hostile.port), "-o", str(path)]
-    assert main(["short-interest", *args, "US.GOOD"]) == 0
-    assert json.loads(path.read_text())[0]["timestamp_str"] == "2026-01-02" + HOSTILE
+    assert main(["short-interest", *args, "US.GOOD", "US.BADDATE"]) == 1
+    [row] = json.loads(path.read_text())
+    assert (row["timestamp"], row["timestamp_str"]) == (1_767_330_000, "2026-01-02")
 
 
 def test_a_hostile_init_connect_message_is_escaped_from_a_real_process() -> None:

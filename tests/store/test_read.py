@@ -128,3 +128,22 @@ def test_as_of_at_a_revisions_instant_gives_the_new_version_only(
         before = dt.datetime.fromisoformat(instant) - dt.timedelta(microseconds=1)
         assert store.history("US.AAPL", as_of=before)["shares_short"].tolist() == [100, 50]
         assert store.latest("US", as_of=instant)["shares_short"].tolist() == [200]
+
+
+@pytest.mark.parametrize("stored", ["2026-04-30 00:00:00", "2026/04/30", "9999-12-31", "junk"])
+def test_a_stored_date_that_is_no_date_makes_the_code_due_instead_of_failing_the_plan(
+    tmp_path: Path, writer: StoreWriter, stored: str
+) -> None:
+    # A store written before rows were checked can hold any text as a date: planning must not
+    # fail on it (it did, for every code, with ValueError or OverflowError).
+    for code in ("US.AAPL", "US.TSLA"):
+        writer.store_page(parse_code(code), None, [us(30, 1000)], "-1")
+    db = writer._db
+    db.execute(
+        "UPDATE versions SET date = ?, timestamp_str = ? WHERE code = 'US.AAPL'", (stored,) * 2
+    )
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        plan = store.plan(["US.AAPL", "US.TSLA"], today=dt.date(2026, 5, 1))
+        assert (plan.due, plan.skipped) == (("US.AAPL",), ("US.TSLA",))
+        assert store.history("US.AAPL")["timestamp_str"].tolist() == [stored]
+        assert store.summary()["newest"].tolist() == [stored, "2026-04-30"]

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -29,10 +30,12 @@ from aiomoomoo import (
     SyncProgress,
     UnknownSecurityError,
 )
+from aiomoomoo._security import Security
+from aiomoomoo.store._write import StoreWriter
 from aiomoomoo.testing import DEFAULT_AS_OF, OpenDSimulator, Quota, UsRow
 
 from ..with_simulator._fixtures import client_of, serving
-from ..with_simulator._hostile import hostile
+from ..with_simulator._hostile import client_for, dates_of, hostile
 from ._files import store_with_rows, write_transaction
 
 pytestmark = pytest.mark.anyio
@@ -537,3 +540,115 @@ async def test_closing_the_client_ends_the_sync_instead_of_failing_every_code(
             assert report.ok
             for code in CODES:
                 assert len(store.history(code)) == len(sim.history(code))
+
+
+# -- a bad row never poisons the store ----------------------------------------------------------
+
+HEALTHY = [f"US.H{n:02d}" for n in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"timestampStr": "2026-04-30 00:00:00"}, "'2026-04-30 00:00:00'"),
+        ({"timestampStr": "2026/04/30"}, "'2026/04/30'"),
+        ({"timestampStr": "9999-12-31"}, "'9999-12-31'"),
+        ({"timestampStr": None, "timestamp": 2**62}, "timestamp 4611686018427387904"),
+    ],
+    ids=["date-and-time", "slashes", "year-9999", "no-date-absurd-timestamp"],
+)
+async def test_a_bad_row_fails_its_code_only_and_is_never_stored(
+    tmp_path: Path, fields: dict[str, object], shown: str
+) -> None:
+    # Stored as it came, such a row made every later sync of every code raise ValueError or
+    # OverflowError before sending anything (3 of 3).
+    newest = dates_of("US.BAD", 30)[0]
+    async with (
+        hostile(bad_rows={("US.BAD", newest): fields}) as gateway,
+        client_for(gateway, timeout=5) as client,
+    ):
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            report = await store.sync(client, ["US.BAD", *HEALTHY])
+            assert report.synced == tuple(HEALTHY)
+            error = report.failures["US.BAD"]
+            assert isinstance(error, ProtocolError)
+            assert "US.BAD" in str(error)
+            assert "row 0 of the page asked for with next_key None" in str(error)
+            assert shown in str(error)
+            assert "US.BAD" not in {code for code, _ in versions(tmp_path / "s.db")}
+            # Later syncs go on, whether the gateway mends its row or not.
+            for _ in range(3):
+                report = await store.sync(client, ["US.BAD", *HEALTHY], today=LATER)
+                assert set(report.failures) == {"US.BAD"}
+            gateway.bad_rows.clear()
+            report = await store.sync(client, ["US.BAD", *HEALTHY], today=LATER)
+            assert report.ok
+            assert store.history("US.BAD")["timestamp_str"].iloc[0] == newest
+
+
+@pytest.mark.parametrize("stored", ["2026-04-30 00:00:00", "2026/04/30", "9999-12-31"])
+async def test_a_store_already_holding_a_bad_row_still_syncs(tmp_path: Path, stored: str) -> None:
+    path = tmp_path / "s.db"
+    async with hostile() as gateway, client_for(gateway, timeout=5) as client:
+        with ShortInterestStore(path) as store:
+            assert (await store.sync(client, ["US.BAD", *HEALTHY[:3]])).ok
+            # As an older aiomoomoo stored it: the row's date as OpenD sent it.
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                db.execute(
+                    "INSERT INTO versions (code, date, timestamp_str, first_seen, last_seen) "
+                    "VALUES ('US.BAD', ?, ?, '2026-05-01T00:00:00.000000Z', "
+                    "'2026-05-01T00:00:00.000000Z')",
+                    (stored, stored),
+                )
+            for _ in range(3):
+                report = await store.sync(client, ["US.BAD", *HEALTHY[:3]], today=AS_OF)
+                assert report.ok
+                # The bad date hides the newest good one, so the code is due every time.
+                assert report.synced == ("US.BAD",)
+
+
+async def test_anything_that_goes_wrong_with_one_codes_pages_is_that_codes_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bare OSError while storing one code's page aborted the sync with no report and
+    # cancelled the healthy walks.
+    store_page = StoreWriter.store_page
+
+    def failing(self: StoreWriter, security: Security, *args: Any) -> Any:
+        if security.code == "US.BAD":
+            raise OSError(75, "Value too large for defined data type")
+        return store_page(self, security, *args)
+
+    monkeypatch.setattr(StoreWriter, "store_page", failing)
+    async with hostile() as gateway, client_for(gateway, timeout=5) as client:
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            report = await store.sync(client, [*HEALTHY[:10], "US.BAD", *HEALTHY[10:]])
+            assert report.synced == tuple(HEALTHY)
+            assert list(report.failures) == ["US.BAD"]
+            assert isinstance(report.failures["US.BAD"], OSError)
+            summary = store.summary().set_index("code")
+            assert summary.loc["US.BAD", "last_error"] == (
+                "OSError: [Errno 75] Value too large for defined data type"
+            )
+            assert summary.loc[HEALTHY, "complete"].all()
+    logged = [r for r in caplog.records if "sync of US.BAD failed" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+
+
+async def test_an_unchanged_nan_read_again_is_no_revision(tmp_path: Path) -> None:
+    # Stored as NULL, a NaN compared unequal on every re-read: rows_revised was 1 on 5 of 5.
+    row = UsRow(1_777_521_600, "2026-04-30", 1000, float("nan"), 200, float("inf"), -0.0, None)
+    async with serving() as sim, client_of(sim) as client:
+        sim.add_symbol("US.NAN", rows=[row])
+        with ShortInterestStore(tmp_path / "s.db") as store:
+            first = await store.sync(client, ["US.NAN"])
+            moment = dt.datetime.now(dt.UTC)
+            again = [await store.sync(client, ["US.NAN"], full=True) for _ in range(5)]
+            assert first.rows_new == 1
+            assert [r.rows_revised for r in again] == [0] * 5
+            assert store.summary().loc[0, "revisions"] == 0
+            then = store.history("US.NAN", as_of=moment)
+            assert len(then) == 1
+            assert then["short_percent"].isna().tolist() == [True]
+            assert then.loc[0, "days_to_cover"] == math.inf

@@ -176,8 +176,10 @@ def test_a_page_and_the_walks_position_commit_together(db: sqlite3.Connection) -
         ((None, "", 1000, None, None, None, None, None), "without a date"),
         ((2**62, None, 1000, None, None, None, None, None), "timestamp 4611686018427387904"),
         ((1_700_000_000, "2026-04-30", 2**63, None, None, None, None, None), "beyond the int64"),
+        ((None, "2026/04/30", 1000, None, None, None, None, None), "dated '2026/04/30'"),
+        ((None, "9999-12-31", 1000, None, None, None, None, None), "dated '9999-12-31'"),
     ],
-    ids=["no-date", "empty-date", "absurd-timestamp", "beyond-int64"],
+    ids=["no-date", "empty-date", "absurd-timestamp", "beyond-int64", "slashes", "year-9999"],
 )
 def test_a_row_that_cannot_be_stored_fails_the_page_before_anything_is_written(
     db: sqlite3.Connection, record: tuple[Any, ...], message: str
@@ -208,3 +210,61 @@ def test_an_outcome_is_recorded_and_a_success_clears_the_last_error(
     assert synced is not None
     assert error is None
     assert not StoreReader(db).code_states()["US.AAPL"].failed
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [NAN, None, -0.0, 0.0, INF, -INF, 1.5],
+    ids=["nan", "absent", "minus-zero", "zero", "inf", "minus-inf", "plain"],
+)
+def test_an_unchanged_value_read_again_is_no_revision(
+    db: sqlite3.Connection, value: object
+) -> None:
+    # A NaN is stored as NULL: compared with what is stored it is unchanged, however often it
+    # comes (it was a revision on every re-read, 5 of 5).
+    writer = StoreWriter(db)
+    record = (1_700_000_030, "2026-04-30", 1000, value, 200, value, 10.0, 9.5)
+    writer.store_page(AAPL, None, [record], "-1")
+    revised = [writer.store_page(AAPL, None, [record], "-1").rows_revised for _ in range(5)]
+    assert revised == [0] * 5
+    assert len(versions(db)) == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "revision"),
+    [
+        (NAN, None, False),  # both read back as NULL: the store cannot tell them apart
+        (0.0, -0.0, False),  # equal numbers; the sign first stored is kept
+        (NAN, 1.5, True),
+        (1.5, NAN, True),
+        (None, 0.0, True),
+        (INF, -INF, True),
+        (INF, 1e308, True),
+    ],
+)
+def test_a_value_is_revised_only_when_what_the_store_keeps_changes(
+    db: sqlite3.Connection, before: object, after: object, revision: bool
+) -> None:
+    writer = StoreWriter(db)
+    writer.store_page(
+        AAPL, None, [(1_700_000_030, "2026-04-30", 1, before, 2, 2.0, 1.0, 1.0)], "-1"
+    )
+    again = writer.store_page(
+        AAPL, None, [(1_700_000_030, "2026-04-30", 1, after, 2, 2.0, 1.0, 1.0)], "-1"
+    )
+    assert again.rows_revised == int(revision)
+    assert len(versions(db)) == 1 + int(revision)
+
+
+def test_values_read_back_as_stored(db: sqlite3.Connection) -> None:
+    writer = StoreWriter(db)
+    writer.store_page(AAPL, None, [(1_700_000_030, "2026-04-30", 1, NAN, 2, INF, -0.0, -INF)], "-1")
+    kept = db.execute(
+        "SELECT short_percent, days_to_cover, close_price, last_close_price FROM versions"
+    ).fetchone()
+    assert kept[0] is None
+    assert kept[1:] == (INF, 0.0, -INF)
+    assert str(kept[2]) == "-0.0"

@@ -76,6 +76,9 @@ class HostileGateway:
     """Codes whose requests are refused (retType -1) with this ``retMsg``; change at any time."""
     repeat: bool = False
     """Answer every page with the first page's rows and a fresh key ("k1", "k2", ...)."""
+    bad_rows: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+    """Rows served wrong: ``{(code, date): {field: value}}`` sets the protobuf fields of
+    ``code``'s row of ``date`` (one of `dates_of`) to these values, None leaving a field out."""
     host: str = "127.0.0.1"
     port: int = 0
     connections: int = 0
@@ -219,6 +222,11 @@ class HostileGateway:
             item.timestampStr = day
             item.timestamp = int(dt.datetime.fromisoformat(day).timestamp())
             item.closePrice = 100.0
+            for name, value in self.bad_rows.get((request.code, day), {}).items():
+                if value is None:
+                    item.ClearField(name)  # type: ignore[arg-type]
+                else:
+                    setattr(item, name, value)
         reply.s2c.nextKey = f"@{end}" if end < len(dates) else "-1"
         if self.repeat:
             reply.s2c.nextKey = f"k{request.overall}"
