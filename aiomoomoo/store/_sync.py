@@ -23,7 +23,7 @@ from .._options import END_OF_DATA, MAX_NUM, check_codes
 from .._paging import ShortInterestPage, walk
 from .._quota import SlidingWindowLimiter
 from .._security import Security
-from ._file import Waiting
+from ._file import Waiting, file_errors
 from ._lock import FileLock
 from ._plan import check_today, make_plan
 from ._read import StoreReader
@@ -170,10 +170,12 @@ async def sync_codes(
 
     async def walk_code(security: Security) -> None:
         try:
-            await walk_pages(security)
+            # An SQLite error here is the store's (a full disk, a damaged file), never the code's.
+            with file_errors(waiting.path):
+                await walk_pages(security)
         except (ClientClosedError, StoreError):
             raise  # the sync's end, not this code's outcome
-        except MoomooError as error:
+        except Exception as error:
             await waiting.awaiting(functools.partial(writer.record_outcome, security, error))
             raise
         await waiting.awaiting(functools.partial(writer.record_outcome, security, None))
