@@ -25,6 +25,7 @@ import pandas as pd
 
 from .._options import check_codes
 from .._security import Market, parse_code
+from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today, make_plan
 from ._read import StoreReader
@@ -33,6 +34,8 @@ from ._sync import SyncProgress, SyncReport, sync_codes
 from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]
+
     from .._client import Client
 
 __all__ = ["ShortInterestStore"]
@@ -230,3 +233,65 @@ class ShortInterestStore:
         markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
         self._check_open()
         return self._reader.latest(markets, as_of=moment)
+
+    def to_arrow(
+        self,
+        market: Market | str | None = None,
+        *,
+        codes: Iterable[str] | None = None,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> pa.Table:
+        """Every stored row as a ``pyarrow.Table``, built from the query without pandas.
+
+        The columns are `latest`'s (``code``, the official columns, the change columns,
+        ``first_seen``, ``last_seen``) with one fixed type each: ``string``, ``int64``,
+        ``double`` and ``timestamp[us, tz=UTC]``, so tables of different stores, days or markets
+        concatenate. Rows run by code, newest first. ``market`` keeps one market's codes and
+        columns; ``codes`` keeps those codes (each must be in the store, else KeyError);
+        ``since`` and ``as_of`` as in `history`. Needs pyarrow (``aiomoomoo[parquet]``);
+        ``polars.from_arrow(store.to_arrow())`` makes a Polars frame of it.
+        """
+        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        wanted = None if codes is None else [s.code for s in check_codes(codes)]
+        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        self._check_open()
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(self._reader.codes()))
+            if unknown:
+                raise KeyError(
+                    f"{unknown[0]} is not in the store {str(self.path)!r}; sync it first"
+                )
+        return read_arrow(self._db, markets, codes=wanted, since=cutoff, as_of=moment)
+
+    def write_dataset(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        partition_by: Iterable[str] = ("market",),
+        codes: Iterable[str] | None = None,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> int:
+        """Write `to_arrow`'s rows as a Hive-partitioned Parquet dataset; return the row count.
+
+        ``directory`` must be new or empty. ``partition_by`` is ``"market"``, ``"year"`` or
+        both, in nesting order: ``market=US/year=2026/part-0.parquet``. Every file holds the
+        same schema, both markets' columns, so readers (pyarrow.dataset, Polars, DuckDB's
+        ``read_parquet(..., hive_partitioning = true)``, Spark) see one table with ``market``
+        and ``year`` as columns. ``codes``, ``since`` and ``as_of`` as in `to_arrow`.
+        """
+        if isinstance(partition_by, str):
+            raise TypeError(f"partition_by must be a list of names, not one str {partition_by!r}")
+        parts = list(partition_by)
+        bad = [p for p in parts if p not in PARTITIONS] or parts[len(set(parts)) :]
+        if bad or not parts:
+            raise ValueError(
+                f"partition_by must name 'market' and/or 'year', once each, got {parts!r}"
+            )
+        target = Path(directory)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise FileExistsError(17, "already exists: name a new or empty directory", str(target))
+        table = self.to_arrow(codes=codes, since=since, as_of=as_of)
+        write_dataset(table, target, parts)
+        return int(table.num_rows)
