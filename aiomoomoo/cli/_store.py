@@ -24,6 +24,7 @@ from . import _args
 from ._gateway import GATEWAY_OPTIONS, connected_client, explain
 from ._output import INTERRUPTED, escape, in_column_order, parquet_problem, print_error
 from ._progress import ProgressDisplay, duration, progress_on, ticking
+from ._screens import movers
 from ._tables import add_output_options, output_problem, write_table
 from ._universe import read_universe
 
@@ -106,7 +107,10 @@ def _run_sync(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print_error("sync", f"interrupted: {stored.rows:,} rows stored, run again to resume")
             return INTERRUPTED
+        moved = movers(store, report.synced) if report.rows_new or report.rows_revised else []
     print(_summary(report))
+    for line in moved:
+        print(line)
     for code, error in report.failures.items():
         print_error("sync", f"{code}: {error}")
     return 0 if report.ok else 1

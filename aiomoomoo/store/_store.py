@@ -28,7 +28,7 @@ from .._security import Market, parse_code
 from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today, make_plan
-from ._read import StoreReader
+from ._read import CONDITIONS, GENERIC_ORDER, StoreReader
 from ._schema import prepare
 from ._sync import SyncProgress, SyncReport, sync_codes
 from ._write import StoreWriter, utc_text
@@ -77,6 +77,24 @@ def _check_market(market: object) -> Market:
     if isinstance(market, str) and market.upper() in Market.__members__:
         return Market[market.upper()]
     raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
+
+
+def _check_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not -float("inf") < value < float("inf"):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_top(top: object) -> int | None:
+    if top is None:
+        return None
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be a whole number or None, got {top!r}")
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top!r}")
+    return top
 
 
 class ShortInterestStore:
@@ -295,3 +313,85 @@ class ShortInterestStore:
         table = self.to_arrow(codes=codes, since=since, as_of=as_of)
         write_dataset(table, target, parts)
         return int(table.num_rows)
+
+    def screen(
+        self,
+        market: Market | str | None = None,
+        *,
+        as_of: dt.datetime | str | None = None,
+        min_days_to_cover: float | None = None,
+        min_short_percent: float | None = None,
+        min_change_percent: float | None = None,
+        max_change_percent: float | None = None,
+        by: str | None = None,
+        ascending: bool = False,
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """Each code's newest row at ``as_of`` with its change columns, filtered and sorted,
+        computed in SQLite (one query per market, no history built per code).
+
+        The columns are `latest`'s. Conditions keep the rows whose value is present and within
+        the bound: ``min_days_to_cover`` (US only: HK short interest has none, so it is refused
+        for HK and, without ``market="US"``, for both markets), ``min_short_percent`` (US
+        ``short_percent``, HK ``aggregated_short_ratio``), ``min_change_percent`` and
+        ``max_change_percent`` (the short position's percent change from the previous period,
+        compared before it is rounded to hundredths for the column). ``by`` sorts by a column,
+        largest first (``ascending=True`` for smallest), missing values last, ties by code;
+        ``"change"`` and ``"change_percent"`` name each market's own change column. Without
+        ``by`` rows run by code. ``top`` keeps the first ``top`` rows.
+        """
+        moment = _check_as_of(as_of)
+        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        bounds = (
+            ("days_to_cover", ">=", "min_days_to_cover", min_days_to_cover),
+            ("short_percent", ">=", "min_short_percent", min_short_percent),
+            ("change_percent", ">=", "min_change_percent", min_change_percent),
+            ("change_percent", "<=", "max_change_percent", max_change_percent),
+        )
+        conditions = []
+        for what, op, name, value in bounds:
+            if value is None:
+                continue
+            number = _check_number(value, name)
+            for each in markets:
+                if what not in CONDITIONS[each]:
+                    scope = "" if market is not None else "; pass market='US' to screen US codes"
+                    raise ValueError(
+                        f"{name} does not apply to {each.name} codes: OpenD gives HK short "
+                        f"interest no days to cover{scope}"
+                    )
+            conditions.append((what, op, number))
+        if by is not None:
+            allowed = [*self._reader.latest(markets, as_of=None).columns, *GENERIC_ORDER]
+            if by not in allowed:
+                raise ValueError(f"by must be one of {', '.join(allowed)}; got {by!r}")
+        if not isinstance(ascending, bool):
+            raise TypeError(f"ascending must be a bool, got {ascending!r}")
+        limit = _check_top(top)
+        self._check_open()
+        return self._reader.screen(
+            markets, as_of=moment, conditions=conditions, by=by, ascending=ascending, top=limit
+        )
+
+    def changes(
+        self,
+        market: Market | str,
+        *,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> pd.DataFrame:
+        """Per code of ``market``, the newest publication against the one before it, largest
+        absolute percent change first.
+
+        Columns: ``code``, ``date`` and ``previous_date`` (``YYYY-MM-DD``), the short position
+        (``shares_short`` for US, ``aggregated_short`` for HK), its ``_previous`` value, its
+        ``_change`` and ``_change_percent`` (rounded to hundredths; the order uses the exact
+        value). Codes without a change to show (one row, a previous value of 0 or missing)
+        come last; equal changes run by code. ``since`` (a date) compares with the code's row
+        on or before that date instead of the one before. ``as_of`` reads the store as it was
+        then: a value revised later counts with its old version.
+        """
+        chosen = _check_market(market)
+        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        self._check_open()
+        return self._reader.changes(chosen, since=cutoff, as_of=moment)

@@ -14,9 +14,14 @@ from aiomoomoo._security import parse_code
 from aiomoomoo.store._write import StoreWriter
 
 
-def us(date: str, shares_short: int | None, days_to_cover: float | None = 2.0) -> tuple[Any, ...]:
+def us(
+    date: str,
+    shares_short: int | None,
+    days_to_cover: float | None = 2.0,
+    short_percent: float | None = 1.5,
+) -> tuple[Any, ...]:
     """A US row: (timestamp, date, shares short, short %, volume, days to cover, prices)."""
-    return (1_700_000_000, date, shares_short, 1.5, 200, days_to_cover, 10.0, 9.5)
+    return (1_700_000_000, date, shares_short, short_percent, 200, days_to_cover, 10.0, 9.5)
 
 
 def hk(date: str, aggregated_short: int | None, ratio: float | None = 0.25) -> tuple[Any, ...]:
