@@ -78,6 +78,11 @@ class StoreReader:
         joined = _join(parts)
         return joined.sort_values("code", kind="stable", ignore_index=True)
 
+    @staticmethod
+    def columns(markets: list[Market]) -> list[str]:
+        """The columns of `latest` (and of a screen) over ``markets``, without a query."""
+        return list(_join([_to_frame(market, []) for market in markets]).columns)
+
     def screen(
         self,
         markets: list[Market],
@@ -92,7 +97,10 @@ class StoreReader:
         with what one of `CONDITIONS`, each checked to apply to every market of ``markets``."""
         parts = []
         for market in markets:
-            where = [f"{CONDITIONS[market][what]} {op} ?" for what, op, _ in conditions]
+            where = [
+                f"{CONDITIONS[market][what]} {op} :bound{index}"
+                for index, (what, op, _) in enumerate(conditions)
+            ]
             order = "code" if by is None else _order_of(market, by)
             query = screen_sql.screen_query(
                 market,
@@ -102,9 +110,12 @@ class StoreReader:
                 descending=by is not None and not ascending,
                 limit=top is not None,
             )
-            moments = () if as_of is None else (as_of, as_of)
-            params = (*moments, market.name, *(value for _, _, value in conditions))
-            params += () if top is None else (top,)
+            params: dict[str, object] = {
+                **screen_sql.market_range(market),
+                "as_of": as_of,
+                "limit": top,
+                **{f"bound{index}": value for index, (_, _, value) in enumerate(conditions)},
+            }
             rows = self._db.execute(query, params).fetchall()
             parts.append(_to_frame(market, rows, with_previous=True))
         frame = _join(parts)
@@ -130,10 +141,7 @@ class StoreReader:
     def changes(self, market: Market, *, since: str | None, as_of: str | None) -> pd.DataFrame:
         """`ShortInterestStore.changes`."""
         query = screen_sql.changes_query(market, as_of=as_of is not None, since=since is not None)
-        moments = () if as_of is None else (as_of, as_of)
-        params = (*moments, market.name)
-        if since is not None:
-            params += (*moments, market.name, since)
+        params = {**screen_sql.market_range(market), "as_of": as_of, "since": since}
         rows = self._db.execute(query, params).fetchall()
         code, date, value, previous_date, previous = (
             list(column) for column in (zip(*rows, strict=True) if rows else [()] * 5)

@@ -3,8 +3,8 @@
 A sibling of `aiomoomoo.store._schema`, which owns the file format: these statements read only
 the ``versions`` and ``codes`` tables, through `_schema`'s rule for which versions count (the
 current ones, or those known at a moment), so a change of format is adapted here in one place.
-Window functions rank each code's rows newest first; the newest row and its predecessor's
-value come out of one pass, and filters, order and limit run in SQLite, not in pandas.
+Each code's newest date and the date it is compared with are found by seeks on the (code, date)
+index, not by ranking every row; filters, order and limit run in SQLite, not in pandas.
 """
 
 from __future__ import annotations
@@ -16,23 +16,10 @@ from .._frames import columns_for
 from .._security import Market
 from ._schema import _CURRENT, _KNOWN_AT
 
-__all__ = ["CHANGED", "changes_query", "screen_query", "sql_of"]
+__all__ = ["CHANGED", "changes_query", "market_range", "screen_query", "sql_of"]
 
 #: The column whose period-on-period change a market's rows carry: its short position.
 CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
-
-# Each code's rows as counted (current, or known at the moment of the first two parameters), of
-# the market named by the next parameter, ranked newest first, with the next older row's value.
-_RANKED: Final = """
-    SELECT v.code AS code, v.date AS date, {columns}, v.first_seen AS first_seen,
-           v.last_seen AS last_seen,
-           ROW_NUMBER() OVER newest_first AS n,
-           LEAD(v.date) OVER newest_first AS previous_date,
-           LEAD(v.{changed}) OVER newest_first AS previous
-    FROM versions v JOIN codes c ON c.code = v.code
-    WHERE {known} AND c.market = ?
-    WINDOW newest_first AS (PARTITION BY v.code ORDER BY v.date DESC)
-"""
 
 
 def sql_of(market: Market, column: str) -> str:
@@ -51,10 +38,48 @@ def sql_of(market: Market, column: str) -> str:
     raise KeyError(column)
 
 
-def _ranked(market: Market, *, as_of: bool) -> str:
-    columns = ", ".join(f"v.{name} AS {name}" for name in columns_for(market))
-    known = _KNOWN_AT if as_of else _CURRENT
-    return _RANKED.format(columns=columns, changed=CHANGED[market], known=known)
+def _known(alias: str, as_of: bool) -> str:
+    """Which versions count, for the table alias ``alias``: `_schema`'s rule (the current
+    versions, or those known at ``:as_of``), with a named parameter as these queries repeat it."""
+    if not as_of:
+        return _CURRENT.replace("v.", f"{alias}.")
+    return _KNOWN_AT.replace("v.", f"{alias}.").replace("?", ":as_of")
+
+
+def market_range(market: Market) -> dict[str, str]:
+    """The ``:low`` and ``:high`` parameters that bound ``market``'s codes (``"US."`` up to
+    ``"US/"``): every code starts with its market, so an index range scan finds them."""
+    return {"low": f"{market.name}.", "high": f"{market.name}/"}
+
+
+def _pairs(market: Market, *, as_of: bool, since: bool) -> str:
+    """Each code's newest row and the row it is compared with, as (code, date, previous_date):
+    seeks on the (code, date) index, never a pass over every row of every code."""
+    before = "p.date <= :since" if since else "p.date < n.date"
+    return f"""
+        SELECT n.code AS code, n.date AS date,
+               (SELECT MAX(p.date) FROM versions p
+                WHERE p.code = n.code AND {before} AND {_known("p", as_of)}) AS previous_date
+        FROM (
+            SELECT v.code AS code, MAX(v.date) AS date FROM versions v
+            WHERE v.code > :low AND v.code < :high AND {_known("v", as_of)}
+            GROUP BY v.code
+        ) n
+    """
+
+
+def _joined(market: Market, *, as_of: bool, since: bool, names: Sequence[str]) -> str:
+    """`_pairs` with the newest row's ``names`` (as ``v.<name>``) and ``previous``, the compared
+    row's short position."""
+    changed = CHANGED[market]
+    selected = ", ".join(f"v.{name} AS {name}" for name in names)
+    return f"""
+        SELECT {selected}, x.previous_date AS previous_date, p.{changed} AS previous
+        FROM ({_pairs(market, as_of=as_of, since=since)}) x
+        JOIN versions v ON v.code = x.code AND v.date = x.date AND {_known("v", as_of)}
+        LEFT JOIN versions p
+            ON p.code = x.code AND p.date = x.previous_date AND {_known("p", as_of)}
+    """
 
 
 def screen_query(
@@ -69,59 +94,40 @@ def screen_query(
     """Each ``market`` code's newest row (``code``, the market's columns, ``first_seen``,
     ``last_seen``, then ``previous``: the older row's short position), filtered and sorted.
 
-    Parameters: the moment twice when ``as_of``, the market's name, one value per condition,
-    then the row limit when ``limit``. ``conditions`` are ``"<expression> >= ?"``-style texts
-    over `sql_of`'s expressions (``change`` and ``change_percent`` exact, not rounded);
-    ``order_by`` is one such expression, NULLs last, ties by code.
+    Named parameters: `market_range`'s ``low`` and ``high``, ``as_of`` when ``as_of``, those
+    the ``conditions`` name, and ``limit`` when ``limit``. ``conditions`` are
+    ``"<expression> >= :name"``-style texts over `sql_of`'s expressions (``change`` and
+    ``change_percent`` exact, not rounded); ``order_by`` is one such expression, NULLs last,
+    ties by code.
     """
-    names = ["code", *columns_for(market), "first_seen", "last_seen", "previous"]
-    where = " AND ".join(["n = 1", *conditions])
-    direction = "DESC" if descending else "ASC"
+    names = ["code", *columns_for(market), "first_seen", "last_seen"]
     changed = CHANGED[market]
+    where = " AND ".join(conditions) or "1"
+    direction = "DESC" if descending else "ASC"
     return f"""
-        WITH ranked AS ({_ranked(market, as_of=as_of)}),
-        newest AS (
+        SELECT {", ".join(names)}, previous FROM (
             SELECT *, {changed} - previous AS change,
                    ({changed} - previous) * 100.0 / NULLIF(previous, 0) AS change_percent
-            FROM ranked
+            FROM ({_joined(market, as_of=as_of, since=False, names=names)})
         )
-        SELECT {", ".join(names)} FROM newest WHERE {where}
+        WHERE {where}
         ORDER BY {order_by} {direction} NULLS LAST, code
-        {"LIMIT ?" if limit else ""}
+        {"LIMIT :limit" if limit else ""}
     """
 
 
 def changes_query(market: Market, *, as_of: bool, since: bool) -> str:
     """Each ``market`` code's newest row against the one before it, or against its row at the
-    newest date on or before a ``since`` date: ``code``, ``date``, the value, ``previous_date``,
-    the previous value, largest absolute percent change first (exact, before rounding), codes
+    newest date on or before ``:since``: ``code``, ``date``, the value, ``previous_date``, the
+    previous value, largest absolute percent change first (exact, before rounding), codes
     without a change last, ties by code.
 
-    Parameters: the moment twice when ``as_of``, the market's name, and with ``since`` the
-    moment twice again, the market's name again and the date.
+    Named parameters: `market_range`'s ``low`` and ``high``, ``as_of`` when ``as_of`` and
+    ``since`` when ``since``.
     """
     changed = CHANGED[market]
-    known = _KNOWN_AT if as_of else _CURRENT
-    if since:
-        against = f"""
-            SELECT r.code, r.date, r.{changed} AS value, b.date AS previous_date,
-                   b.value AS previous
-            FROM ranked r LEFT JOIN (
-                SELECT v.code AS code, v.date AS date, v.{changed} AS value,
-                       ROW_NUMBER() OVER (PARTITION BY v.code ORDER BY v.date DESC) AS n
-                FROM versions v JOIN codes c ON c.code = v.code
-                WHERE {known} AND c.market = ? AND v.date <= ?
-            ) b ON b.code = r.code AND b.n = 1
-            WHERE r.n = 1
-        """
-    else:
-        against = f"""
-            SELECT code, date, {changed} AS value, previous_date, previous
-            FROM ranked WHERE n = 1
-        """
+    pairs = _joined(market, as_of=as_of, since=since, names=["code", "date", changed])
     return f"""
-        WITH ranked AS ({_ranked(market, as_of=as_of)}),
-        pairs AS ({against})
-        SELECT code, date, value, previous_date, previous FROM pairs
-        ORDER BY ABS((value - previous) * 100.0 / NULLIF(previous, 0)) DESC NULLS LAST, code
+        SELECT code, date, {changed}, previous_date, previous FROM ({pairs})
+        ORDER BY ABS(({changed} - previous) * 100.0 / NULLIF(previous, 0)) DESC NULLS LAST, code
     """

@@ -362,7 +362,7 @@ class ShortInterestStore:
                     )
             conditions.append((what, op, number))
         if by is not None:
-            allowed = [*self._reader.latest(markets, as_of=None).columns, *GENERIC_ORDER]
+            allowed = [*StoreReader.columns(markets), *GENERIC_ORDER]
             if by not in allowed:
                 raise ValueError(f"by must be one of {', '.join(allowed)}; got {by!r}")
         if not isinstance(ascending, bool):
