@@ -182,7 +182,7 @@ async def _state(client: Client) -> Check:
         state = await client.get_global_state()
     except MoomooError as exc:
         return Check(_STATE, False, str(exc), "OpenD did not answer GetGlobalState: restart it")
-    markets = ", ".join(f"{m} {s}" for m, s in state.markets.items() if m in ("US", "HK"))
+    markets = ", ".join(f"{m} {state.markets[m]}" for m in ("US", "HK"))
     detail = f"markets {markets}; OpenD build {state.server_build}"
     if state.program_status:
         detail += f", status {state.program_status}"

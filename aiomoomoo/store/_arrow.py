@@ -18,6 +18,7 @@ import pandas as pd
 from .._frames import columns_for, empty_frame
 from .._security import Market
 from . import _schema as sql
+from ._screen_sql import CHANGED as _CHANGED
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -26,8 +27,6 @@ __all__ = ["PARTITIONS", "arrow_schema", "read_arrow", "write_dataset"]
 
 #: What a dataset may be partitioned by, in the order the directories nest.
 PARTITIONS: Final = ("market", "year")
-# The columns whose period-on-period change the frames add, per market (as in ``_read``).
-_CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
 
 
 def _pyarrow() -> Any:

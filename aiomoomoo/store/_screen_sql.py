@@ -1,8 +1,9 @@
 """The SQL of screens and changes: each code's newest row against the one before, in one query.
 
 A sibling of `aiomoomoo.store._schema`, which owns the file format: these statements read only
-the ``versions`` and ``codes`` tables, through `_schema`'s rule for which versions count (the
-current ones, or those known at a moment), so a change of format is adapted here in one place.
+the ``versions`` table, through `_schema`'s rule for which versions count (the current ones, or
+those known at a moment), so a change of format is adapted here in one place. A market's codes
+are found by their prefix (``"US."``), an index range rather than a join with ``codes``.
 Each code's newest date and the date it is compared with are found by seeks on the (code, date)
 index, not by ranking every row; filters, order and limit run in SQLite, not in pandas.
 """
