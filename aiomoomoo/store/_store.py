@@ -28,8 +28,9 @@ from .._security import Market, parse_code
 from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today, make_plan
-from ._read import CONDITIONS, GENERIC_ORDER, StoreReader
+from ._read import StoreReader
 from ._schema import prepare
+from ._screen_args import check_screen
 from ._sync import SyncProgress, SyncReport, sync_codes
 from ._write import StoreWriter, utc_text
 
@@ -77,24 +78,6 @@ def _check_market(market: object) -> Market:
     if isinstance(market, str) and market.upper() in Market.__members__:
         return Market[market.upper()]
     raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
-
-
-def _check_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not -float("inf") < value < float("inf"):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _check_top(top: object) -> int | None:
-    if top is None:
-        return None
-    if isinstance(top, bool) or not isinstance(top, int):
-        raise TypeError(f"top must be a whole number or None, got {top!r}")
-    if top < 1:
-        raise ValueError(f"top must be at least 1, got {top!r}")
-    return top
 
 
 class ShortInterestStore:
@@ -342,35 +325,27 @@ class ShortInterestStore:
         """
         moment = _check_as_of(as_of)
         markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
-        bounds = (
-            ("days_to_cover", ">=", "min_days_to_cover", min_days_to_cover),
-            ("short_percent", ">=", "min_short_percent", min_short_percent),
-            ("change_percent", ">=", "min_change_percent", min_change_percent),
-            ("change_percent", "<=", "max_change_percent", max_change_percent),
+        screen = check_screen(
+            markets,
+            one_market=market is not None,
+            bounds={
+                "min_days_to_cover": min_days_to_cover,
+                "min_short_percent": min_short_percent,
+                "min_change_percent": min_change_percent,
+                "max_change_percent": max_change_percent,
+            },
+            by=by,
+            ascending=ascending,
+            top=top,
         )
-        conditions = []
-        for what, op, name, value in bounds:
-            if value is None:
-                continue
-            number = _check_number(value, name)
-            for each in markets:
-                if what not in CONDITIONS[each]:
-                    scope = "" if market is not None else "; pass market='US' to screen US codes"
-                    raise ValueError(
-                        f"{name} does not apply to {each.name} codes: OpenD gives HK short "
-                        f"interest no days to cover{scope}"
-                    )
-            conditions.append((what, op, number))
-        if by is not None:
-            allowed = [*StoreReader.columns(markets), *GENERIC_ORDER]
-            if by not in allowed:
-                raise ValueError(f"by must be one of {', '.join(allowed)}; got {by!r}")
-        if not isinstance(ascending, bool):
-            raise TypeError(f"ascending must be a bool, got {ascending!r}")
-        limit = _check_top(top)
         self._check_open()
         return self._reader.screen(
-            markets, as_of=moment, conditions=conditions, by=by, ascending=ascending, top=limit
+            markets,
+            as_of=moment,
+            conditions=screen.conditions,
+            by=screen.by,
+            ascending=screen.ascending,
+            top=screen.top,
         )
 
     def changes(
