@@ -82,3 +82,18 @@ def test_an_empty_store_gives_an_empty_table_of_the_same_schema(tmp_path: Path) 
         full = store.to_arrow()
     assert empty.num_rows == 0
     assert empty.schema == full.schema
+
+
+def test_write_dataset_checks_its_partitions_and_its_directory(tmp_path: Path) -> None:
+    mixed(tmp_path / "s.db", codes=2)
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        for bad in (["planet"], ["market", "market"], []):
+            with pytest.raises(ValueError, match="partition_by must name 'market' and/or 'year'"):
+                store.write_dataset(tmp_path / "out", partition_by=bad)
+        with pytest.raises(TypeError, match="not one str"):
+            store.write_dataset(tmp_path / "out", partition_by="market")
+        rows = store.write_dataset(tmp_path / "out", partition_by=["year"], codes=["US.S000"])
+        assert rows == store.to_arrow(codes=["US.S000"]).num_rows
+        assert sorted(p.name for p in (tmp_path / "out").iterdir())[0].startswith("year=")
+        with pytest.raises(FileExistsError, match="already exists"):
+            store.write_dataset(tmp_path / "out")

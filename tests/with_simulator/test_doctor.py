@@ -171,3 +171,14 @@ def test_the_command_exits_0_only_when_every_check_passes(
 def test_a_bad_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--timeout", "0"]) == 2
     assert "expected a number of seconds above 0" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_a_key_that_cannot_be_read_fails_init_connect_at_once(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key")
+    async with serving() as sim:
+        checks = await diagnose(sim.host, sim.port, rsa_private_key=str(junk), timeout=STEP)
+        assert sim.stats.connections == 1  # the port check's, and no InitConnect after it
+    assert verdicts(checks) == [True, False, None, None]
+    assert checks[1].detail.startswith("cannot use the RSA key")
