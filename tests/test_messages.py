@@ -24,6 +24,7 @@ from aiomoomoo._messages import (
     short_interest_request,
 )
 from aiomoomoo._proto import (
+    Common_pb2,
     GetGlobalState_pb2,
     InitConnect_pb2,
     Notify_pb2,
@@ -305,7 +306,7 @@ def test_a_global_state_reply_becomes_names_and_flags() -> None:
     s2c.marketHK, s2c.marketUS, s2c.marketSH, s2c.marketSZ, s2c.marketHKFuture = 3, 6, 77, 0, 11
     s2c.qotLogined, s2c.trdLogined = False, True
     s2c.serverVer, s2c.serverBuildNo, s2c.time = 1011, 4, 1_700_000_000
-    s2c.programStatus.type = 5  # ProgramStatusType_LoginFailed
+    s2c.programStatus.type = Common_pb2.ProgramStatusType_LoginFailed
     state = global_state(decode_global_state(reply.SerializeToString()))
     assert state.markets == {
         "HK": "Morning",
