@@ -4,7 +4,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from ._blocking import BlockingClient
-from ._client import Client, GatewayEvent, ShortInterestPage
+from ._client import Client, GatewayEvent, GlobalState, ShortInterestPage
 from ._connection import ConnectionInfo
 from ._errors import (
     ClientClosedError,
@@ -41,6 +41,7 @@ __all__ = [
     "ShortInterestPage",
     "GatewayEvent",
     "ConnectionInfo",
+    "GlobalState",
     # Many symbols
     "SymbolResult",
     "Progress",

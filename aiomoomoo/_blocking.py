@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import pandas as pd
 
-from ._client import Client, ShortInterestPage
+from ._client import Client, GlobalState, ShortInterestPage
 from ._connection import ConnectionInfo
 from ._errors import ClientClosedError
 from ._many import Progress, SymbolResult
@@ -246,6 +246,16 @@ class BlockingClient:
                     self._call(aclose)
 
     # -- the API, as Client's ----------------------------------------------------------------
+
+    def get_global_state(
+        self, *, timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT
+    ) -> GlobalState:
+        """OpenD's logins and market states, as `Client.get_global_state`."""
+
+        async def get() -> GlobalState:
+            return await self._client.get_global_state(timeout=timeout)
+
+        return self._call(get)
 
     def get_short_interest(
         self,

@@ -21,7 +21,7 @@ from . import _messages
 from ._connection import Connection, ConnectionInfo
 from ._crypto import load_rsa_private_key
 from ._many import Progress, SymbolResult, fetch_many, iter_many
-from ._messages import GatewayEvent
+from ._messages import GatewayEvent, GlobalState
 from ._options import (
     CLIENT_TIMEOUT,
     ClientOptions,
@@ -40,7 +40,7 @@ from ._session import Session
 from ._weak import weak_describer
 from ._wire import DEFAULT_MAX_BODY_SIZE, ProtoId
 
-__all__ = ["Client", "GatewayEvent", "ShortInterestPage"]
+__all__ = ["Client", "GatewayEvent", "GlobalState", "ShortInterestPage"]
 
 
 class Client:
@@ -224,6 +224,22 @@ class Client:
             _warn(message, ResourceWarning, source=self)
 
     # -- requests ---------------------------------------------------------------------------
+
+    async def get_global_state(
+        self, *, timeout: float | _ClientTimeout | None = CLIENT_TIMEOUT
+    ) -> GlobalState:
+        """Ask OpenD for its `GlobalState` (GetGlobalState, 1002): logins and market states.
+
+        It takes no slot of the short-interest quota. ``timeout`` as in `get_short_interest`.
+        """
+        reply = await self._session.request(
+            ProtoId.GET_GLOBAL_STATE,
+            _messages.global_state_request(),
+            _messages.decode_global_state,
+            self._timeout_of(timeout),
+            charged=False,
+        )
+        return _messages.global_state(reply)
 
     async def get_short_interest(
         self,

@@ -24,18 +24,30 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from ._errors import ProtocolError, server_error
-from ._proto import InitConnect_pb2, KeepAlive_pb2, Notify_pb2, Qot_GetShortInterest_pb2
+from ._proto import (
+    Common_pb2,
+    GetGlobalState_pb2,
+    InitConnect_pb2,
+    KeepAlive_pb2,
+    Notify_pb2,
+    Qot_Common_pb2,
+    Qot_GetShortInterest_pb2,
+)
 from ._rows import Rows, ShortInterestReply, columns_for
 from ._security import Market, Security
 from ._wire import ProtoId
 
 __all__ = [
     "GatewayEvent",
+    "GlobalState",
     "InitReply",
     "check_ret",
+    "decode_global_state",
     "decode_init_connect",
     "decode_keepalive",
     "decode_short_interest",
+    "global_state",
+    "global_state_request",
     "init_connect_aes_key",
     "init_connect_request",
     "init_reply",
@@ -183,6 +195,84 @@ def parse_notify(body: bytes) -> GatewayEvent:
         name = str(s2c.type)
     desc = _text(s2c.event.desc, "event text", ProtoId.NOTIFY) if s2c.HasField("event") else ""
     return GatewayEvent(s2c.type, name, desc)
+
+
+# -- GetGlobalState (1002) ------------------------------------------------------------------
+
+# The markets GetGlobalState always reports, by their S2C field.
+_MARKET_FIELDS: Final = {
+    "HK": "marketHK",
+    "US": "marketUS",
+    "SH": "marketSH",
+    "SZ": "marketSZ",
+    "HK_FUTURE": "marketHKFuture",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalState:
+    """OpenD's GetGlobalState (1002) answer: whether it is logged in, and each market's state.
+
+    ``quote_logged_in`` is what short interest needs: OpenD answers quote requests only when it
+    is logged in to the quote server. ``markets`` maps ``"US"``, ``"HK"``, ``"SH"``, ``"SZ"`` and
+    ``"HK_FUTURE"`` to OpenD's market state name (``"Closed"``, ``"Morning"``, ...; the number for
+    one this version does not know). ``program_status`` is OpenD's own status name
+    (``"Ready"``, ``"LoginFailed"``, ...), empty when it does not say.
+    """
+
+    quote_logged_in: bool
+    trade_logged_in: bool
+    server_version: int
+    server_build: int
+    server_time: int
+    markets: dict[str, str]
+    program_status: str
+    conn_id: int | None
+
+
+def global_state_request() -> bytes:
+    """The 1002 body; its one field, the user id, is obsolete and 0 does."""
+    return GetGlobalState_pb2.Request(c2s=GetGlobalState_pb2.C2S(userID=0)).SerializeToString()
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum.Name(value)).removeprefix(prefix)
+    except ValueError:
+        return str(value)
+
+
+def decode_global_state(body: bytes) -> GetGlobalState_pb2.Response:
+    """GetGlobalState's reply, refused with `ProtocolError` if it is not a readable one."""
+    reply = _parse(GetGlobalState_pb2.Response, body, ProtoId.GET_GLOBAL_STATE)
+    _text(reply.retMsg, "retMsg", ProtoId.GET_GLOBAL_STATE)
+    return reply
+
+
+def global_state(reply: GetGlobalState_pb2.Response) -> GlobalState:
+    """The `GlobalState` of a successful reply; `ProtocolError` if it carries none."""
+    if not reply.HasField("s2c"):
+        raise ProtocolError("OpenD answered GetGlobalState without its state")
+    s2c = reply.s2c
+    markets = {
+        market: _enum_name(Qot_Common_pb2.QotMarketState, getattr(s2c, field), "QotMarketState_")
+        for market, field in _MARKET_FIELDS.items()
+    }
+    status = ""
+    if s2c.HasField("programStatus"):
+        status = _enum_name(
+            Common_pb2.ProgramStatusType, s2c.programStatus.type, "ProgramStatusType_"
+        )
+    return GlobalState(
+        quote_logged_in=s2c.qotLogined,
+        trade_logged_in=s2c.trdLogined,
+        server_version=s2c.serverVer,
+        server_build=s2c.serverBuildNo,
+        server_time=s2c.time,
+        markets=markets,
+        program_status=status,
+        conn_id=s2c.connID if s2c.HasField("connID") else None,
+    )
 
 
 # -- short interest (3249) -------------------------------------------------------------------

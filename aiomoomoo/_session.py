@@ -246,13 +246,21 @@ class Session:
     # -- requests ---------------------------------------------------------------------------
 
     async def request(
-        self, proto_id: int, body: bytes, decode: Callable[[bytes], T], timeout: float | None
+        self,
+        proto_id: int,
+        body: bytes,
+        decode: Callable[[bytes], T],
+        timeout: float | None,
+        *,
+        charged: bool = True,
     ) -> T:
         """Send one read request and return its decoded, successful reply.
 
         Resent after drops it is not to blame for, and after up to ``retries`` it is; OpenD's
         rate-limit refusals are waited out for up to ``rate_limit_wait``. ``timeout`` bounds
-        everything but the waits for the quota (the client's and OpenD's).
+        everything but the waits for the quota (the client's and OpenD's). ``charged=False``
+        takes no slot of the limiter, which keeps the short-interest quota (a request of
+        another kind, such as GetGlobalState, counts against a quota of its own at OpenD).
         """
         self._check_open()
         loop = asyncio.get_running_loop()
@@ -270,7 +278,7 @@ class Session:
                 # One attempt: a quota slot, room on a ready connection, the reply; written out
                 # here rather than in a helper coroutine, as every request passes this way.
                 slot: QuotaSlot = NO_SLOT
-                if not self._free:
+                if charged and not self._free:
                     started = loop.time()
                     slot = await limiter.grant()
                     budget.extend(loop.time() - started)

@@ -104,6 +104,15 @@ def dataset_sync(quick: bool, results: dict[str, Any]) -> Any:
     return sync
 
 
+def screens_section(quick: bool, results: dict[str, Any]) -> Any:
+    """Screens and changes on a 5,000-code store (bench/screens.py)."""
+    import screens
+
+    measure.log("screens and changes on a large store")
+    results["screens"] = screens.measure(quick)
+    return screens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and pages (~2 min)")
@@ -135,6 +144,7 @@ def main() -> None:
     measure.history_rounds(plan, results)
     measure.import_baseline(plan, results)
     sync = dataset_sync(args.quick, results)
+    screens = screens_section(args.quick, results)
     results["duration_s"] = time.perf_counter() - started
     measure.log(f"measured in {results['duration_s']:.0f} s; writing {output}")
 
@@ -143,6 +153,7 @@ def main() -> None:
     digest = summary.summarise(plan, results)
     figure.plot(digest, results, plot_path)
     extra = sync.to_markdown(results["sync"]) if sync is not None else None
+    extra = "\n".join(filter(None, [extra, screens.to_markdown(results["screens"])]))
     output.write_text(
         writeup.page(plan, digest, results, plot_path.name, quick=args.quick, extra=extra)
     )

@@ -127,3 +127,38 @@ def test_the_built_site_loads_nothing_from_the_web(tmp_path: Path) -> None:
         if (loads := remote_loads(page.read_text(encoding="utf-8")))
     }
     assert found == {}
+
+
+# -- pages whose every code block runs -------------------------------------------------------
+
+#: Pages whose ```python blocks, and ``$ aiomoomoo ...`` lines in ```console blocks, run in
+#: order in one namespace, in a directory holding a store named short.db.
+RUN_PAGES = ("elsewhere.md",)
+FENCE = re.compile(r"^```(?P<lang>\w+)\n(?P<body>.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_every_recipe_on_the_page_runs(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from aiomoomoo.cli import main
+
+    from .store._stores import mixed
+
+    mixed(tmp_path / "short.db")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    blocks = list(FENCE.finditer((DOCS / page).read_text(encoding="utf-8")))
+    for number, block in enumerate(blocks):
+        lang, body = block["lang"], block["body"]
+        if lang == "python":
+            exec(compile(body, f"{page}, block {number}", "exec"), namespace)
+            continue
+        assert lang == "console", f"{page}, block {number}: a {lang} block cannot be run"
+        commands = [line for line in body.splitlines() if line.startswith("$ aiomoomoo ")]
+        assert commands, f"{page}, block {number}: no $ aiomoomoo line to run"
+        for line in commands:
+            assert main(shlex.split(line)[2:]) == 0, line
+    capsys.readouterr()

@@ -12,16 +12,24 @@ from aiomoomoo import ProtocolError, RateLimitError, ServerError, UnknownSecurit
 from aiomoomoo._messages import (
     GatewayEvent,
     check_ret,
+    decode_global_state,
     decode_init_connect,
     decode_keepalive,
     decode_short_interest,
+    global_state,
     init_connect_aes_key,
     init_connect_request,
     init_reply,
     parse_notify,
     short_interest_request,
 )
-from aiomoomoo._proto import InitConnect_pb2, Notify_pb2, Qot_GetShortInterest_pb2
+from aiomoomoo._proto import (
+    Common_pb2,
+    GetGlobalState_pb2,
+    InitConnect_pb2,
+    Notify_pb2,
+    Qot_GetShortInterest_pb2,
+)
 from aiomoomoo._security import Market, Security, parse_code
 
 from ._fakes import decoded, rows_of
@@ -290,3 +298,25 @@ def test_the_request_body_is_what_protobuf_writes(
     built = short_interest_request(security, next_key, num)
     assert built == _protobuf_request(security, next_key, num)
     assert Qot_GetShortInterest_pb2.Request.FromString(built).c2s.security.code == symbol
+
+
+def test_a_global_state_reply_becomes_names_and_flags() -> None:
+    reply = GetGlobalState_pb2.Response(retType=0)
+    s2c = reply.s2c
+    s2c.marketHK, s2c.marketUS, s2c.marketSH, s2c.marketSZ, s2c.marketHKFuture = 3, 6, 77, 0, 11
+    s2c.qotLogined, s2c.trdLogined = False, True
+    s2c.serverVer, s2c.serverBuildNo, s2c.time = 1011, 4, 1_700_000_000
+    s2c.programStatus.type = Common_pb2.ProgramStatusType_LoginFailed
+    state = global_state(decode_global_state(reply.SerializeToString()))
+    assert state.markets == {
+        "HK": "Morning",
+        "US": "Closed",
+        "SH": "77",  # a state this version does not know keeps its number
+        "SZ": "None",
+        "HK_FUTURE": "AfterHoursEnd",
+    }
+    assert (state.quote_logged_in, state.trade_logged_in) == (False, True)
+    assert (state.server_version, state.server_build, state.server_time) == (1011, 4, 1_700_000_000)
+    assert (state.program_status, state.conn_id) == ("LoginFailed", None)
+    with pytest.raises(ProtocolError, match="without its state"):
+        global_state(GetGlobalState_pb2.Response(retType=0))

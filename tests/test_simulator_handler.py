@@ -317,3 +317,17 @@ def test_refuse_every_refuses_in_rate_limit_words_whatever_the_quota() -> None:
     replies = [page(sim, session) for _ in range(4)]
     assert [r.errCode if r.retType else 0 for r in replies] == [0, 3, 0, 3]
     assert "no more than 30 times every 30 seconds" in replies[1].retMsg
+
+
+def test_a_logged_out_gateway_says_so_and_refuses_short_interest() -> None:
+    sim = handler(faults=Faults(logged_out=True))
+    session = logged_in(sim)
+    body = GetGlobalState_pb2.Request(c2s=GetGlobalState_pb2.C2S(userID=0)).SerializeToString()
+    state = only_reply(
+        sim.handle(session, ProtoId.GET_GLOBAL_STATE, 4, body), GetGlobalState_pb2.Response
+    )
+    assert (state.retType, state.s2c.qotLogined) == (0, False)
+    refused = page(sim, session)
+    assert (refused.retType != 0, refused.retMsg) == (True, "quote server is not logged in")
+    sim.faults.logged_out = False
+    assert page(sim, session).retType == 0

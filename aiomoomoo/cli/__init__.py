@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 from .. import __version__
-from . import _fetch, _simulate, _store
+from . import _doctor, _fetch, _screens, _simulate, _store
 from ._terminal import reset_hint
 
 __all__ = ["COMMANDS", "main"]
@@ -29,6 +29,8 @@ COMMANDS: Final[tuple[_AddParser, ...]] = (
     _fetch.add_parser,
     _simulate.add_parser,
     *_store.COMMANDS,
+    *_screens.COMMANDS,
+    _doctor.add_parser,
 )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "host",
     "page_size",
     "port",
+    "positive_seconds",
     "quota",
     "rate_limit",
 ]
@@ -66,6 +67,19 @@ def port(text: str) -> int:
         return check_port(number)
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0, such as 5 or 0.5, got {text!r}"
+        )
+    return value
 
 
 def bind_port(text: str) -> int:

@@ -22,8 +22,9 @@ from .._security import parse_code
 from ..store import DEFAULT_WAIT, ShortInterestStore, SyncProgress, SyncReport
 from . import _args
 from ._gateway import GATEWAY_OPTIONS, connected_client, explain
-from ._output import INTERRUPTED, escape, in_column_order, print_error
+from ._output import INTERRUPTED, escape, in_column_order, parquet_problem, print_error
 from ._progress import ProgressDisplay, duration, progress_on, ticking
+from ._screens import movers
 from ._tables import add_output_options, output_problem, write_table
 from ._universe import read_universe
 
@@ -105,6 +106,7 @@ def _run_sync(args: argparse.Namespace) -> int:
             with progress_on(sys.stderr, len(codes), expected=expected) as display:
                 stored.display = display
                 report = asyncio.run(_sync(store, codes, args, stored))
+            moved = movers(store, report.synced) if report.rows_new or report.rows_revised else []
     except MoomooError as exc:  # the gateway's errors, and the store's (StoreError)
         print_error("sync", explain(exc, "sync", args))
         return 1
@@ -112,6 +114,8 @@ def _run_sync(args: argparse.Namespace) -> int:
         print_error("sync", f"interrupted: {stored.rows:,} rows stored, run again to resume")
         return INTERRUPTED
     print(_summary(report))
+    for line in moved:
+        print(line)
     for code, error in report.failures.items():
         # A MoomooError says what OpenD did; anything else is named by its type too.
         what = str(error) if isinstance(error, MoomooError) else f"{type(error).__name__}: {error}"
@@ -185,11 +189,20 @@ def _add_export_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         "--as-of", type=_args.as_of, metavar="TIME", help="as known then (e.g. 2026-05-01T00:00Z)"
     )
     parser.add_argument("--latest", action="store_true", help="only each code's newest row")
+    parser.add_argument(
+        "--partition",
+        action="append",
+        choices=("market", "year"),
+        help="write a Hive-partitioned Parquet dataset into the --output directory "
+        "(market=US/...); give it twice to nest (--partition market --partition year)",
+    )
     add_output_options(parser)
     parser.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if args.partition:
+        return _export_dataset(args)
     problem = output_problem(args)
     if problem is not None:
         print_error("export", problem[0])
@@ -213,6 +226,55 @@ def _run_export(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print_error("export", "interrupted: nothing written")
         return INTERRUPTED
+
+
+def _export_dataset(args: argparse.Namespace) -> int:
+    """``export --partition``: every row of the codes asked for, one fixed schema, into a
+    Hive-partitioned Parquet dataset under ``--output``."""
+    partition_by = list(dict.fromkeys(args.partition))
+    problem = None
+    if args.format not in (None, "parquet"):
+        problem = f"--partition writes Parquet, not {args.format}"
+    elif args.output is None:
+        problem = "--partition needs --output DIRECTORY"
+    elif args.latest:
+        problem = "--partition writes every row; leave out --latest"
+    elif not args.store.exists():
+        problem = f"no store at {args.store}"
+    if problem is not None:
+        print_error("export", problem)
+        return 2
+    problem = parquet_problem()
+    if problem is not None:
+        print_error("export", problem)
+        return 1
+    try:
+        with ShortInterestStore(args.store) as store:
+            rows = store.write_dataset(
+                args.output,
+                partition_by=partition_by,
+                codes=list(dict.fromkeys(args.codes)) or None,
+                since=args.since,
+                as_of=args.as_of,
+            )
+    except KeyError as exc:
+        print_error("export", str(exc.args[0]))
+        return 2
+    except FileExistsError as exc:
+        print_error("export", f"{args.output} {exc.strerror}")
+        return 2
+    except OSError as exc:
+        print_error("export", f"cannot write {args.output}: {exc.strerror or exc}")
+        return 1
+    except KeyboardInterrupt:
+        print_error("export", "interrupted: the dataset is incomplete")
+        return INTERRUPTED
+    print(
+        f"wrote {rows:,} row{'s' if rows != 1 else ''} to {escape(args.output)}, "
+        f"partitioned by {', '.join(partition_by)}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _export_frame(

@@ -15,9 +15,10 @@ from .._frames import empty_frame
 from .._rows import trading_date
 from .._security import Market, Security
 from . import _schema as sql
+from . import _screen_sql as screen_sql
 from ._plan import CodeState
 
-__all__ = ["StoreReader"]
+__all__ = ["CONDITIONS", "GENERIC_ORDER", "StoreReader"]
 
 # The columns whose period-on-period change the frames add, per market.
 _CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
@@ -78,30 +79,94 @@ class StoreReader:
     def latest(self, markets: list[Market], *, as_of: str | None) -> pd.DataFrame:
         """`ShortInterestStore.latest` over ``markets``."""
         parts = [self._frame(m, as_of, "market", m.name, newest=True) for m in markets]
-        if len(parts) == 1:
-            return parts[0]
-        dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
-        columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
-        # code, both markets' official columns, the change columns, then the seen times.
-        derived = [c for c in columns if "_short_" in c and c not in sql.VALUE_COLUMNS]
-        order = [c for c in columns if c not in derived and not c.endswith("_seen")]
-        order += [*derived, "first_seen", "last_seen"]
-        # The other market's columns are added as typed missing values: concatenating untyped
-        # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
-        joined = pd.concat(
-            [
-                part.assign(
-                    **{
-                        c: pd.Series(None, index=part.index, dtype=dtypes[c])
-                        for c in order
-                        if c not in part.columns
-                    }
-                )[order]
-                for part in parts
-            ],
-            ignore_index=True,
-        ).astype({c: dtypes[c] for c in order})
+        joined = _join(parts)
         return joined.sort_values("code", kind="stable", ignore_index=True)
+
+    @staticmethod
+    def columns(markets: list[Market]) -> list[str]:
+        """The columns of `latest` (and of a screen) over ``markets``, without a query."""
+        return list(_join([_to_frame(market, []) for market in markets]).columns)
+
+    def screen(
+        self,
+        markets: list[Market],
+        *,
+        as_of: str | None,
+        conditions: list[tuple[str, str, float]],
+        by: str | None,
+        ascending: bool,
+        top: int | None,
+    ) -> pd.DataFrame:
+        """`ShortInterestStore.screen`: ``conditions`` are (what, ``">="`` or ``"<="``, value)
+        with what one of `CONDITIONS`, each checked to apply to every market of ``markets``."""
+        parts = []
+        for market in markets:
+            where = [
+                f"{CONDITIONS[market][what]} {op} :bound{index}"
+                for index, (what, op, _) in enumerate(conditions)
+            ]
+            order = "code" if by is None else _order_of(market, by)
+            query = screen_sql.screen_query(
+                market,
+                as_of=as_of is not None,
+                conditions=where,
+                order_by=order,
+                descending=by is not None and not ascending,
+                limit=top is not None,
+            )
+            params: dict[str, object] = {
+                **screen_sql.market_range(market),
+                "as_of": as_of,
+                "limit": top,
+                **{f"bound{index}": value for index, (_, _, value) in enumerate(conditions)},
+            }
+            rows = self._db.execute(query, params).fetchall()
+            parts.append(_to_frame(market, rows, with_previous=True))
+        frame = _join(parts)
+        if len(parts) > 1:
+            # Each market came sorted and cut to ``top`` by SQLite: merge the two.
+            if by is None:
+                frame = frame.sort_values("code", ignore_index=True)
+            else:
+                frame = (
+                    frame.assign(_key=_sort_key(frame, by))
+                    .sort_values(
+                        ["_key", "code"],
+                        ascending=[ascending, True],
+                        na_position="last",
+                        ignore_index=True,
+                    )
+                    .drop(columns="_key")
+                )
+            if top is not None:
+                frame = frame.head(top)
+        return frame
+
+    def changes(self, market: Market, *, since: str | None, as_of: str | None) -> pd.DataFrame:
+        """`ShortInterestStore.changes`."""
+        query = screen_sql.changes_query(market, as_of=as_of is not None, since=since is not None)
+        params = {**screen_sql.market_range(market), "as_of": as_of, "since": since}
+        rows = self._db.execute(query, params).fetchall()
+        code, date, value, previous_date, previous = (
+            list(column) for column in (zip(*rows, strict=True) if rows else [()] * 5)
+        )
+        changed = screen_sql.CHANGED[market]
+        current: Any = pd.Series(pd.array(value, dtype="Int64"))
+        before: Any = pd.Series(pd.array(previous, dtype="Int64"))
+        change = current - before
+        # As the frames compute it (`_to_frame`): nothing to divide by after a zero.
+        ratio = change.astype("Float64") / before.astype("Float64").replace(0, pd.NA)
+        return pd.DataFrame(
+            {
+                "code": pd.array(code, dtype="string"),
+                "date": pd.array(date, dtype="string"),
+                "previous_date": pd.array(previous_date, dtype="string"),
+                changed: current,
+                f"{changed}_previous": before,
+                f"{changed}_change": change,
+                f"{changed}_change_percent": (ratio * 100).round(2).astype("float64"),
+            }
+        )
 
     def _frame(
         self, market: Market, as_of: str | None, by: str, value: str, *, newest: bool = False
@@ -117,19 +182,90 @@ class StoreReader:
         return frame
 
 
-def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+def _join(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One market's frame as it is; two markets' in one frame with both markets' columns."""
+    if len(parts) == 1:
+        return parts[0]
+    dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
+    columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
+    # code, both markets' official columns, the change columns, then the seen times.
+    derived = [c for c in columns if "_short_" in c and c not in sql.VALUE_COLUMNS]
+    order = [c for c in columns if c not in derived and not c.endswith("_seen")]
+    order += [*derived, "first_seen", "last_seen"]
+    # The other market's columns are added as typed missing values: concatenating untyped
+    # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
+    return pd.concat(
+        [
+            part.assign(
+                **{
+                    c: pd.Series(None, index=part.index, dtype=dtypes[c])
+                    for c in order
+                    if c not in part.columns
+                }
+            )[order]
+            for part in parts
+        ],
+        ignore_index=True,
+    ).astype({c: dtypes[c] for c in order})
+
+
+#: What a screen's conditions compare, per market: the SQL expression of `_screen_sql`.
+CONDITIONS: Final = {
+    Market.US: {
+        "days_to_cover": "days_to_cover",
+        "short_percent": "short_percent",
+        "change_percent": "change_percent",
+    },
+    Market.HK: {"short_percent": "aggregated_short_ratio", "change_percent": "change_percent"},
+}
+#: Names a screen sorts by that mean each market's own short-position change.
+GENERIC_ORDER: Final = ("change", "change_percent")
+
+
+def _order_of(market: Market, by: str) -> str:
+    """The SQL expression a screen of ``market`` sorts by for the column ``by``."""
+    if by in GENERIC_ORDER:
+        return by
+    try:
+        return screen_sql.sql_of(market, by)
+    except KeyError:
+        return "NULL"  # the other market's column: these rows have none
+
+
+def _sort_key(frame: pd.DataFrame, by: str) -> pd.Series:
+    """The values a two-market screen sorts by: ``by``'s column, or for a generic name each
+    row's own market's change column."""
+    if by not in GENERIC_ORDER:
+        return frame[by]
+    us, hk = (f"{screen_sql.CHANGED[m]}_{by}" for m in (Market.US, Market.HK))
+    return frame[us].astype("Float64").fillna(frame[hk].astype("Float64"))
+
+
+def _to_frame(
+    market: Market, rows: list[tuple[Any, ...]], *, with_previous: bool = False
+) -> pd.DataFrame:
     """A frame of ``code``, ``market``'s official columns, the change columns and the seen
-    times, from query rows already sorted by code then date, newest first."""
+    times, from query rows already sorted by code then date, newest first.
+
+    ``with_previous``: each row ends with its previous period's value (a screen's one row per
+    code), rather than the previous period being the next row down.
+    """
     template = empty_frame(market)
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(template.columns) + 3)
+    width = len(template.columns) + 3 + with_previous
+    values = list(zip(*rows, strict=True)) if rows else [()] * width
+    given = values.pop() if with_previous else None
     data: dict[str, Any] = {"code": pd.array(values[0], dtype="string")}
     for index, column in enumerate(template.columns, start=1):
         data[column] = pd.array(list(values[index]), dtype=template.dtypes[column])
     frame = pd.DataFrame(data)
     changed = _CHANGED[market]
     current: Any = frame[changed]
-    # Rows run newest first within each code, so the previous period is the next row down.
-    previous = current.groupby(frame["code"], sort=False).shift(-1)
+    previous: Any
+    if given is not None:
+        previous = pd.Series(pd.array(list(given), dtype=current.dtype), index=frame.index)
+    else:
+        # Rows run newest first within each code, so the previous period is the next row down.
+        previous = current.groupby(frame["code"], sort=False).shift(-1)
     change = current - previous
     ratio = change.astype("Float64") / previous.astype("Float64").replace(0, pd.NA) * 100
     frame[f"{changed}_previous"] = previous

@@ -25,14 +25,18 @@ import pandas as pd
 
 from .._options import check_codes
 from .._security import Market, parse_code
+from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._file import Waiting, check_wait, connect, file_errors, lock_path
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today, make_plan
 from ._read import StoreReader
+from ._screen_args import check_screen
 from ._sync import SyncProgress, SyncReport, sync_codes
 from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]
+
     from .._client import Client
 
 __all__ = ["DEFAULT_WAIT", "ShortInterestStore"]
@@ -265,3 +269,140 @@ class ShortInterestStore:
         moment = _check_as_of(as_of)
         markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
         return self._read(lambda: self._reader.latest(markets, as_of=moment))
+
+    def to_arrow(
+        self,
+        market: Market | str | None = None,
+        *,
+        codes: Iterable[str] | None = None,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> pa.Table:
+        """Every stored row as a ``pyarrow.Table``, built from the query without pandas.
+
+        The columns are `latest`'s (``code``, the official columns, the change columns,
+        ``first_seen``, ``last_seen``) with one fixed type each: ``string``, ``int64``,
+        ``double`` and ``timestamp[us, tz=UTC]``, so tables of different stores, days or markets
+        concatenate. Rows run by code, newest first. ``market`` keeps one market's codes and
+        columns; ``codes`` keeps those codes (each must be in the store, else KeyError);
+        ``since`` and ``as_of`` as in `history`. Needs pyarrow (``aiomoomoo[parquet]``);
+        ``polars.from_arrow(store.to_arrow())`` makes a Polars frame of it.
+        """
+        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        wanted = None if codes is None else [s.code for s in check_codes(codes)]
+        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(self._read(self._reader.codes)))
+            if unknown:
+                raise KeyError(
+                    f"{unknown[0]} is not in the store {str(self.path)!r}; sync it first"
+                )
+        return self._read(
+            lambda: read_arrow(self._db, markets, codes=wanted, since=cutoff, as_of=moment)
+        )
+
+    def write_dataset(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        partition_by: Iterable[str] = ("market",),
+        codes: Iterable[str] | None = None,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> int:
+        """Write `to_arrow`'s rows as a Hive-partitioned Parquet dataset; return the row count.
+
+        ``directory`` must be new or empty. ``partition_by`` is ``"market"``, ``"year"`` or
+        both, in nesting order: ``market=US/year=2026/part-0.parquet``. Every file holds the
+        same schema, both markets' columns, so readers (pyarrow.dataset, Polars, DuckDB's
+        ``read_parquet(..., hive_partitioning = true)``, Spark) see one table with ``market``
+        and ``year`` as columns. ``codes``, ``since`` and ``as_of`` as in `to_arrow`.
+        """
+        if isinstance(partition_by, str):
+            raise TypeError(f"partition_by must be a list of names, not one str {partition_by!r}")
+        parts = list(partition_by)
+        bad = [p for p in parts if p not in PARTITIONS] or parts[len(set(parts)) :]
+        if bad or not parts:
+            raise ValueError(
+                f"partition_by must name 'market' and/or 'year', once each, got {parts!r}"
+            )
+        target = Path(directory)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise FileExistsError(17, "already exists: name a new or empty directory", str(target))
+        table = self.to_arrow(codes=codes, since=since, as_of=as_of)
+        write_dataset(table, target, parts)
+        return int(table.num_rows)
+
+    def screen(
+        self,
+        market: Market | str | None = None,
+        *,
+        as_of: dt.datetime | str | None = None,
+        min_days_to_cover: float | None = None,
+        min_short_percent: float | None = None,
+        min_change_percent: float | None = None,
+        max_change_percent: float | None = None,
+        by: str | None = None,
+        ascending: bool = False,
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """Each code's newest row at ``as_of`` with its change columns, filtered and sorted,
+        computed in SQLite (one query per market, no history built per code).
+
+        The columns are `latest`'s. Conditions keep the rows whose value is present and within
+        the bound: ``min_days_to_cover`` (US only: HK short interest has none, so it is refused
+        for HK and, without ``market="US"``, for both markets), ``min_short_percent`` (US
+        ``short_percent``, HK ``aggregated_short_ratio``), ``min_change_percent`` and
+        ``max_change_percent`` (the short position's percent change from the previous period,
+        compared before it is rounded to hundredths for the column). ``by`` sorts by a column,
+        largest first (``ascending=True`` for smallest), missing values last, ties by code;
+        ``"change"`` and ``"change_percent"`` name each market's own change column. Without
+        ``by`` rows run by code. ``top`` keeps the first ``top`` rows.
+        """
+        moment = _check_as_of(as_of)
+        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        screen = check_screen(
+            markets,
+            one_market=market is not None,
+            bounds={
+                "min_days_to_cover": min_days_to_cover,
+                "min_short_percent": min_short_percent,
+                "min_change_percent": min_change_percent,
+                "max_change_percent": max_change_percent,
+            },
+            by=by,
+            ascending=ascending,
+            top=top,
+        )
+        return self._read(
+            lambda: self._reader.screen(
+                markets,
+                as_of=moment,
+                conditions=screen.conditions,
+                by=screen.by,
+                ascending=screen.ascending,
+                top=screen.top,
+            )
+        )
+
+    def changes(
+        self,
+        market: Market | str,
+        *,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+    ) -> pd.DataFrame:
+        """Per code of ``market``, the newest publication against the one before it, largest
+        absolute percent change first.
+
+        Columns: ``code``, ``date`` and ``previous_date`` (``YYYY-MM-DD``), the short position
+        (``shares_short`` for US, ``aggregated_short`` for HK), its ``_previous`` value, its
+        ``_change`` and ``_change_percent`` (rounded to hundredths; the order uses the exact
+        value). Codes without a change to show (one row, a previous value of 0 or missing)
+        come last; equal changes run by code. ``since`` (a date) compares with the code's row
+        on or before that date instead of the one before. ``as_of`` reads the store as it was
+        then: a value revised later counts with its old version.
+        """
+        chosen = _check_market(market)
+        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        return self._read(lambda: self._reader.changes(chosen, since=cutoff, as_of=moment))

@@ -40,6 +40,8 @@ class Faults:
       OpenD's rate-limit wording, whatever the quota says.
     - ``strict_quota``: enforce this quota as well as the announced one, refusing in OpenD's
       wording with the announced quota's figures: a gateway stricter than it says.
+    - ``logged_out``: an OpenD that is running but not logged in to the quote server:
+      GetGlobalState says so and every short-interest request is refused.
 
     Stream-level, on TCP only:
 
@@ -65,6 +67,7 @@ class Faults:
     strict_quota: Quota | None = None
     trickle: float | None = None
     corrupt_every: int | None = None
+    logged_out: bool = False
 
     def __post_init__(self) -> None:
         for name in (

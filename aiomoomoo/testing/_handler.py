@@ -64,6 +64,7 @@ _ERR_PARAM: Final = 1
 _ERR_UNKNOWN_SECURITY: Final = 2
 _ERR_RATE_LIMIT: Final = 3
 _ERR_UNSUPPORTED: Final = 4
+_ERR_NOT_LOGGED_IN: Final = 5
 _NO_ENCRYPTION: Final = -1  # Common.PacketEncAlgo_None
 _AES_CBC: Final = 2  # Common.PacketEncAlgo_AES_CBC
 # A reply of another request's kind, for Faults.wrong_proto_id_every.
@@ -252,7 +253,7 @@ class RequestHandler:
         s2c = response.s2c
         closed = 6  # QotMarketState_Closed: the simulator's markets never trade
         s2c.marketHK = s2c.marketUS = s2c.marketSH = s2c.marketSZ = s2c.marketHKFuture = closed
-        s2c.qotLogined = True
+        s2c.qotLogined = not self.faults.logged_out
         s2c.trdLogined = False
         s2c.serverVer = _SERVER_VERSION
         s2c.serverBuildNo = 1
@@ -278,6 +279,8 @@ class RequestHandler:
             code = f"{Market(market).name}.{symbol}"
             if code in self.faults.poison_codes:
                 raise _Drop
+        if self.faults.logged_out:
+            return fail(response, _texts.not_logged_in(self.lang), _ERR_NOT_LOGGED_IN)
         refused = self._over_quota(self.clock())
         if refused is not None:
             stats.rate_limited += 1

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from ._stats import Quota
 
-__all__ = ["LANGS", "Lang", "check_lang", "rate_limited", "unknown_stock"]
+__all__ = ["LANGS", "Lang", "check_lang", "not_logged_in", "rate_limited", "unknown_stock"]
 
 Lang = Literal["en", "zh"]
 """The language of OpenD's texts in the simulator's failure replies (``OpenDSimulator(lang=...)``),
@@ -56,3 +56,8 @@ def rate_limited(lang: Lang, quota: Quota) -> str:
 def unknown_stock(lang: Lang) -> str:
     """OpenD's reply to a code it does not know."""
     return "未知股票" if lang == "zh" else "unknown stock"
+
+
+def not_logged_in(lang: Lang) -> str:
+    """The refusal of a quote request while OpenD is not logged in (a guess at the wording)."""
+    return "行情服务器未登录" if lang == "zh" else "quote server is not logged in"

@@ -134,6 +134,9 @@ def test_every_method_answers_as_the_async_client(opend: OpenDSimulator) -> None
 
         results = {r.code: r for r in client.iter_short_interest_many(("US.SPY", "HK.02800"))}
         assert dates(results["HK.02800"].frame) == history_dates(opend, "HK.02800")
+        state = client.get_global_state(timeout=3.0)
+        assert state.quote_logged_in
+        assert state.conn_id == client.connection_info.conn_id
         assert "BlockingClient" in repr(client)
     assert client.closed
     assert threading.active_count() == threads_before

@@ -46,6 +46,7 @@ def test_every_example_is_tested() -> None:
         "testing_with_faults.py",
         "dataset.py",
         "blocking_script.py",
+        "screens.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -195,3 +196,19 @@ def test_help(name: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "--host" in result.stdout
     assert "--port" in result.stdout
+
+
+def test_screens() -> None:
+    result = run_example("screens.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "synced 11 codes: 2971 new rows, 0 revised" in out
+    assert "synced 11 codes: 16 new rows, 11 revised" in out
+    screen = out.split("US, 2+ days to cover, biggest increase first:")[1].split("US biggest")[0]
+    assert re.search(r"^US\.BRK\.B +2026-05-15 +12932539 +4\.33 +5\.45$", screen, re.M)
+    moves = out.split("US biggest moves in the newest publication:")[1]
+    assert re.search(r"^ +US\.SPY 2026-05-15 +2026-04-30 .* 13\.82$", moves, re.M)
+    # Before the publication the newest row was 2026-04-30, and its ranking another one.
+    then = out.split("before that publication:")[1]
+    assert re.search(r"^ +US\.SPY 2026-04-30 +-13\.16$", then, re.M)
+    assert "Arrow: 2987 rows, 19 columns" in out
