@@ -332,12 +332,17 @@ def test_an_interrupted_call_cancels_its_request(sim: OpenDSimulator) -> None:
         idle = client._call(tasks)
         sim.faults.reply_delay = 30.0
         main_thread = threading.get_ident()
-        # Ctrl-C while the call waits: a real SIGINT to this (the main) thread.
+        # Ctrl-C while the call waits: a real SIGINT to this (the main) thread. Python's own
+        # handler, set here: a runner that starts pytest in the background has SIGINT ignored.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         timer = threading.Timer(0.2, signal.pthread_kill, (main_thread, signal.SIGINT))
         timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            client.get_short_interest("US.AAPL")
-        timer.join()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.get_short_interest("US.AAPL")
+        finally:
+            timer.join()
+            signal.signal(signal.SIGINT, previous)
 
         eventually(lambda: client._call(tasks) == idle)
         sim.faults.reply_delay = 0.0
