@@ -89,7 +89,7 @@ class _Loop:
         message = f"unclosed <BlockingClient of {self.client!r}>; use 'with' or close()"
         self.stop(wait=_ABANDON_WAIT)
         if connected:
-            warnings.warn(message, ResourceWarning, source=self.client, stacklevel=2)
+            warnings.warn(message, ResourceWarning, source=self.client)
 
 
 async def _next(iterator: AsyncIterator[_T]) -> _T | _End:
