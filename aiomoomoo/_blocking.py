@@ -75,8 +75,9 @@ class _Loop:
         """Close the client on the loop, cancel what is left there (a call queued for a quota
         slot: its caller sees ClientClosedError) and end the thread; ``wait`` bounds it all."""
         with self._lock:
+            # Only the first caller stops the thread; the others find nothing left to stop.
             self.closed = True
-            thread = self.thread
+            thread, self.thread = self.thread, None
         if thread is not None:
             thread.stop(self.client.close, wait)
 
@@ -89,7 +90,7 @@ class _Loop:
         message = f"unclosed <BlockingClient of {self.client!r}>; use 'with' or close()"
         self.stop(wait=_ABANDON_WAIT)
         if connected:
-            warnings.warn(message, ResourceWarning, source=self.client)
+            warnings.warn(message, ResourceWarning, stacklevel=1, source=self.client)
 
 
 async def _next(iterator: AsyncIterator[_T]) -> _T | _End:

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -56,10 +57,10 @@ class LoopThread:
     def stop(self, last: Callable[[], Awaitable[object]], wait: float | None) -> None:
         """Await ``last()`` on the loop, then cancel what still runs there and end the thread.
 
-        Waits at most ``wait`` seconds for each of the two (None: as long as they take; from the
-        loop thread itself: not at all). A loop that does not answer in time is left running: it
-        is a daemon thread, which the interpreter does not wait for at exit. An exception from
-        ``last()`` is raised here when it is waited for.
+        Waits at most ``wait`` seconds in all (None: as long as it takes; from the loop thread
+        itself: not at all). A loop that does not answer in time is left running: it is a daemon
+        thread, which the interpreter does not wait for at exit. An exception from ``last()`` is
+        raised here when it is waited for.
         """
         portal = self.portal
 
@@ -72,6 +73,7 @@ class LoopThread:
         own_thread = threading.get_ident() == self.ident
         if own_thread:
             wait = 0.0
+        deadline = None if wait is None else time.monotonic() + wait
         coroutine = wind_down()
         try:
             done = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -81,4 +83,4 @@ class LoopThread:
         with contextlib.suppress(TimeoutError, concurrent.futures.CancelledError):
             done.result(wait)
         if not own_thread:
-            self._thread.join(wait)
+            self._thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))

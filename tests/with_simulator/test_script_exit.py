@@ -108,3 +108,27 @@ def test_threads_still_using_an_unclosed_client_finish_before_it_closes() -> Non
     assert status == 0, err
     assert "<ShortInterestPage US.AAPL rows=2" in out
     assert f"ResourceWarning: {UNUSED_WARNINGS}" in err
+
+
+def test_a_loop_stuck_in_a_callback_does_not_hold_the_script() -> None:
+    # The client waits a bounded time for its loop to close it, then leaves the daemon thread
+    # to the interpreter.
+    status, _, err = finish(
+        start(
+            """
+            stuck = threading.Event()
+
+            def on_progress(progress):
+                stuck.set()
+                time.sleep(3600)  # a callback that never returns: the loop thread is stuck
+
+            def fetch():
+                client.fetch_short_interest_many(["US.AAPL"], on_progress=on_progress)
+
+            threading.Thread(target=fetch, daemon=True).start()
+            stuck.wait()
+            """
+        )
+    )
+    assert status == 0, err
+    assert f"ResourceWarning: {UNUSED_WARNINGS}" in err
