@@ -11,9 +11,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
-import sys
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
@@ -23,6 +23,7 @@ import pandas as pd
 from ._client import Client, GlobalState, ShortInterestPage
 from ._connection import ConnectionInfo
 from ._errors import ClientClosedError
+from ._loop_thread import LoopThread
 from ._many import Progress, SymbolResult
 from ._options import CLIENT_TIMEOUT, _ClientTimeout
 from ._quota import SlidingWindowLimiter
@@ -35,8 +36,9 @@ __all__ = ["BlockingClient"]
 
 _T = TypeVar("_T")
 
-#: The longest a garbage-collected client waits for its loop to wind down.
-_COLLECT_WAIT: Final = 5.0
+#: The longest a client left open waits for its loop to wind down, when it is garbage collected
+#: or the interpreter exits: a script that forgot close() still exits at once.
+_ABANDON_WAIT: Final = 1.0
 
 
 class _End:
@@ -45,6 +47,50 @@ class _End:
 
 
 _END: Final = _End()
+
+
+class _Loop:
+    """A `BlockingClient`'s loop thread, started on first use and stopped once.
+
+    Apart from the `BlockingClient`, so that its finalizer can stop the loop without keeping
+    the client alive.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.thread: LoopThread | None = None
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def start(self, thread_name: str, client_name: str) -> LoopThread:
+        """The running loop thread, started if need be; `ClientClosedError` once stopped."""
+        with self._lock:
+            if self.closed:
+                raise ClientClosedError(f"{client_name} is closed; create a new client")
+            if self.thread is None:
+                self.thread = LoopThread(thread_name)
+            return self.thread
+
+    def stop(self, wait: float | None) -> None:
+        """Close the client on the loop, cancel what is left there (a call queued for a quota
+        slot: its caller sees ClientClosedError) and end the thread; ``wait`` bounds it all."""
+        with self._lock:
+            # Only the first caller stops the thread; the others find nothing left to stop.
+            self.closed = True
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            thread.stop(self.client.close, wait)
+
+    def abandon(self) -> None:
+        """The finalizer: the `BlockingClient` was collected, or the interpreter is exiting,
+        while it was open. Warn if it was connected (as `Client` does), and stop it."""
+        if self.closed or self.thread is None:
+            return
+        connected = self.client.connection_info is not None
+        message = f"unclosed <BlockingClient of {self.client!r}>; use 'with' or close()"
+        self.stop(wait=_ABANDON_WAIT)
+        if connected:
+            warnings.warn(message, ResourceWarning, stacklevel=1, source=self.client)
 
 
 async def _next(iterator: AsyncIterator[_T]) -> _T | _End:
@@ -66,17 +112,17 @@ class BlockingClient:
     ``host``, ``port`` and every keyword option are `Client`'s, checked here. Callbacks
     (``on_event``, ``on_progress``) run in the client's loop thread and must not call the client.
     Leaving the ``with`` block, or `close`, ends every call in progress with `ClientClosedError`
-    and stops the thread; a client left open warns with ``ResourceWarning`` when collected.
+    and stops the thread. A client left open closes itself when collected or at interpreter exit
+    (a script always exits), with a ``ResourceWarning`` if it was connected.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 11111, **options: Any) -> None:
         # Built here, so a bad option raises in the caller's thread before any thread starts.
         self._client = Client(host, port, **options)
-        self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._portal_exit: contextlib.ExitStack | None = None
-        self._loop_thread_id: int | None = None
-        self._closed = False
+        self._loop = _Loop(self._client)
+        # Runs when the client is collected, or at interpreter exit (from an atexit hook, so
+        # after non-daemon threads end and before daemon threads freeze) if still open.
+        self._finalizer = weakref.finalize(self, self._loop.abandon)
 
     def __repr__(self) -> str:
         return f"<BlockingClient of {self._client!r}>"
@@ -126,7 +172,12 @@ class BlockingClient:
     @property
     def closed(self) -> bool:
         """Whether `close` has been called."""
-        return self._closed
+        return self._loop.closed
+
+    @property
+    def _loop_thread_id(self) -> int | None:
+        thread = self._loop.thread
+        return None if thread is None else thread.ident
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -139,7 +190,10 @@ class BlockingClient:
 
         Calls in progress in other threads raise `ClientClosedError`; closing twice is fine.
         """
-        self._shutdown(wait=None)
+        if threading.get_ident() == self._loop_thread_id:
+            raise RuntimeError("a BlockingClient cannot be closed from its own callbacks")
+        self._finalizer.detach()
+        self._loop.stop(wait=None)
 
     def __enter__(self) -> Self:
         try:
@@ -157,54 +211,10 @@ class BlockingClient:
     ) -> None:
         self.close()
 
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_portal", None) is None or getattr(self, "_closed", True):
-            return
-        # As Client: only a client left connected is worth a warning; the loop thread of one
-        # that never connected is stopped quietly.
-        connected = self._client.connection_info is not None
-        message = f"unclosed {self!r}; use 'with' or close()"
-        # At interpreter exit the loop thread is already gone: waiting for it would hang.
-        if not sys.is_finalizing():
-            self._shutdown(wait=_COLLECT_WAIT)
-        if connected:
-            _warn(message, ResourceWarning, source=self)
-
-    def _shutdown(self, *, wait: float | None) -> None:
-        if threading.get_ident() == self._loop_thread_id:
-            raise RuntimeError("a BlockingClient cannot be closed from its own callbacks")
-        with self._lock:
-            self._closed = True
-            portal, self._portal = self._portal, None
-            portal_exit, self._portal_exit = self._portal_exit, None
-        if portal is None or portal_exit is None:
-            return
-        try:
-            # RuntimeError: the loop has already stopped; TimeoutError: only when collected.
-            with contextlib.suppress(RuntimeError, TimeoutError):
-                portal.start_task_soon(self._client.close).result(wait)
-            # What close() did not end (a call queued for a quota slot) is cancelled; its
-            # caller then sees ClientClosedError.
-            with contextlib.suppress(RuntimeError, TimeoutError):
-                portal.start_task_soon(portal.stop, True).result(wait)
-        finally:
-            portal_exit.close()
-
     # -- calls into the loop -----------------------------------------------------------------
 
     def _running_portal(self) -> BlockingPortal:
-        with self._lock:
-            if self._closed:
-                raise ClientClosedError(f"{self._name} is closed; create a new client")
-            if self._portal is None:
-                # Imported on first use: `import aiomoomoo` should not pay for it.
-                from anyio.from_thread import start_blocking_portal
-
-                stack = contextlib.ExitStack()
-                self._portal = stack.enter_context(start_blocking_portal("asyncio"))
-                self._portal_exit = stack
-                self._loop_thread_id = self._portal.call(threading.get_ident)
-            return self._portal
+        return self._loop.start(f"aiomoomoo {self.host}:{self.port}", self._name).portal
 
     def _call(self, function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         """Run ``function(*args)`` on the loop and wait for it; an interrupted wait cancels it."""
@@ -212,13 +222,13 @@ class BlockingClient:
         try:
             future = portal.start_task_soon(function, *args)
         except RuntimeError:
-            if self._closed:  # close() won the race for the portal
+            if self.closed:  # close() won the race for the portal
                 raise ClientClosedError(f"{self._name} was closed") from None
             raise
         try:
             return future.result()
         except concurrent.futures.CancelledError:
-            if self._closed:
+            if self.closed:
                 raise ClientClosedError(
                     f"{self._name} was closed while the request waited"
                 ) from None
@@ -241,7 +251,7 @@ class BlockingClient:
                 yield item
         finally:
             aclose = getattr(iterator, "aclose", None)
-            if aclose is not None and not self._closed:
+            if aclose is not None and not self.closed:
                 with contextlib.suppress(ClientClosedError, RuntimeError):
                     self._call(aclose)
 

@@ -616,6 +616,28 @@ def test_successive_loops_get_exact_grant_times() -> None:
     assert grants == [0, 10]
 
 
+def test_on_uvloops_millisecond_clock_a_slot_is_never_free_early() -> None:
+    """uvloop's ``time()`` counts whole milliseconds, so it reads up to 1 ms behind the moment a
+    reply arrives. Counted from that reading, a slot would free up to 1 ms before OpenD's window
+    has passed the reply, and OpenD would see N+1 requests in one window."""
+    uvloop = pytest.importorskip("uvloop")
+    limiter = SlidingWindowLimiter(1, 10.0)
+
+    async def main() -> None:
+        # A reply that arrives at 0.0004 s, which uvloop reads as 0.000.
+        clock = FakeClock(0.0)
+        with mock.patch.object(asyncio.get_running_loop(), "time", clock.time):
+            slot = await limiter.grant()
+            slot.release()
+            # 10 s after the reading may be only 9.9996 s after the reply: still taken.
+            clock.now = 10.0
+            assert not limiter.has_capacity()
+            clock.now = 10.002
+            assert limiter.has_capacity()
+
+    uvloop.run(main())
+
+
 # -- tighten: adopting the budget the server states ------------------------------------------
 
 

@@ -12,21 +12,33 @@ import gc
 import aiolimiter
 import pytest
 
-from aiomoomoo import Client, ClientClosedError, ConnectionLostError, SlidingWindowLimiter
+from aiomoomoo import (
+    Client,
+    ClientClosedError,
+    ConnectError,
+    ConnectionLostError,
+    SlidingWindowLimiter,
+)
 from aiomoomoo._connection import Connection, ConnectionInfo
 from aiomoomoo._messages import decode_short_interest
 from aiomoomoo._options import ClientOptions
-from aiomoomoo._proto import Qot_GetShortInterest_pb2
-from aiomoomoo._rate_limit import adapt_rate_limit
+from aiomoomoo._proto import KeepAlive_pb2, Qot_GetShortInterest_pb2
+from aiomoomoo._rate_limit import Limiter, adapt_rate_limit
 from aiomoomoo._rows import ShortInterestReply
 from aiomoomoo._session import Session
 from aiomoomoo._wire import Frame, FrameDecoder, ProtoId, encode_frame
 
-from ._fakes import attach
+from ._fakes import FakeClock, attach
 
 pytestmark = pytest.mark.anyio
 
 OK = Qot_GetShortInterest_pb2.Response(retType=0).SerializeToString()
+RATE_LIMITED = Qot_GetShortInterest_pb2.Response(
+    retType=-1,
+    retMsg="Get Short Interest is too frequent, request failed, no more than 30 times every 30 "
+    "seconds.",
+).SerializeToString()
+KEEPALIVE_OK = KeepAlive_pb2.Response(retType=0, s2c=KeepAlive_pb2.S2C(time=1)).SerializeToString()
 
 
 class Peer:
@@ -42,14 +54,28 @@ class Peer:
         frames = FrameDecoder().feed(bytes(self.transport.sent))
         return [f for f in frames if f.proto_id == ProtoId.GET_SHORT_INTEREST]
 
-    def answer_all(self) -> None:
+    def answer_all(self, body: bytes = OK) -> None:
         for frame in self.requests():
             if frame.serial not in self.answered:
                 self.answered.add(frame.serial)
-                self.connection.data_received(encode_frame(frame.proto_id, frame.serial, OK))
+                self.connection.data_received(encode_frame(frame.proto_id, frame.serial, body))
+
+    def answer_keepalives(self) -> None:
+        for frame in FrameDecoder().feed(bytes(self.transport.sent)):
+            if frame.proto_id == ProtoId.KEEP_ALIVE and frame.serial not in self.answered:
+                self.answered.add(frame.serial)
+                reply = encode_frame(ProtoId.KEEP_ALIVE, frame.serial, KEEPALIVE_OK)
+                self.connection.data_received(reply)
 
 
-def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
+def session_over(
+    peers: list[Peer],
+    *,
+    retries: int = 3,
+    limiter: Limiter | None = None,
+    rate_limit_wait: float = 0.0,
+) -> Session:
+    """A session whose connects take ``peers`` in turn, then fail with `ConnectError`."""
     options = ClientOptions.parse(
         "fake",
         1,
@@ -57,7 +83,7 @@ def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
         connect_timeout=1.0,
         retries=retries,
         reconnect_delay=(0.0, 0.0),
-        rate_limit_wait=0.0,
+        rate_limit_wait=rate_limit_wait,
         keepalive_interval=None,
         client_id="test",
         on_event=None,
@@ -65,7 +91,7 @@ def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
     )
     session = Session(
         options,
-        limiter=adapt_rate_limit(None),
+        limiter=limiter if limiter is not None else adapt_rate_limit(None),
         rsa_key=None,
         on_event=None,
         describe=lambda: "<test client>",
@@ -73,7 +99,10 @@ def session_over(peers: list[Peer], *, retries: int = 3) -> Session:
     pool = iter(peers)
 
     async def fake_open() -> Connection:
-        return next(pool).connection
+        peer = next(pool, None)
+        if peer is None:
+            raise ConnectError("cannot connect to fake:1: no peer left")
+        return peer.connection
 
     session._open = fake_open  # type: ignore[method-assign]
     return session
@@ -158,6 +187,105 @@ async def test_a_request_that_never_left_is_resent_even_without_retries() -> Non
     await settle()
     assert first.requests() == []
     second.answer_all()
+    await settle()
+    assert task.result().ret_type == 0
+    await session.close()
+
+
+async def test_a_request_alone_in_flight_at_a_drop_is_charged_even_beside_a_keepalive() -> None:
+    peers = [Peer() for _ in range(3)]
+    session = session_over(peers, retries=1)
+    await session.connect()
+    task = read(session)
+    for peer in peers[:2]:
+        await settle()
+        assert len(peer.requests()) == 1
+        # A KeepAlive waits for its reply too, but it is no request to share the blame with.
+        peer.connection.send_keepalive()
+        peer.connection.abort(ConnectionLostError("dropped with one request in flight"))
+    # Charged twice, past retries=1: counted with the KeepAlive, each drop would be free.
+    with pytest.raises(ConnectionLostError, match="dropped with one request"):
+        await task
+    assert peers[2].requests() == []
+    await session.close()
+
+
+async def test_one_keepalive_answered_does_not_widen_the_window_after_a_drop() -> None:
+    first, second = Peer(), Peer()
+    session = session_over([first, second])
+    await session.connect()
+    tasks = [read(session) for _ in range(2)]
+    await settle()
+    first.connection.abort(ConnectionLostError("dropped"))
+    await settle()
+    assert len(second.requests()) == 1  # the probe, unanswered
+    # One KeepAlive answered after the probe was sent proves nothing about it (a gateway may
+    # answer a KeepAlive while a request is still being processed): the window stays at one.
+    second.connection.send_keepalive()
+    await settle()
+    second.answer_keepalives()
+    await settle()
+    assert len(second.requests()) == 1
+    # A second one answered shows OpenD went past the probe: the others may go.
+    second.connection.send_keepalive()
+    await settle()
+    second.answer_keepalives()
+    await settle()
+    assert len(second.requests()) == 2
+    second.answer_all()
+    await settle()
+    assert all(task.result().ret_type == 0 for task in tasks)
+    await session.close()
+
+
+async def test_a_slot_granted_to_a_request_that_found_no_connection_goes_back() -> None:
+    limiter = SlidingWindowLimiter(1, 30.0)
+    session = session_over([], retries=0, limiter=limiter)
+    with pytest.raises(ConnectError, match="no peer left"):
+        await read(session)
+    # Never sent, so never counted: the next request may go at once, not 30 s later.
+    assert (limiter.granted, limiter.has_capacity()) == (0, True)
+    await session.close()
+
+
+async def test_a_slot_granted_to_a_request_dropped_before_its_write_goes_back() -> None:
+    limiter = SlidingWindowLimiter(1, 30.0)
+    first, second = Peer(), Peer()
+    session = session_over([first, second], retries=0, limiter=limiter)
+    await session.connect()
+    first.connection.pause_writing()
+    task = read(session)
+    await settle()
+    assert limiter.granted == 1
+    first.connection.abort(ConnectionLostError("dropped before the write"))
+    await settle()
+    # The unsent slot came back, so the resend got it at once: a slot kept would hold the
+    # only one of the window for ever (never sent, it is never released either).
+    assert len(second.requests()) == 1
+    second.answer_all()
+    await settle()
+    assert task.result().ret_type == 0
+    assert limiter.granted == 1  # one request reached OpenD: counted once
+
+
+async def test_opends_rate_limit_pauses_do_not_spend_the_requests_timeout(
+    clock: FakeClock,
+) -> None:
+    peer = Peer()
+    session = session_over([peer], rate_limit_wait=60.0)
+    await session.connect()
+    task = asyncio.ensure_future(
+        session.request(ProtoId.GET_SHORT_INTEREST, b"", decode_short_interest, 1.5)
+    )
+    # Refused twice: pauses of 1 s (a slot's share of 30 per 30 s) then 2 s, twice the 1.5 s
+    # the request may take; the time OpenD's quota holds it is not the request's.
+    for pause in (1.0, 2.0):
+        await settle()
+        peer.answer_all(RATE_LIMITED)
+        await clock.run_for(pause)
+    await settle()
+    assert len(peer.requests()) == 3
+    peer.answer_all()
     await settle()
     assert task.result().ret_type == 0
     await session.close()

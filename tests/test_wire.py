@@ -196,6 +196,31 @@ def test_a_failing_decrypt_is_a_protocol_error_and_breaks_the_decoder() -> None:
         decoder.feed(data)
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ValueError("bad padding"),
+        TypeError("not bytes"),
+        IndexError("index out of range"),
+        KeyError("no key"),
+        struct.error("unpack requires a buffer"),
+        OverflowError("too large"),
+        RuntimeError("a backend's own error"),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_any_exception_from_decrypt_is_a_protocol_error(failure: Exception) -> None:
+    # Whatever the cipher raises on a body that cannot be ours, the connection sees the one
+    # error it handles (a ProtocolError breaks it and is resent); anything else would escape
+    # the reader and leave requests waiting for ever.
+    def decrypt(proto_id: int, body: bytes) -> bytes:
+        raise failure
+
+    with pytest.raises(ProtocolError, match="cannot decrypt frame for proto 1004") as caught:
+        FrameDecoder(decrypt=decrypt).feed(encode_frame(ProtoId.KEEP_ALIVE, 1, b"body"))
+    assert caught.value.__cause__ is failure
+
+
 # --- The pull API: receive, then take one frame at a time ---
 
 

@@ -1,34 +1,32 @@
 """The progress display's figures: requests sent, the quota wait and the ETA come from the
-client's own limiter, here on a loop whose clock moves only when the test says so."""
+client's own limiter, here on a loop whose clock moves only when the test says so; and the bar
+draws those figures, not only their labels."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from aiomoomoo import SlidingWindowLimiter
 from aiomoomoo._many import Progress
-from aiomoomoo.cli._progress import Figures, Tracker, duration
+from aiomoomoo.cli._progress import Figures, ProgressDisplay, Tracker, duration
 from aiomoomoo.store import SyncProgress
 
+from .._fakes import FakeClock
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def on_fake_clock(scenario: Callable[[FakeClock], Awaitable[None]]) -> None:
     """Run ``scenario`` on an asyncio loop whose time is a `FakeClock` at 100."""
 
     async def main() -> None:
-        clock = FakeClock()
-        asyncio.get_running_loop().time = clock  # type: ignore[method-assign]
-        await scenario(clock)
+        with FakeClock(100.0).on_loop() as clock:
+            await scenario(clock)
 
     asyncio.run(main())
 
@@ -128,6 +126,45 @@ def test_nothing_waits_once_every_code_is_done() -> None:
         await spend(limiter, clock, 100.0)
         tracker.synced(synced(1, 50, 1, 1))
         assert tracker.figures() == Figures(1, 1, 1, 50, 0.0, None)
+
+    on_fake_clock(scenario)
+
+
+def test_the_bar_draws_the_figures() -> None:
+    pytest.importorskip("rich")
+    from rich.console import Console
+
+    async def scenario(clock: FakeClock) -> None:
+        screen = io.StringIO()
+        console = Console(file=screen, force_terminal=True, width=200, color_system=None)
+        limiter = SlidingWindowLimiter(3, 10.0)
+        display = ProgressDisplay(console, Tracker(2, expected=7))
+        display.tracker.watch(limiter)
+
+        def drawn() -> str:
+            """The last frame the bar drew."""
+            frames = ANSI.sub("", screen.getvalue()).replace("\r", "\n").splitlines()
+            return [frame for frame in frames if frame.strip()][-1]
+
+        display.tick()
+        assert drawn().endswith(" 0/2 codes 0 requests sent · 0 rows · ETA 20 s")
+        await spend(limiter, clock, 100.0, 101.0, 102.0)
+        display.synced(synced(3, 150, 1, 2))
+        clock.now = 103.0
+        held = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        display.tick()
+        # One code of two; the held request not yet sent; the quota frees a slot at 110.
+        assert drawn().endswith(
+            " 1/2 codes 3 requests sent · 150 rows · waiting for quota 7.0 s · ETA 17 s"
+        )
+        clock.now = 108.5  # no report: the countdown moves on the tick alone
+        display.tick()
+        assert drawn().endswith(
+            " 1/2 codes 3 requests sent · 150 rows · waiting for quota 1.5 s · ETA 12 s"
+        )
+        held.cancel()
+        display.close()
 
     on_fake_clock(scenario)
 

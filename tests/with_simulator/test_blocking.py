@@ -301,6 +301,25 @@ def test_close_ends_calls_in_other_threads_at_once(sim: OpenDSimulator) -> None:
             call()
 
 
+def test_close_from_another_thread_ends_a_blocking_connect_with_client_closed() -> None:
+    with socket.socket() as gateway:
+        gateway.bind(("127.0.0.1", 0))
+        gateway.listen()
+        gateway.settimeout(10)
+        client = BlockingClient("127.0.0.1", gateway.getsockname()[1], connect_timeout=60.0)
+        thread, outcome = in_thread(client.connect)
+        peer, _ = gateway.accept()
+        with peer:
+            peer.settimeout(10)
+            assert peer.recv(1)  # InitConnect is on its way; no answer will come
+            client.close()
+            thread.join(10)
+    assert len(outcome) == 1
+    # The connect was cancelled on the loop, but its caller is told why, in the library's terms.
+    assert isinstance(outcome[0], ClientClosedError), outcome
+    assert str(outcome[0]).endswith("was closed while the request waited")
+
+
 def test_closing_while_an_iterator_is_open_leaves_nothing_running(sim: OpenDSimulator) -> None:
     threads_before = threading.active_count()
     client = BlockingClient(sim.host, sim.port)
@@ -335,12 +354,17 @@ def test_an_interrupted_call_cancels_its_request(sim: OpenDSimulator) -> None:
         idle = client._call(tasks)
         sim.faults.reply_delay = 30.0
         main_thread = threading.get_ident()
-        # Ctrl-C while the call waits: a real SIGINT to this (the main) thread.
+        # Ctrl-C while the call waits: a real SIGINT to this (the main) thread. Python's own
+        # handler, set here: a runner that starts pytest in the background has SIGINT ignored.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         timer = threading.Timer(0.2, signal.pthread_kill, (main_thread, signal.SIGINT))
         timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            client.get_short_interest("US.AAPL")
-        timer.join()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.get_short_interest("US.AAPL")
+        finally:
+            timer.join()
+            signal.signal(signal.SIGINT, previous)
 
         eventually(lambda: client._call(tasks) == idle)
         sim.faults.reply_delay = 0.0
