@@ -7,8 +7,16 @@ asks for, pure), ``_sync`` (the sync), ``_lock`` (one sync per file) and ``_stor
 `ShortInterestStore` they make up).
 """
 
-from ._plan import SyncPlan, next_due
+from ._plan import MarketOutlook, SyncPlan, next_due
 from ._store import ShortInterestStore
-from ._sync import SyncProgress, SyncReport
+from ._sync import MarketSync, SyncProgress, SyncReport
 
-__all__ = ["ShortInterestStore", "SyncPlan", "SyncProgress", "SyncReport", "next_due"]
+__all__ = [
+    "MarketOutlook",
+    "MarketSync",
+    "ShortInterestStore",
+    "SyncPlan",
+    "SyncProgress",
+    "SyncReport",
+    "next_due",
+]

@@ -15,7 +15,7 @@ import pandas as pd
 from .._frames import empty_frame
 from .._security import Market, Security
 from . import _schema as sql
-from ._plan import CodeState
+from ._plan import RECENT_DATES, CodeState, Frontier
 
 __all__ = ["StoreReader"]
 
@@ -39,15 +39,27 @@ class StoreReader:
 
     def code_states(self) -> dict[str, CodeState]:
         """What the store holds of each code it knows, by code."""
+        asked = dict(self._db.execute(sql.SELECT_ASKED).fetchall())
+        recent = dict(self._db.execute(sql.RECENT_ROWS, (RECENT_DATES,)).fetchall())
         return {
             str(code): CodeState(
                 market=Market[str(market)],
                 rows=int(rows),
-                newest=None if newest is None else dt.date.fromisoformat(newest),
+                newest=_date(newest),
                 complete=bool(complete),
                 failed=bool(failed),
+                asked=_date(asked.get(code)),
+                recent=int(recent.get(code, 0)),
             )
             for code, market, rows, newest, complete, failed in self._db.execute(sql.CODE_STATES)
+        }
+
+    def frontiers(self) -> dict[Market, Frontier]:
+        """Each market's frontier as the syncs recorded it."""
+        return {
+            Market[str(market)]: Frontier(dt.date.fromisoformat(newest), _date(moved))
+            for market, newest, moved in self._db.execute(sql.SELECT_FRONTIERS)
+            if str(market) in Market.__members__
         }
 
     def summary(self) -> pd.DataFrame:
@@ -111,6 +123,10 @@ class StoreReader:
         if newest and len(frame):
             frame = frame[~frame["code"].duplicated()].reset_index(drop=True)
         return frame
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
 
 
 def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:

@@ -4,6 +4,11 @@ Each code is one walk (`aiomoomoo._paging.walk`), run by the many-symbol runner
 (`aiomoomoo._many.run_each`); the store's writer stores each page and says where the walk
 continues (see `aiomoomoo.store._write` for the segments behind that), and the planner
 (`aiomoomoo.store._plan`) says which codes are due.
+
+A sync runs in two phases: first the plan's codes, probes included; then, for each market
+whose frontier (the newest date any code holds) moved in the first phase, every code of that
+market not asked yet. At the end it records the frontiers that moved and, for each code asked,
+the frontier it was asked at.
 """
 
 from __future__ import annotations
@@ -20,16 +25,23 @@ from .._many import Outcome, run_each
 from .._options import END_OF_DATA, MAX_NUM, check_codes
 from .._paging import ShortInterestPage, walk
 from .._quota import SlidingWindowLimiter
-from .._security import Security
+from .._security import Market, Security
 from ._lock import FileLock
-from ._plan import check_today, make_plan
+from ._plan import (
+    Frontier,
+    check_today,
+    frontiers_of,
+    make_plan,
+    market_today,
+    next_publication,
+)
 from ._read import StoreReader
 from ._write import StoreWriter
 
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["SYNC_CONCURRENCY", "SyncProgress", "SyncReport", "sync_codes"]
+__all__ = ["SYNC_CONCURRENCY", "MarketSync", "SyncProgress", "SyncReport", "sync_codes"]
 
 #: Walks a sync runs at once. Each walk has at most one request out, so this many keep a quota
 #: window of up to 32 requests full and the link busy while replies are in flight; a tighter
@@ -61,9 +73,23 @@ class SyncProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketSync:
+    """What a sync learned of one market: ``newest``, the newest published date the store
+    holds (None without rows); the ``probes`` asked whether a newer publication is out, and
+    whether a newer one was ``found`` (None when nothing was probed); and the first day the
+    ``next_publication`` after ``newest`` can be out (None without rows)."""
+
+    newest: dt.date | None
+    probes: tuple[str, ...]
+    found: bool | None
+    next_publication: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncReport:
     """What a sync did: ``requests`` sent, codes ``synced`` and ``skipped`` as not due, rows
-    ``rows_new`` and ``rows_revised``, ``failures`` by code, and ``elapsed`` seconds."""
+    ``rows_new`` and ``rows_revised``, ``failures`` by code, ``elapsed`` seconds, and per
+    market of the codes given, a `MarketSync`."""
 
     requests: int
     synced: tuple[str, ...]
@@ -72,6 +98,7 @@ class SyncReport:
     rows_revised: int
     failures: dict[str, MoomooError]
     elapsed: float
+    markets: dict[Market, MarketSync] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -129,14 +156,16 @@ async def sync_codes(
     reader: StoreReader,
     lock: FileLock,
     full: bool = False,
+    every: bool = False,
     today: dt.date | None = None,
     on_progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
     """`ShortInterestStore.sync`: see there. ``reader`` gives the stored state the plan is made
     from, ``writer`` stores the pages and outcomes, ``lock`` is held throughout."""
     securities = check_codes(codes)
-    if not isinstance(full, bool):
-        raise TypeError(f"full must be a bool, got {full!r}")
+    for name, flag in (("full", full), ("every", every)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
     today = check_today(today)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
@@ -186,17 +215,11 @@ async def sync_codes(
             tally.failures[security.code] = error
             tally.report("failed", security.code)
 
-    with lock:
-        plan = make_plan(securities, reader.code_states(), full=full, today=today)
-        for code in plan.skipped:
-            tally.done += 1
-            tally.report("skipped", code)
-        due_codes = set(plan.due)
-        due = [s for s in securities if s.code in due_codes]
+    async def run(batch: list[Security]) -> None:
         # A closed client is not one code's failure: every other code would fail the same way.
         async with contextlib.aclosing(
             run_each(
-                due,
+                batch,
                 walk_code,
                 concurrency=SYNC_CONCURRENCY,
                 fatal=(ClientClosedError,),
@@ -205,13 +228,81 @@ async def sync_codes(
         ) as outcomes:
             async for _ in outcomes:
                 pass
+
+    days = {m: today if today is not None else market_today(m) for m in Market}
+
+    def settle() -> dict[Market, Frontier]:
+        """Record each market's frontier that is newer than the one recorded, as first seen
+        today; return every market's."""
+        known = frontiers_of(reader.code_states(), reader.frontiers())
+        fresh = {m: Frontier(f.newest, days[m]) for m, f in known.items() if f.moved is None}
+        writer.record_frontiers({m: (f.newest, days[m]) for m, f in fresh.items()}, {})
+        return known | fresh
+
+    with lock:
+        recorded = reader.frontiers()
+        states = reader.code_states()
+        plan = make_plan(
+            securities, states, full=full, every=every, today=today, frontiers=recorded
+        )
+        before = frontiers_of(states, recorded)
+        probed = {m for m, outlook in plan.markets.items() if outlook.probes}
+        asked = set(plan.due)
+        # Skipped codes of a probed market may yet be asked, once the probes have answered.
+        waiting = [s for s in securities if s.code not in asked and s.market in probed]
+        _skip(tally, [s for s in securities if s.code not in asked and s.market not in probed])
+        await run([s for s in securities if s.code in asked])
+        moved = _moved(before, settle())
+        # A market's frontier moved: its publication is out, so every code of it is asked now.
+        follow = [s for s in waiting if s.market in moved]
+        _skip(tally, [s for s in waiting if s.market not in moved])
+        asked |= {s.code for s in follow}
+        await run(follow)
+        after = settle()
+        moved = _moved(before, after)
+        synced = set(tally.synced)
+        writer.record_frontiers(
+            {},
+            {
+                s.code: after[s.market].newest
+                for s in securities
+                if s.code in synced and s.market in after
+            },
+        )
     order = {s.code: i for i, s in enumerate(securities)}
     return SyncReport(
         requests=tally.requests,
         synced=tuple(sorted(tally.synced, key=order.__getitem__)),
-        skipped=plan.skipped,
+        skipped=tuple(s.code for s in securities if s.code not in asked),
         rows_new=tally.rows_new,
         rows_revised=tally.rows_revised,
         failures=dict(sorted(tally.failures.items(), key=lambda item: order[item[0]])),
         elapsed=loop.time() - started,
+        markets={
+            market: _market_sync(market, after.get(market), plan.markets[market].probes, moved)
+            for market in dict.fromkeys(s.market for s in securities)
+        },
+    )
+
+
+def _skip(tally: _Tally, skipped: list[Security]) -> None:
+    for security in skipped:
+        tally.done += 1
+        tally.report("skipped", security.code)
+
+
+def _moved(before: dict[Market, Frontier], after: dict[Market, Frontier]) -> set[Market]:
+    """The markets whose frontier is newer ``after`` than ``before``, or new."""
+    return {m for m, f in after.items() if m not in before or f.newest > before[m].newest}
+
+
+def _market_sync(
+    market: Market, frontier: Frontier | None, probes: tuple[str, ...], moved: set[Market]
+) -> MarketSync:
+    newest = None if frontier is None else frontier.newest
+    return MarketSync(
+        newest=newest,
+        probes=probes,
+        found=(market in moved) if probes else None,
+        next_publication=None if newest is None else next_publication(market, newest),
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -129,6 +129,18 @@ class StoreWriter:
             else:
                 message = f"{type(error).__name__}: {error}"
                 db.execute(sql.MARK_FAILED, (message, security.code))
+
+    def record_frontiers(
+        self, moved: Mapping[Market, tuple[dt.date, dt.date]], asked: Mapping[str, dt.date]
+    ) -> None:
+        """Record each market's frontier that ``moved``: (its newest date, the market's date
+        it was first seen), and the frontier each code was ``asked`` at, in one transaction."""
+        with sql.transaction(self._db) as db:
+            db.executemany(
+                sql.SET_FRONTIER,
+                [(m.name, day.isoformat(), seen.isoformat()) for m, (day, seen) in moved.items()],
+            )
+            db.executemany(sql.SET_ASKED, [(c, day.isoformat()) for c, day in asked.items()])
 
 
 def _values(security: Security, record: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
