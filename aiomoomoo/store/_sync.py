@@ -6,9 +6,9 @@ continues (see `aiomoomoo.store._write` for the segments behind that), and the p
 (`aiomoomoo.store._plan`) says which codes are due.
 
 A sync runs in two phases: first the plan's codes, probes included; then, for each market
-whose frontier (the newest date any code holds) moved in the first phase, every code of that
-market not asked yet. At the end it records the frontiers that moved and, for each code asked,
-the frontier it was asked at.
+whose frontier (the newest date any code holds) moved in the first phase (a probe, or any code
+asked, found a newer date), every code of that market not asked yet. At the end it records
+the frontiers that moved and, for each code asked, the frontier it was asked at.
 """
 
 from __future__ import annotations
@@ -246,11 +246,9 @@ async def sync_codes(
             securities, states, full=full, every=every, today=today, frontiers=recorded
         )
         before = frontiers_of(states, recorded)
-        probed = {m for m, outlook in plan.markets.items() if outlook.probes}
         asked = set(plan.due)
-        # Skipped codes of a probed market may yet be asked, once the probes have answered.
-        waiting = [s for s in securities if s.code not in asked and s.market in probed]
-        _skip(tally, [s for s in securities if s.code not in asked and s.market not in probed])
+        # Skipped codes may yet be asked, once the probes (or codes catching up) have answered.
+        waiting = [s for s in securities if s.code not in asked]
         await run([s for s in securities if s.code in asked])
         moved = _moved(before, settle())
         # A market's frontier moved: its publication is out, so every code of it is asked now.
