@@ -79,7 +79,8 @@ class CodeState:
     #: The market's frontier when the code was last asked (None: never since the store has
     #: kept it).
     asked: dt.date | None = None
-    #: Of the market's `RECENT_DATES` newest dates, how many the code has rows for.
+    #: Of the market's `RECENT_DATES` newest dates, how many the code has rows for (0 when
+    #: not read: only choosing probes needs it).
     recent: int = 0
 
 

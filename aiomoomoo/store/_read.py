@@ -37,10 +37,14 @@ class StoreReader:
         """Whether ``security`` has been synced at least once."""
         return self._db.execute(sql.CODE_EXISTS, (security.code,)).fetchone() is not None
 
-    def code_states(self) -> dict[str, CodeState]:
-        """What the store holds of each code it knows, by code."""
+    def code_states(self, *, recent: bool = False) -> dict[str, CodeState]:
+        """What the store holds of each code it knows, by code; with ``recent``, also how many
+        of its market's newest dates each code has rows for (a second pass over the rows,
+        needed only to choose probes)."""
         asked = dict(self._db.execute(sql.SELECT_ASKED).fetchall())
-        recent = dict(self._db.execute(sql.RECENT_ROWS, (RECENT_DATES,)).fetchall())
+        counts = (
+            dict(self._db.execute(sql.RECENT_ROWS, (RECENT_DATES,)).fetchall()) if recent else {}
+        )
         return {
             str(code): CodeState(
                 market=Market[str(market)],
@@ -49,7 +53,7 @@ class StoreReader:
                 complete=bool(complete),
                 failed=bool(failed),
                 asked=_date(asked.get(code)),
-                recent=int(recent.get(code, 0)),
+                recent=int(counts.get(code, 0)),
             )
             for code, market, rows, newest, complete, failed in self._db.execute(sql.CODE_STATES)
         }

@@ -27,10 +27,10 @@ import pandas as pd
 from .._options import check_codes
 from .._security import Market, parse_code
 from ._lock import FileLock
-from ._plan import SyncPlan, check_today, make_plan
+from ._plan import SyncPlan, check_today
 from ._read import StoreReader
 from ._schema import prepare
-from ._sync import SyncProgress, SyncReport, sync_codes
+from ._sync import SyncProgress, SyncReport, plan_sync, sync_codes
 from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
@@ -199,14 +199,7 @@ class ShortInterestStore:
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         today = check_today(today)
         self._check_open()
-        return make_plan(
-            securities,
-            self._reader.code_states(),
-            full=full,
-            every=every,
-            today=today,
-            frontiers=self._reader.frontiers(),
-        )
+        return plan_sync(self._reader, securities, full=full, every=every, today=today)[0]
 
     # -- reading ----------------------------------------------------------------------------
 

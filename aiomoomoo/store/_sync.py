@@ -28,7 +28,9 @@ from .._quota import SlidingWindowLimiter
 from .._security import Market, Security
 from ._lock import FileLock
 from ._plan import (
+    CodeState,
     Frontier,
+    SyncPlan,
     check_today,
     frontiers_of,
     make_plan,
@@ -41,7 +43,14 @@ from ._write import StoreWriter
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["SYNC_CONCURRENCY", "MarketSync", "SyncProgress", "SyncReport", "sync_codes"]
+__all__ = [
+    "SYNC_CONCURRENCY",
+    "MarketSync",
+    "SyncProgress",
+    "SyncReport",
+    "plan_sync",
+    "sync_codes",
+]
 
 #: Walks a sync runs at once. Each walk has at most one request out, so this many keep a quota
 #: window of up to 32 requests full and the link busy while replies are in flight; a tighter
@@ -202,6 +211,10 @@ async def sync_codes(
                 resume = page.next_key if full else stored.resume_key
                 tally.rows_new += stored.rows_new
                 tally.rows_revised += stored.rows_revised
+                if stored.newest is not None:
+                    newest = dt.date.fromisoformat(stored.newest)
+                    if newest > seen.get(security.market, dt.date.min):
+                        seen[security.market] = newest
                 tally.report("page", security.code)
 
     def finished(outcome: Outcome[Security, None]) -> None:
@@ -230,41 +243,42 @@ async def sync_codes(
                 pass
 
     days = {m: today if today is not None else market_today(m) for m in Market}
+    seen: dict[Market, dt.date] = {}
+    frontiers: dict[Market, Frontier] = {}
 
-    def settle() -> dict[Market, Frontier]:
-        """Record each market's frontier that is newer than the one recorded, as first seen
-        today; return every market's."""
-        known = frontiers_of(reader.code_states(), reader.frontiers())
-        fresh = {m: Frontier(f.newest, days[m]) for m, f in known.items() if f.moved is None}
-        writer.record_frontiers({m: (f.newest, days[m]) for m, f in fresh.items()}, {})
-        return known | fresh
+    def settle() -> set[Market]:
+        """Move each market's frontier to the newest date this sync stored when that is newer,
+        record every frontier not recorded yet as first seen today, and return the markets
+        whose frontier moved."""
+        moved = {m for m, day in seen.items() if m not in frontiers or day > frontiers[m].newest}
+        for market in moved:
+            frontiers[market] = Frontier(seen[market], days[market])
+        fresh = {m: Frontier(f.newest, days[m]) for m, f in frontiers.items() if f.moved is None}
+        frontiers.update(fresh)
+        writer.record_frontiers({m: (frontiers[m].newest, days[m]) for m in moved | set(fresh)}, {})
+        return moved
 
     with lock:
-        recorded = reader.frontiers()
-        states = reader.code_states()
-        plan = make_plan(
-            securities, states, full=full, every=every, today=today, frontiers=recorded
-        )
-        before = frontiers_of(states, recorded)
+        plan, states, recorded = plan_sync(reader, securities, full=full, every=every, today=today)
+        frontiers.update(frontiers_of(states, recorded))
         asked = set(plan.due)
         # Skipped codes may yet be asked, once the probes (or codes catching up) have answered.
         waiting = [s for s in securities if s.code not in asked]
         await run([s for s in securities if s.code in asked])
-        moved = _moved(before, settle())
+        moved = settle()
         # A market's frontier moved: its publication is out, so every code of it is asked now.
         follow = [s for s in waiting if s.market in moved]
         _skip(tally, [s for s in waiting if s.market not in moved])
         asked |= {s.code for s in follow}
         await run(follow)
-        after = settle()
-        moved = _moved(before, after)
+        moved |= settle()
         synced = set(tally.synced)
         writer.record_frontiers(
             {},
             {
-                s.code: after[s.market].newest
+                s.code: frontiers[s.market].newest
                 for s in securities
-                if s.code in synced and s.market in after
+                if s.code in synced and s.market in frontiers
             },
         )
     order = {s.code: i for i, s in enumerate(securities)}
@@ -277,10 +291,32 @@ async def sync_codes(
         failures=dict(sorted(tally.failures.items(), key=lambda item: order[item[0]])),
         elapsed=loop.time() - started,
         markets={
-            market: _market_sync(market, after.get(market), plan.markets[market].probes, moved)
+            market: _market_sync(market, frontiers.get(market), plan.markets[market].probes, moved)
             for market in dict.fromkeys(s.market for s in securities)
         },
     )
+
+
+def plan_sync(
+    reader: StoreReader,
+    securities: list[Security],
+    *,
+    full: bool,
+    every: bool,
+    today: dt.date | None,
+) -> tuple[SyncPlan, dict[str, CodeState], dict[Market, Frontier]]:
+    """The plan of a sync of ``securities`` now, with the code states and recorded frontiers
+    it was made from. The rows each code has at recent dates, which only choosing probes
+    needs, are read only when the plan has probes."""
+    recorded = reader.frontiers()
+    states = reader.code_states()
+    plan = make_plan(securities, states, full=full, every=every, today=today, frontiers=recorded)
+    if plan.probes:
+        states = reader.code_states(recent=True)
+        plan = make_plan(
+            securities, states, full=full, every=every, today=today, frontiers=recorded
+        )
+    return plan, states, recorded
 
 
 def _skip(tally: _Tally, skipped: list[Security]) -> None:

@@ -54,13 +54,14 @@ def utc_now() -> str:
 @dataclass(frozen=True, slots=True)
 class StoredPage:
     """What storing a page did: the walk's ``segment`` (its id), the key its stored stretch
-    continues at (``"-1"`` once it reaches the start of the history), and the rows that were
-    new or revised."""
+    continues at (``"-1"`` once it reaches the start of the history), the rows that were
+    new or revised, and the ``newest`` date on the page (None without rows)."""
 
     segment: int
     resume_key: str
     rows_new: int
     rows_revised: int
+    newest: str | None = None
 
 
 class StoreWriter:
@@ -117,7 +118,7 @@ class StoreWriter:
                         key = next_key
             low, key = _merge_below(db, code, segment, low, key)
             db.execute(sql.UPDATE_SEGMENT, (low, key, segment))
-        return StoredPage(segment, key, new, revised)
+        return StoredPage(segment, key, new, revised, max(dates) if dates else None)
 
     def record_outcome(self, security: Security, error: BaseException | None) -> None:
         """Record the end of ``security``'s walk: its sync time, or the error that stopped it
