@@ -322,12 +322,17 @@ def is_wanted(state: CodeState | None, frontier: Frontier | None, today: dt.date
     Asked: a code never synced, unfinished or failed last time; and a code behind the frontier
     (older rows or none) that was not asked since the frontier moved, or on each run until
     `CATCH_UP_DAYS` business days after it moved. A code at the frontier is not asked: probes
-    tell when the next publication is out.
+    tell when the next publication is out. A frontier after ``today`` is no publication:
+    then `is_due` decides.
     """
     if state is None or state.failed or not state.complete:
         return True
     if frontier is None:
         return state.newest is None
+    if frontier.newest > today:
+        # Nothing is published before its date: rows dated after today are no publication
+        # (or ``today`` is wrong), so the schedule cannot be trusted; settlement dates decide.
+        return is_due(state, state.market, today)
     if state.newest is not None and state.newest >= frontier.newest:
         return False
     if state.asked is None or state.asked < frontier.newest:

@@ -282,6 +282,15 @@ def test_a_code_behind_the_frontier_is_asked_for_a_few_days_after_it_moved_then_
     assert is_wanted(asked, later, dt.date(2026, 6, 30))
 
 
+def test_a_frontier_after_today_is_no_publication_and_settlement_dates_decide() -> None:
+    # A row dated 2999 (hostile or broken data) must not leave every other code unasked for
+    # ever once its catch-up days are over.
+    future = Frontier(dt.date(2999, 12, 31), dt.date(2026, 5, 1))
+    behind = state(asked=future.newest)
+    assert is_wanted(behind, future, dt.date(2026, 6, 1))  # next_due: 2026-05-10
+    assert not is_wanted(behind, future, dt.date(2026, 5, 9))
+
+
 def test_the_frontier_is_the_newest_date_any_code_holds() -> None:
     states = {
         "US.A": state(newest=dt.date(2026, 4, 15)),
