@@ -113,6 +113,15 @@ def screens_section(quick: bool, results: dict[str, Any]) -> Any:
     return screens
 
 
+def calendar_replay(quick: bool, results: dict[str, Any]) -> Any:
+    """The calendar replay of weekday refreshes (bench/calendar_replay.py)."""
+    import calendar_replay
+
+    measure.log("calendar replay of weekday refreshes")
+    results["calendar"] = calendar_replay.measure(quick)
+    return calendar_replay
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and pages (~2 min)")
@@ -145,6 +154,7 @@ def main() -> None:
     measure.import_baseline(plan, results)
     sync = dataset_sync(args.quick, results)
     screens = screens_section(args.quick, results)
+    replay = calendar_replay(args.quick, results)
     results["duration_s"] = time.perf_counter() - started
     measure.log(f"measured in {results['duration_s']:.0f} s; writing {output}")
 
@@ -152,8 +162,10 @@ def main() -> None:
     plot_path = output.with_name("benchmarks.png")
     digest = summary.summarise(plan, results)
     figure.plot(digest, results, plot_path)
-    extra = sync.to_markdown(results["sync"]) if sync is not None else None
-    extra = "\n".join(filter(None, [extra, screens.to_markdown(results["screens"])]))
+    sections = [sync.to_markdown(results["sync"])] if sync is not None else []
+    sections.append(screens.to_markdown(results["screens"]))
+    sections.append(replay.to_markdown(results["calendar"]))
+    extra = "\n".join(sections)
     output.write_text(
         writeup.page(plan, digest, results, plot_path.name, quick=args.quick, extra=extra)
     )

@@ -3,9 +3,10 @@
     python bench/sync.py [--quick]
 
 A universe of US and HK symbols (40, or 20 with ``--quick``) is synced into a fresh store under a
-strict window of 30 requests per 3 seconds, enforced by the simulator and kept by the client.
-Then the simulator's clock moves 16 days (one US settlement date, two HK weeks) and the store is
-refreshed; then it is refreshed again with nothing due. Each step reports the requests sent
+strict window of 30 requests per 3 seconds, enforced by the simulator and kept by the client;
+the simulator publishes on the real lags (US 7 business days after each settlement date, HK 5).
+Then its clock moves 16 days (one US publication, three HK ones) and the store is refreshed;
+then it is refreshed again with nothing due. Each step reports the requests sent
 against the fewest that could fetch everything (every page once for the full sync, one page per
 code with new rows for the refresh) and the wall time against the least the quota allows,
 ``period * (ceil(requests / max_requests) - 1)``. `measure` returns the numbers and
@@ -28,7 +29,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiomoomoo import Client, ShortInterestStore  # noqa: E402
-from aiomoomoo.testing import OpenDSimulator, Quota, SymbolProfile  # noqa: E402
+from aiomoomoo.testing import (  # noqa: E402
+    PUBLICATION_LAGS,
+    OpenDSimulator,
+    Quota,
+    SymbolProfile,
+)
 
 __all__ = ["measure", "to_markdown"]
 
@@ -85,7 +91,7 @@ async def _step(
 
 async def _measure(size: int) -> dict[str, Any]:
     quota = Quota(MAX_REQUESTS, PERIOD)
-    async with OpenDSimulator(quota=quota) as simulator:
+    async with OpenDSimulator(quota=quota, publication_lag=PUBLICATION_LAGS) as simulator:
         codes = _universe(simulator, size)
         full_minimum = sum(max(1, math.ceil(len(simulator.history(c)) / PAGE)) for c in codes)
         rate = (MAX_REQUESTS, PERIOD)
@@ -131,9 +137,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['symbols']} symbols ({result['us']} US, {result['hk']} HK) synced into a fresh "
         f"store under a strict window of {result['quota']} (the simulator refuses anything over "
-        "it), then refreshed after the simulator's clock moves 16 days, then refreshed again "
-        "with nothing due. *Least time* is what the quota allows for those requests, "
-        "`period * (ceil(requests / max_requests) - 1)`.",
+        "it, and publishes on the real lags), then refreshed after the simulator's clock moves "
+        "16 days, then refreshed again with nothing due. *Least time* is what the quota "
+        "allows for those requests, `period * (ceil(requests / max_requests) - 1)`.",
         "",
         "| step | requests | fewest possible | rows new | codes skipped | wall time | least time "
         "| refused by the server |",

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import aiomoomoo
-from aiomoomoo.testing import OpenDSimulator
+from aiomoomoo.testing import PUBLICATION_LAGS, OpenDSimulator
 
 CODES = ("US.AAPL", "US.TSLA", "HK.00700")
 
@@ -31,7 +31,8 @@ CODES = ("US.AAPL", "US.TSLA", "HK.00700")
 async def opend(host: str | None, port: int | None) -> AsyncIterator[OpenDSimulator | None]:
     """Yield the in-process simulator, or None when a real OpenD was given."""
     if host is None and port is None:
-        async with OpenDSimulator(port=0) as simulator:
+        # Published as FINRA and the SFC do, some business days after each row's date.
+        async with OpenDSimulator(port=0, publication_lag=PUBLICATION_LAGS) as simulator:
             print(f"(using the OpenD simulator on {simulator.host}:{simulator.port})")
             yield simulator
     else:
@@ -54,6 +55,12 @@ def show(label: str, report: aiomoomoo.SyncReport) -> None:
         f"{len(report.skipped)} not due, {report.rows_new} new rows, "
         f"{report.rows_revised} revised"
     )
+    for market, status in report.markets.items():
+        found = {None: "not probed", True: "probes found it", False: "probes found nothing"}
+        print(
+            f"  {market.name}: newest published {status.newest}, {found[status.found]}, "
+            f"next expected from {status.next_publication}"
+        )
     for code, error in report.failures.items():
         print(f"  FAILED {code}: {error}")
 
@@ -63,8 +70,8 @@ async def main(host: str | None, port: int | None, given: str | None) -> int:
         address = (host or "127.0.0.1", port or 11111)
         if simulator is not None:
             address = (simulator.host, simulator.port)
-        # The simulator publishes up to its as_of: "today" is that day, so the not-due rule
-        # decides as it would on the day; against a real OpenD, today is today.
+        # The simulator publishes up to its as_of: "today" is that day, so the publication
+        # schedule decides as it would on the day; against a real OpenD, today is today.
         today = simulator.as_of if simulator is not None else None
         with (
             store_path(given) as path,
@@ -74,12 +81,14 @@ async def main(host: str | None, port: int | None, given: str | None) -> int:
                 # 1. The first sync fetches every code's whole history, page by page.
                 report = await store.sync(client, CODES, today=today)
                 show("first sync", report)
-                # 2. At once again: nothing can have been published, so nothing is sent.
+                # 2. At once again: no US publication can be out yet, so no US code is asked;
+                # the HK one of 04-24 can be (it is out tomorrow): one probe finds nothing.
                 report = await store.sync(client, CODES, today=today)
                 show("second sync", report)
                 if simulator is not None:
-                    # 3. Sixteen days on: a US settlement date and two HK weeks published, and
-                    # each code's newest row from before revised, as FINRA does.
+                    # 3. Sixteen days on: a US settlement date and three HK weeks published, and
+                    # each code's newest row from before revised, as FINRA does. Probes find
+                    # the publications and every code follows.
                     before = dt.datetime.now(dt.UTC)
                     simulator.advance(16, revise=True)
                     report = await store.sync(client, CODES, today=simulator.as_of)

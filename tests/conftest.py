@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 SOCKET_TESTS = (
     HERE / "with_simulator",
     HERE / "store" / "test_sync.py",
+    HERE / "store" / "test_schedule.py",
     HERE / "cli" / "test_simulate_command.py",
 )
 SOCKET_LOOPS = [ASYNCIO] if sys.platform == "win32" else [ASYNCIO, UVLOOP]

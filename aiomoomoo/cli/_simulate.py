@@ -88,6 +88,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="language of OpenD's texts in failure replies, as OpenD's Lang setting (default en)",
     )
     parser.add_argument(
+        "--publication-lag",
+        type=_publication_lag,
+        metavar="LAGS",
+        help="publish each generated row some business days after its date: 'real' (US 7, "
+        "HK 5, as FINRA and the SFC do), 'none', or e.g. 'US=7,HK=5' (default: none, every row "
+        "public on its own date)",
+    )
+    parser.add_argument(
         "--data",
         type=_data_file,
         metavar="FILE",
@@ -104,6 +112,29 @@ def _data_file(text: str) -> dict[str, Any]:
         return load_histories(text)
     except (OSError, ImportError, TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"cannot serve {text}: {exc}") from None
+
+
+def _publication_lag(text: str) -> dict[str, int]:
+    from ..testing import NO_PUBLICATION_LAG, PUBLICATION_LAGS
+    from ..testing._publication import check_publication_lag
+
+    named = {"real": PUBLICATION_LAGS, "none": NO_PUBLICATION_LAG}
+    if text.strip().lower() in named:
+        return dict(named[text.strip().lower()])
+    lags: dict[str, int] = {}
+    for part in text.split(","):
+        market, equals, days = part.partition("=")
+        if not equals or not days.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"publication lag {text!r} is not 'real', 'none' or MARKET=DAYS[,...], "
+                "for example US=7,HK=5"
+            )
+        lags[market.strip().upper()] = int(days)
+    try:
+        check_publication_lag(lags)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return lags
 
 
 def _keepalive_interval(text: str) -> int:
@@ -139,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         websocket_key=args.websocket_key,
         histories=args.data,
         lang=args.lang,
+        publication_lag=args.publication_lag,
     )
     try:
         asyncio.run(_serve(simulator))

@@ -47,14 +47,21 @@ def _add_sync_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
         help="bring a local short-interest store up to date",
         description=(
             "Fetch what is new for each code into a SQLite store: whole histories for codes never "
-            "seen, the newest pages for the others, nothing for codes whose next publication "
-            "cannot have happened yet. A killed sync loses nothing; the next one continues."
+            "seen, the newest pages for the others once their market publishes. Until a "
+            "market's next publication can be out nothing of it is asked; then three probe "
+            "codes are, and if they find it every code of that market follows. A killed sync "
+            "loses nothing; the next one continues."
         ),
     )
     parser.add_argument("codes", nargs="*", metavar="CODE", type=_args.code, help="e.g. US.AAPL")
     _store_option(parser)
     parser.add_argument("--universe", type=Path, metavar="FILE", help="codes, one per line or CSV")
     parser.add_argument("--full", action="store_true", help="re-read every page of every code")
+    parser.add_argument(
+        "--every-code",
+        action="store_true",
+        help="ask every code for its new rows, whatever the publication schedule",
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -101,7 +108,7 @@ def _run_sync(args: argparse.Namespace) -> int:
             if args.dry_run:
                 return _dry_run(store, codes, args)
             logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-            expected = store.plan(codes, full=args.full).requests
+            expected = store.plan(codes, full=args.full, every=args.every_code).requests
             # The display is gone before any message, so that none is drawn over.
             with progress_on(sys.stderr, len(codes), expected=expected) as display:
                 stored.display = display
@@ -144,11 +151,13 @@ async def _sync(
         if stored.display is not None:
             stored.display.watch(client)
         with ticking(stored.display):
-            return await store.sync(client, codes, full=args.full, on_progress=stored)
+            return await store.sync(
+                client, codes, full=args.full, every=args.every_code, on_progress=stored
+            )
 
 
 def _dry_run(store: ShortInterestStore, codes: list[str], args: argparse.Namespace) -> int:
-    plan = store.plan(codes, full=args.full)
+    plan = store.plan(codes, full=args.full, every=args.every_code)
     count, period = args.rate_limit
     # The client's own quota model: when a fresh limiter could have granted them all.
     least = SlidingWindowLimiter(count, period).eta(plan.requests)
@@ -159,16 +168,43 @@ def _dry_run(store: ShortInterestStore, codes: list[str], args: argparse.Namespa
         else ""
     )
     print(f"requests expected: {plan.requests}{guess}")
+    if plan.follow_up:
+        print(f"  and up to {plan.follow_up} more if the probes find a new publication")
     print(f"least wall time at {count}/{period:g}s: {duration(least)}")
+    for market in dict.fromkeys(parse_code(code).market for code in codes):
+        outlook = plan.markets[market]
+        if outlook.frontier is None:
+            print(f"{market.name}: nothing stored yet")
+            continue
+        probes = f"; probing {', '.join(outlook.probes)}" if outlook.probes else ""
+        print(
+            f"{market.name}: newest published {outlook.frontier.newest}, next expected from "
+            f"{outlook.next_publication}{probes}"
+        )
     return 0
 
 
 def _summary(report: SyncReport) -> str:
-    return (
+    lines = [
         f"requests sent: {report.requests}; codes synced: {len(report.synced)}, skipped as not "
         f"due: {len(report.skipped)}, failed: {len(report.failures)}; rows new: "
         f"{report.rows_new}, revised: {report.rows_revised}; {duration(report.elapsed)}"
-    )
+    ]
+    for market, status in report.markets.items():
+        if status.newest is None:
+            lines.append(f"{market.name}: nothing published stored")
+            continue
+        if status.found is None:
+            probes = "not probed"
+        else:
+            found = "found a new publication" if status.found else "found nothing new"
+            count = len(status.probes)
+            probes = f"{count} probe{'s' if count != 1 else ''} {found}"
+        lines.append(
+            f"{market.name}: newest published {status.newest}; {probes}; next publication "
+            f"expected from {status.next_publication}"
+        )
+    return "\n".join(lines)
 
 
 # -- export -----------------------------------------------------------------------------------

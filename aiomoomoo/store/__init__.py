@@ -8,12 +8,14 @@ pure), ``_sync`` (the sync), ``_lock`` (one sync per file) and ``_store`` (the
 `ShortInterestStore` they make up).
 """
 
-from ._plan import SyncPlan, next_due
+from ._plan import MarketOutlook, SyncPlan, next_due
 from ._store import DEFAULT_WAIT, ShortInterestStore
-from ._sync import SyncProgress, SyncReport
+from ._sync import MarketSync, SyncProgress, SyncReport
 
 __all__ = [
     "DEFAULT_WAIT",
+    "MarketOutlook",
+    "MarketSync",
     "ShortInterestStore",
     "SyncPlan",
     "SyncProgress",

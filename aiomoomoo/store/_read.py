@@ -6,6 +6,7 @@ into a frame with the official columns and dtypes plus the change columns.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from typing import Any, Final
 
@@ -16,7 +17,7 @@ from .._rows import trading_date
 from .._security import Market, Security
 from . import _schema as sql
 from . import _screen_sql as screen_sql
-from ._plan import CodeState
+from ._plan import RECENT_DATES, CodeState, Frontier
 
 __all__ = ["CONDITIONS", "GENERIC_ORDER", "StoreReader"]
 
@@ -38,12 +39,18 @@ class StoreReader:
         """Whether ``security`` has been synced at least once."""
         return self._db.execute(sql.CODE_EXISTS, (security.code,)).fetchone() is not None
 
-    def code_states(self) -> dict[str, CodeState]:
-        """What the store holds of each code it knows, by code.
+    def code_states(self, *, recent: bool = False) -> dict[str, CodeState]:
+        """What the store holds of each code it knows, by code; with ``recent``, also how many
+        of its market's newest dates each code has rows for (a second pass over the rows,
+        needed only to choose probes).
 
         A newest date that is no `trading_date` (a row stored before rows were checked, or
         written by hand) counts as none, so the code is due: planning never fails on it.
         """
+        asked = dict(self._db.execute(sql.SELECT_ASKED).fetchall())
+        counts = (
+            dict(self._db.execute(sql.RECENT_ROWS, (RECENT_DATES,)).fetchall()) if recent else {}
+        )
         return {
             str(code): CodeState(
                 market=Market[str(market)],
@@ -51,8 +58,18 @@ class StoreReader:
                 newest=trading_date(newest),
                 complete=bool(complete),
                 failed=bool(failed),
+                asked=_date(asked.get(code)),
+                recent=int(counts.get(code, 0)),
             )
             for code, market, rows, newest, complete, failed in self._db.execute(sql.CODE_STATES)
+        }
+
+    def frontiers(self) -> dict[Market, Frontier]:
+        """Each market's frontier as the syncs recorded it."""
+        return {
+            Market[str(market)]: Frontier(dt.date.fromisoformat(newest), _date(moved))
+            for market, newest, moved in self._db.execute(sql.SELECT_FRONTIERS)
+            if str(market) in Market.__members__
         }
 
     def summary(self) -> pd.DataFrame:
@@ -180,6 +197,10 @@ class StoreReader:
         if newest and len(frame):
             frame = frame[~frame["code"].duplicated()].reset_index(drop=True)
         return frame
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
 
 
 def _join(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -3,7 +3,9 @@
 Tables: ``meta`` (the schema version), ``codes`` (one row per code synced, with its last sync
 and last error), ``versions`` (every version of every row; the current one has ``superseded
 IS NULL``) and ``segments`` (which stretches of each code's history are stored complete, and
-where a walk continues below each). Other modules hold no SQL text of their own: they run the
+where a walk continues below each), ``frontiers`` (per market, the newest date any code holds
+and the day a sync first saw it) and ``asked`` (per code, the market's frontier when the code
+was last asked). Other modules hold no SQL text of their own: they run the
 statements named here. Opening a file goes through `prepare`, the one place that creates the
 tables and, as the format changes, will check ``PRAGMA user_version`` and migrate.
 """
@@ -86,6 +88,16 @@ DDL: Final = (
         low TEXT,
         next_key TEXT NOT NULL
     )""",
+    # Added after the first release: a file without them gains them when opened.
+    """CREATE TABLE IF NOT EXISTS frontiers (
+        market TEXT PRIMARY KEY,
+        newest TEXT NOT NULL,
+        moved TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS asked (
+        code TEXT PRIMARY KEY REFERENCES codes(code),
+        frontier TEXT NOT NULL
+    )""",
 )
 INSERT_SCHEMA_VERSION: Final = "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)"
 # Written with the tables, in their transaction: a file that has it has them all.
@@ -123,6 +135,10 @@ SEGMENTS_REACHED: Final = (
     "SELECT id, low, next_key FROM segments WHERE code = ? AND id != ? AND COALESCE(high, '') >= ?"
 )
 DELETE_SEGMENT: Final = "DELETE FROM segments WHERE id = ?"
+# A market's frontier moved: (market, newest date, the market's date it was first seen).
+SET_FRONTIER: Final = "INSERT OR REPLACE INTO frontiers (market, newest, moved) VALUES (?, ?, ?)"
+# A code was asked with its market at this frontier: (code, frontier date).
+SET_ASKED: Final = "INSERT OR REPLACE INTO asked (code, frontier) VALUES (?, ?)"
 
 # -- reads (run by aiomoomoo.store._read) -------------------------------------------------------
 
@@ -148,6 +164,23 @@ CODE_STATES: Final = f"""
            c.last_error IS NOT NULL
     FROM codes c LEFT JOIN versions v ON v.code = c.code
     GROUP BY c.code
+"""
+SELECT_FRONTIERS: Final = "SELECT market, newest, moved FROM frontiers"
+SELECT_ASKED: Final = "SELECT code, frontier FROM asked"
+# Per code, how many of its market's ? newest dates (over every code's current rows) it has a
+# current row for; codes with none are left out.
+RECENT_ROWS: Final = """
+    WITH held AS (
+        SELECT v.code, c.market, v.date FROM versions v JOIN codes c ON c.code = v.code
+        WHERE v.superseded IS NULL
+    ),
+    recent AS (
+        SELECT market, date FROM (
+            SELECT market, date, ROW_NUMBER() OVER (PARTITION BY market ORDER BY date DESC) AS n
+            FROM (SELECT DISTINCT market, date FROM held)
+        ) WHERE n <= ?
+    )
+    SELECT held.code, COUNT(*) FROM held JOIN recent USING (market, date) GROUP BY held.code
 """
 _CURRENT: Final = "v.superseded IS NULL"
 _KNOWN_AT: Final = "v.first_seen <= ? AND (v.superseded IS NULL OR v.superseded > ?)"

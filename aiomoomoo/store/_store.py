@@ -5,7 +5,8 @@ sync writes. Table ``versions`` holds every version of every row: the current on
 ``superseded IS NULL``; when a re-fetch shows a changed value (FINRA revises) the old version
 gets the UTC time it was superseded and the new one is added, which is what ``as_of=`` reads.
 Table ``segments`` records which stretches of each code's history are known to be complete and
-where a walk continues below them. `ShortInterestStore` is the public face: the format and its
+where a walk continues below them; ``frontiers`` and ``asked`` what the schedule of publications
+has taught the syncs. `ShortInterestStore` is the public face: the format and its
 SQL are in `aiomoomoo.store._schema`, writes in ``_write``, reads in ``_read``, what a sync asks
 for in ``_plan`` and the sync itself in ``_sync``.
 """
@@ -28,10 +29,10 @@ from .._security import Market, parse_code
 from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._file import Waiting, check_wait, connect, file_errors, lock_path
 from ._lock import FileLock
-from ._plan import SyncPlan, check_today, make_plan
+from ._plan import SyncPlan, check_today
 from ._read import StoreReader
 from ._screen_args import check_screen
-from ._sync import SyncProgress, SyncReport, sync_codes
+from ._sync import SyncProgress, SyncReport, plan_sync, sync_codes
 from ._write import StoreWriter, utc_text
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ class ShortInterestStore:
         codes: Iterable[str],
         *,
         full: bool = False,
+        every: bool = False,
         today: dt.date | None = None,
         on_progress: Callable[[SyncProgress], None] | None = None,
     ) -> SyncReport:
@@ -186,15 +188,25 @@ class ShortInterestStore:
         and the others go on, and nothing of a refused page is stored; a closed client ends
         the sync with `ClientClosedError`.
 
-        A code whose next publication cannot have happened yet (see `next_due`) is not
-        requested unless ``full`` is true; ``full`` also re-reads every page of every code, to
-        catch revisions deeper than the first page. ``today`` (a date) replaces the current
-        date in each market's timezone for that rule. ``on_progress`` is called with a
-        `SyncProgress` after every page and at the end of every code. A second sync on the same
-        file (by any path to it) while one runs raises `StoreLockedError` before anything is
-        sent. A write that waited ``wait`` seconds for another program raises `StoreBusyError`,
-        and a file that cannot be written (read-only, damaged, a full disk) `StoreError`: both
-        end the sync, keeping every page committed before.
+        A refresh costs what was published, plus a few probes. The store keeps each market's
+        frontier (the newest date any code holds) and the frontier each code was last asked
+        at. Besides codes never synced, unfinished or failed, a sync asks codes behind their
+        market's frontier: once after it moves, and on each run for a few business days after
+        (a publication may reach some codes late). A code at the frontier is not asked; once
+        the market's next publication can be out (its next settlement date plus the market's
+        least lag), up to three probe codes are asked, and if one finds a newer date every
+        code of that market is asked in the same run. The report's ``markets`` says what was
+        found and when the next publication is expected.
+
+        ``every`` asks every code for its new rows, whatever the schedule; ``full`` also
+        re-reads every page of every code, to catch revisions deeper than the first page.
+        ``today`` (a date) replaces the current date in each market's timezone for the
+        schedule. ``on_progress`` is called with a `SyncProgress` after every page and at the
+        end of every code. A second sync on the same file (by any path to it) while one runs
+        raises `StoreLockedError` before anything is sent. A write that waited ``wait`` seconds
+        for another program raises `StoreBusyError`, and a file that cannot be written
+        (read-only, damaged, a full disk) `StoreError`: both end the sync, keeping every page
+        committed before.
         """
         self._check_open()
         if self.read_only:
@@ -208,21 +220,30 @@ class ShortInterestStore:
                 lock=self._lock,
                 waiting=self._waiting,
                 full=full,
+                every=every,
                 today=today,
                 on_progress=on_progress,
             )
 
     def plan(
-        self, codes: Iterable[str], *, full: bool = False, today: dt.date | None = None
+        self,
+        codes: Iterable[str],
+        *,
+        full: bool = False,
+        every: bool = False,
+        today: dt.date | None = None,
     ) -> SyncPlan:
-        """What `sync` would do now with the same arguments: the codes it would request and
-        skip, and the requests that should take (see `SyncPlan`). Nothing is sent or written."""
+        """What `sync` would do now with the same arguments: the codes it would request first
+        (probes included) and skip, and the requests that should take (see `SyncPlan`; if a
+        probe finds a publication, up to ``follow_up`` more). Nothing is sent or written."""
         securities = check_codes(codes)
-        if not isinstance(full, bool):
-            raise TypeError(f"full must be a bool, got {full!r}")
+        for name, flag in (("full", full), ("every", every)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
         today = check_today(today)
-        states = self._read(self._reader.code_states)
-        return make_plan(securities, states, full=full, today=today)
+        return self._read(
+            lambda: plan_sync(self._reader, securities, full=full, every=every, today=today)[0]
+        )
 
     # -- reading ----------------------------------------------------------------------------
 

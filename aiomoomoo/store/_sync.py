@@ -4,6 +4,11 @@ Each code is one walk (`aiomoomoo._paging.walk`), run by the many-symbol runner
 (`aiomoomoo._many.run_each`); the store's writer stores each page and says where the walk
 continues (see `aiomoomoo.store._write` for the segments behind that), and the planner
 (`aiomoomoo.store._plan`) says which codes are due.
+
+A sync runs in two phases: first the plan's codes, probes included; then, for each market
+whose frontier (the newest date any code holds) moved in the first phase (a probe, or any code
+asked, found a newer date), every code of that market not asked yet. At the end it records
+the frontiers that moved and, for each code asked, the frontier it was asked at.
 """
 
 from __future__ import annotations
@@ -22,17 +27,33 @@ from .._many import Outcome, run_each
 from .._options import END_OF_DATA, MAX_NUM, check_codes
 from .._paging import ShortInterestPage, walk
 from .._quota import SlidingWindowLimiter
-from .._security import Security
+from .._security import Market, Security
 from ._file import Waiting, file_errors
 from ._lock import FileLock
-from ._plan import check_today, make_plan
+from ._plan import (
+    CodeState,
+    Frontier,
+    SyncPlan,
+    check_today,
+    frontiers_of,
+    make_plan,
+    market_today,
+    next_publication,
+)
 from ._read import StoreReader
 from ._write import StoreWriter
 
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["SYNC_CONCURRENCY", "SyncProgress", "SyncReport", "sync_codes"]
+__all__ = [
+    "SYNC_CONCURRENCY",
+    "MarketSync",
+    "SyncProgress",
+    "SyncReport",
+    "plan_sync",
+    "sync_codes",
+]
 
 logger = logging.getLogger("aiomoomoo")
 
@@ -66,9 +87,23 @@ class SyncProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketSync:
+    """What a sync learned of one market: ``newest``, the newest published date the store
+    holds (None without rows); the ``probes`` asked whether a newer publication is out, and
+    whether a newer one was ``found`` (None when nothing was probed); and the first day the
+    ``next_publication`` after ``newest`` can be out (None without rows)."""
+
+    newest: dt.date | None
+    probes: tuple[str, ...]
+    found: bool | None
+    next_publication: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncReport:
     """What a sync did: ``requests`` sent, codes ``synced`` and ``skipped`` as not due, rows
-    ``rows_new`` and ``rows_revised``, ``failures`` by code, and ``elapsed`` seconds.
+    ``rows_new`` and ``rows_revised``, ``failures`` by code, ``elapsed`` seconds, and per
+    market of the codes given, a `MarketSync`.
 
     A failure is the exception that ended the code's walk: a `MoomooError` (a server error, a
     `ProtocolError` for a page that cannot be right, ...) or, should anything else go wrong
@@ -82,6 +117,7 @@ class SyncReport:
     rows_revised: int
     failures: dict[str, Exception]
     elapsed: float
+    markets: dict[Market, MarketSync] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +176,7 @@ async def sync_codes(
     lock: FileLock,
     waiting: Waiting,
     full: bool = False,
+    every: bool = False,
     today: dt.date | None = None,
     on_progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
@@ -148,8 +185,9 @@ async def sync_codes(
     and write waits for another program's write transaction as ``waiting`` says, without
     blocking the event loop."""
     securities = check_codes(codes)
-    if not isinstance(full, bool):
-        raise TypeError(f"full must be a bool, got {full!r}")
+    for name, flag in (("full", full), ("every", every)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
     today = check_today(today)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
@@ -201,6 +239,10 @@ async def sync_codes(
                 resume = page.next_key if full else stored.resume_key
                 tally.rows_new += stored.rows_new
                 tally.rows_revised += stored.rows_revised
+                if stored.newest is not None:
+                    newest = dt.date.fromisoformat(stored.newest)
+                    if newest > seen.get(security.market, dt.date.min):
+                        seen[security.market] = newest
                 tally.report("page", security.code)
 
     def finished(outcome: Outcome[Security, None]) -> None:
@@ -222,20 +264,13 @@ async def sync_codes(
             tally.failures[security.code] = error
             tally.report("failed", security.code)
 
-    with lock:
-        states = await waiting.awaiting(reader.code_states)
-        plan = make_plan(securities, states, full=full, today=today)
-        for code in plan.skipped:
-            tally.done += 1
-            tally.report("skipped", code)
-        due_codes = set(plan.due)
-        due = [s for s in securities if s.code in due_codes]
+    async def run(batch: list[Security]) -> None:
         # A closed client or a store that cannot be written is not one code's failure: every
         # other code would fail the same way. Anything else that goes wrong with a code's pages
         # is that code's failure alone.
         async with contextlib.aclosing(
             run_each(
-                due,
+                batch,
                 walk_code,
                 concurrency=SYNC_CONCURRENCY,
                 fatal=(ClientClosedError, StoreError),
@@ -245,13 +280,103 @@ async def sync_codes(
         ) as outcomes:
             async for _ in outcomes:
                 pass
+
+    days = {m: today if today is not None else market_today(m) for m in Market}
+    seen: dict[Market, dt.date] = {}
+    frontiers: dict[Market, Frontier] = {}
+
+    async def settle() -> set[Market]:
+        """Move each market's frontier to the newest date this sync stored when that is newer,
+        record every frontier not recorded yet as first seen today, and return the markets
+        whose frontier moved."""
+        moved = {m for m, day in seen.items() if m not in frontiers or day > frontiers[m].newest}
+        for market in moved:
+            frontiers[market] = Frontier(seen[market], days[market])
+        fresh = {m: Frontier(f.newest, days[m]) for m, f in frontiers.items() if f.moved is None}
+        frontiers.update(fresh)
+        changed = {m: (frontiers[m].newest, days[m]) for m in moved | set(fresh)}
+        await waiting.awaiting(functools.partial(writer.record_frontiers, changed, {}))
+        return moved
+
+    with lock:
+        plan, states, recorded = await waiting.awaiting(
+            functools.partial(plan_sync, reader, securities, full=full, every=every, today=today)
+        )
+        frontiers.update(frontiers_of(states, recorded))
+        asked = set(plan.due)
+        # Skipped codes may yet be asked, once the probes (or codes catching up) have answered.
+        held = [s for s in securities if s.code not in asked]
+        await run([s for s in securities if s.code in asked])
+        moved = await settle()
+        # A market's frontier moved: its publication is out, so every code of it is asked now.
+        follow = [s for s in held if s.market in moved]
+        _skip(tally, [s for s in held if s.market not in moved])
+        asked |= {s.code for s in follow}
+        await run(follow)
+        moved |= await settle()
+        synced = set(tally.synced)
+        at_frontier = {
+            s.code: frontiers[s.market].newest
+            for s in securities
+            if s.code in synced and s.market in frontiers
+        }
+        await waiting.awaiting(functools.partial(writer.record_frontiers, {}, at_frontier))
     order = {s.code: i for i, s in enumerate(securities)}
     return SyncReport(
         requests=tally.requests,
         synced=tuple(sorted(tally.synced, key=order.__getitem__)),
-        skipped=plan.skipped,
+        skipped=tuple(s.code for s in securities if s.code not in asked),
         rows_new=tally.rows_new,
         rows_revised=tally.rows_revised,
         failures=dict(sorted(tally.failures.items(), key=lambda item: order[item[0]])),
         elapsed=loop.time() - started,
+        markets={
+            market: _market_sync(market, frontiers.get(market), plan.markets[market].probes, moved)
+            for market in dict.fromkeys(s.market for s in securities)
+        },
+    )
+
+
+def plan_sync(
+    reader: StoreReader,
+    securities: list[Security],
+    *,
+    full: bool,
+    every: bool,
+    today: dt.date | None,
+) -> tuple[SyncPlan, dict[str, CodeState], dict[Market, Frontier]]:
+    """The plan of a sync of ``securities`` now, with the code states and recorded frontiers
+    it was made from. The rows each code has at recent dates, which only choosing probes
+    needs, are read only when the plan has probes."""
+    recorded = reader.frontiers()
+    states = reader.code_states()
+    plan = make_plan(securities, states, full=full, every=every, today=today, frontiers=recorded)
+    if plan.probes:
+        states = reader.code_states(recent=True)
+        plan = make_plan(
+            securities, states, full=full, every=every, today=today, frontiers=recorded
+        )
+    return plan, states, recorded
+
+
+def _skip(tally: _Tally, skipped: list[Security]) -> None:
+    for security in skipped:
+        tally.done += 1
+        tally.report("skipped", security.code)
+
+
+def _moved(before: dict[Market, Frontier], after: dict[Market, Frontier]) -> set[Market]:
+    """The markets whose frontier is newer ``after`` than ``before``, or new."""
+    return {m for m, f in after.items() if m not in before or f.newest > before[m].newest}
+
+
+def _market_sync(
+    market: Market, frontier: Frontier | None, probes: tuple[str, ...], moved: set[Market]
+) -> MarketSync:
+    newest = None if frontier is None else frontier.newest
+    return MarketSync(
+        newest=newest,
+        probes=probes,
+        found=(market in moved) if probes else None,
+        next_publication=None if newest is None else next_publication(market, newest),
     )

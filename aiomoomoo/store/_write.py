@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -55,13 +55,14 @@ def utc_now() -> str:
 @dataclass(frozen=True, slots=True)
 class StoredPage:
     """What storing a page did: the walk's ``segment`` (its id), the key its stored stretch
-    continues at (``"-1"`` once it reaches the start of the history), and the rows that were
-    new or revised."""
+    continues at (``"-1"`` once it reaches the start of the history), the rows that were
+    new or revised, and the ``newest`` date on the page (None without rows)."""
 
     segment: int
     resume_key: str
     rows_new: int
     rows_revised: int
+    newest: str | None = None
 
 
 class StoreWriter:
@@ -119,7 +120,7 @@ class StoreWriter:
                         key = next_key
             low, key = _merge_below(db, code, segment, low, key)
             db.execute(sql.UPDATE_SEGMENT, (low, key, segment))
-        return StoredPage(segment, key, new, revised)
+        return StoredPage(segment, key, new, revised, max(dates) if dates else None)
 
     def record_outcome(self, security: Security, error: BaseException | None) -> None:
         """Record the end of ``security``'s walk: its sync time, or the error that stopped it
@@ -131,6 +132,18 @@ class StoreWriter:
             else:
                 message = f"{type(error).__name__}: {error}"
                 db.execute(sql.MARK_FAILED, (message, security.code))
+
+    def record_frontiers(
+        self, moved: Mapping[Market, tuple[dt.date, dt.date]], asked: Mapping[str, dt.date]
+    ) -> None:
+        """Record each market's frontier that ``moved``: (its newest date, the market's date
+        it was first seen), and the frontier each code was ``asked`` at, in one transaction."""
+        with sql.transaction(self._db) as db:
+            db.executemany(
+                sql.SET_FRONTIER,
+                [(m.name, day.isoformat(), seen.isoformat()) for m, (day, seen) in moved.items()],
+            )
+            db.executemany(sql.SET_ASKED, [(c, day.isoformat()) for c, day in asked.items()])
 
 
 def _values(security: Security, record: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:

@@ -132,11 +132,17 @@ def test_an_ipv6_address_that_cannot_be_reached_prints_in_brackets(
 
 @pytest.mark.anyio
 async def test_simulate_options_reach_the_simulator() -> None:
-    args = ("--port", "0", "--no-quota", "--keepalive-interval", "4", "--lang", "zh")
+    args = ["--port", "0", "--no-quota", "--keepalive-interval", "4", "--lang", "zh"]
+    args += ["--publication-lag", "US=7"]
     async with simulate(*args) as (process, host, port):
         async with connected(OpenDSimulator(host, port)) as raw:
             assert (await raw.init_connect()).s2c.keepAliveInterval == 4
             assert (await raw.short_interest("US.NOPE")).retMsg == "未知股票"
+            # On 2026-04-30 the US row of that day is not out yet (on 05-11), nor is that of
+            # 04-15 for HK without a lag.
+            us = (await raw.short_interest("US.AAPL", num=1)).s2c.usItemList[0]
+            hk = (await raw.short_interest("HK.00700", num=1)).s2c.hkItemList[0]
+            assert (us.timestampStr, hk.timestampStr) == ("2026-04-15", "2026-04-30")
             for _ in range(40):  # more than the default 30/30 quota would allow
                 assert (await raw.short_interest("HK.00700", num=1)).retType == 0
         process.send_signal(signal.SIGINT)
@@ -173,6 +179,9 @@ async def test_bad_quota_exits_2_with_a_message_from_a_real_process() -> None:
         (["--keepalive-interval", "60"], "argument --keepalive-interval: keep-alive interval"),
         (["--seed", "x"], "argument --seed: invalid int value"),
         (["--lang", "chs"], "argument --lang: invalid choice: 'chs'"),
+        (["--publication-lag", "7"], "argument --publication-lag: publication lag '7' is not"),
+        (["--publication-lag", "JP=1"], "publication_lag has an unknown market 'JP'"),
+        (["--publication-lag", "US=99"], "publication_lag['US'] must be whole business days"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(
@@ -227,3 +236,11 @@ async def test_a_process_that_does_not_end_in_time_is_killed() -> None:
     with pytest.raises(TimeoutError):
         await ended(process, timeout=0.2)
     assert process.returncode is not None
+
+
+def test_the_publication_lag_by_name_or_by_market() -> None:
+    from aiomoomoo.cli._simulate import _publication_lag
+
+    assert _publication_lag("real") == {"US": 7, "HK": 5}
+    assert _publication_lag(" None ") == {"US": 0, "HK": 0}
+    assert _publication_lag("us=3, HK=0") == {"US": 3, "HK": 0}

@@ -105,6 +105,37 @@ def test_sync_a_csv_universe_then_dry_run_and_export(
     assert main(["export", "--store", str(tmp_path / "none.db")]) == 2
 
 
+def test_the_summary_says_per_market_what_is_published_and_every_code_asks_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.db"
+    codes = ("US.AAPL", "US.TSLA", "US.NVDA", "US.SPY", "HK.00700")
+    with SimulatorThread(quota=None) as sim:
+        assert sync(sim, store, *codes) == 0
+        out = capsys.readouterr().out
+        # Its rows end on 2026-04-30; the next publications can be out from 05-25 and 05-14.
+        expected = "newest published 2026-04-30; not probed; next publication expected from"
+        assert f"US: {expected} 2026-05-25\n" in out
+        assert f"HK: {expected} 2026-05-14\n" in out
+        # Today (after those days) nothing newer is out: three US probes and the HK code.
+        assert sync(sim, store, *codes, "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert "codes: 5, due: 4, not due: 1\nrequests expected: 4\n" in out
+        assert "  and up to 1 more if the probes find a new publication" in out
+        probing = "probing US.AAPL, US.TSLA, US.NVDA"
+        assert f"US: newest published 2026-04-30, next expected from 2026-05-25; {probing}" in out
+        sent = sim.stats.requests
+        assert sync(sim, store, *codes) == 0
+        assert sim.stats.requests - sent == 4
+        out = capsys.readouterr().out
+        assert "US: newest published 2026-04-30; 3 probes found nothing new; next" in out
+        assert "HK: newest published 2026-04-30; 1 probe found nothing new; next" in out
+        sent = sim.stats.requests
+        assert sync(sim, store, *codes, "--every-code") == 0
+        assert sim.stats.requests - sent == len(codes)
+        assert "US: newest published 2026-04-30; not probed;" in capsys.readouterr().out
+
+
 def test_plot_draws_one_panel_per_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     store = tmp_path / "s.db"

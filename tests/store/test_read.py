@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from aiomoomoo import ShortInterestStore
+from aiomoomoo import Market, ShortInterestStore
 from aiomoomoo._security import parse_code
+from aiomoomoo.store._plan import Frontier
+from aiomoomoo.store._read import StoreReader
 from aiomoomoo.store._write import StoreWriter
 
 
@@ -147,3 +149,37 @@ def test_a_stored_date_that_is_no_date_makes_the_code_due_instead_of_failing_the
         assert (plan.due, plan.skipped) == (("US.AAPL",), ("US.TSLA",))
         assert store.history("US.AAPL")["timestamp_str"].tolist() == [stored]
         assert store.summary()["newest"].tolist() == [stored, "2026-04-30"]
+
+
+def test_the_states_say_how_many_recent_dates_and_which_frontier_each_code_was_asked_at(
+    tmp_path: Path, writer: StoreWriter
+) -> None:
+    # US dates 04-01..04-30 over three codes: the market's three newest are 30, 15 and 10.
+    pages = {
+        "US.A": [us(30, 1), us(15, 1), us(10, 1), us(1, 1)],  # all three
+        "US.B": [us(15, 1), us(10, 1)],  # two
+        "US.C": [us(1, 1)],  # none
+        "HK.00001": [hk(24, 1), hk(17, 1)],  # HK has its own newest dates: both
+    }
+    for code, rows in pages.items():
+        writer.store_page(parse_code(code), None, rows, "-1")
+        writer.record_outcome(parse_code(code), None)
+    writer.record_frontiers(
+        {Market.US: (dt.date(2026, 4, 30), dt.date(2026, 5, 11))}, {"US.B": dt.date(2026, 4, 15)}
+    )
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
+        reader = StoreReader(db)
+        states = reader.code_states(recent=True)
+        assert {code: s.recent for code, s in states.items()} == {
+            "US.A": 3,
+            "US.B": 2,
+            "US.C": 0,
+            "HK.00001": 2,
+        }
+        assert states["US.B"].asked == dt.date(2026, 4, 15)
+        assert states["US.A"].asked is None
+        # Without recent=True the second pass is not made.
+        assert {s.recent for s in reader.code_states().values()} == {0}
+        assert reader.frontiers() == {
+            Market.US: Frontier(dt.date(2026, 4, 30), dt.date(2026, 5, 11))
+        }

@@ -142,15 +142,21 @@ def test_dataset(tmp_path: Path) -> None:
     result = run_example("dataset.py", "--store", str(store))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "first sync: 16 requests, 3 synced, 0 not due, 735 new rows, 0 revised" in lines
-    # Synced again at once: nothing can be due, so nothing is sent.
-    assert "second sync: 0 requests, 0 synced, 3 not due, 0 new rows, 0 revised" in lines
-    assert "after a publication: 3 requests, 3 synced, 0 not due, 4 new rows, 3 revised" in lines
-    assert re.search(r"^ *US\.AAPL +177 +2019-01-15 +2026-05-15$", result.stdout, re.M)
+    assert "first sync: 16 requests, 3 synced, 0 not due, 731 new rows, 0 revised" in lines
+    # Published on the real lags: on 2026-04-30 US rows are out to 04-15, HK ones to 04-17.
+    assert "  US: newest published 2026-04-15, not probed, next expected from 2026-05-08" in lines
+    # Synced again at once: no US publication can be out; one HK probe finds nothing.
+    assert "second sync: 1 requests, 1 synced, 2 not due, 0 new rows, 0 revised" in lines
+    hk = "  HK: newest published 2026-04-17, probes found nothing, next expected from 2026-04-30"
+    assert hk in lines
+    assert "after a publication: 3 requests, 3 synced, 0 not due, 5 new rows, 3 revised" in lines
+    us = "  US: newest published 2026-04-30, probes found it, next expected from 2026-05-25"
+    assert us in lines
+    assert re.search(r"^ *US\.AAPL +176 +2019-01-15 +2026-04-30$", result.stdout, re.M)
     # The revised row now, and as the store knew it before the publication.
     now, before = result.stdout.split("as it was before the publication:")
-    assert re.search(r"^ +2026-04-30 +112098333 ", now, re.M)
-    assert re.search(r"^ +2026-04-30 +111000000 ", before, re.M)
+    assert re.search(r"^ +2026-04-15 +115557014 ", now, re.M)
+    assert re.search(r"^ +2026-04-15 +114424793 ", before, re.M)
     assert store.is_file()
 
 
