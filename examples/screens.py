@@ -47,9 +47,10 @@ async def sync(
     codes: Sequence[str],
     today: dt.date | None,
     rate_limit: aiomoomoo.RateLimit = (30, 30.0),
+    every: bool = False,
 ) -> aiomoomoo.SyncReport:
     async with aiomoomoo.Client(*address, rate_limit=rate_limit) as client:
-        report = await store.sync(client, codes, today=today)
+        report = await store.sync(client, codes, today=today, every=every)
     new, revised = report.rows_new, report.rows_revised
     print(f"synced {len(report.synced)} codes: {new} new rows, {revised} revised")
     return report
@@ -69,7 +70,9 @@ async def fill(store: aiomoomoo.ShortInterestStore, args: argparse.Namespace) ->
         await sync(store, address, codes, simulator.as_of, rate_limit=None)
         before = dt.datetime.now(dt.UTC)
         simulator.advance(16, revise=True)
-        await sync(store, address, codes, simulator.as_of, rate_limit=None)
+        # This simulator publishes each row on its own date, days before OpenD would, so the
+        # store's schedule would not look for the US rows yet: ask every code instead.
+        await sync(store, address, codes, simulator.as_of, rate_limit=None, every=True)
         return before
 
 

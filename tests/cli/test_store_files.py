@@ -21,7 +21,7 @@ from aiomoomoo.cli import main
 from aiomoomoo.store import _schema
 from aiomoomoo.testing import OpenDSimulator, SimulatorThread
 
-from ..store._files import damage_versions, store_with_rows, write_transaction
+from ..store._files import damage_versions, room_for, store_with_rows, write_transaction
 from ._commands import ROOT, RUN_TIMEOUT, closed_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -96,8 +96,8 @@ def test_a_full_disk_ends_the_sync_in_one_line_and_keeps_what_was_committed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = tmp_path / "s.db"
-    # A file that may not grow past 14 pages: SQLite answers as for a full disk (SQLITE_FULL).
-    monkeypatch.setattr(_schema, "PRAGMAS", (*_schema.PRAGMAS, "PRAGMA max_page_count = 14"))
+    # A file that may grow only 4 pages: SQLite answers as for a full disk (SQLITE_FULL).
+    monkeypatch.setattr(_schema, "PRAGMAS", (*_schema.PRAGMAS, room_for(4, tmp_path)))
     assert sync(sim.port, store, "US.AAPL") == 1
     line = one_line(capsys)
     assert f"the disk holding the store {store} is full" in line

@@ -67,3 +67,15 @@ def damage_versions(path: Path) -> None:
     with path.open("r+b") as file:
         file.seek((root - 1) * size)
         file.write(b"\xa5" * size)
+
+
+def room_for(pages: int, directory: Path) -> str:
+    """A PRAGMA that lets a store grow only ``pages`` pages past an empty one of today's schema:
+    past them SQLite answers as for a full disk (SQLITE_FULL)."""
+    empty = directory / "empty-for-size.db"
+    with ShortInterestStore(empty):
+        pass
+    with contextlib.closing(sqlite3.connect(empty)) as db:
+        (count,) = db.execute("PRAGMA page_count").fetchone()
+    empty.unlink()
+    return f"PRAGMA max_page_count = {count + pages}"

@@ -17,7 +17,14 @@ from aiomoomoo import ShortInterestStore, StoreBusyError, StoreError, StoreLocke
 from aiomoomoo.store import _schema
 from aiomoomoo.store._file import Waiting, file_errors
 
-from ._files import AAPL, damage_versions, store_with_rows, write_rows, write_transaction
+from ._files import (
+    AAPL,
+    damage_versions,
+    room_for,
+    store_with_rows,
+    write_rows,
+    write_transaction,
+)
 
 
 @pytest.fixture
@@ -117,7 +124,7 @@ def test_a_full_disk_is_a_store_error_and_keeps_what_was_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A file that may not grow past a few pages: SQLite answers as for a full disk (SQLITE_FULL).
-    monkeypatch.setattr(_schema, "PRAGMAS", (*_schema.PRAGMAS, "PRAGMA max_page_count = 12"))
+    monkeypatch.setattr(_schema, "PRAGMAS", (*_schema.PRAGMAS, room_for(2, tmp_path)))
     path = tmp_path / "s.db"
     with (
         ShortInterestStore(path) as store,
