@@ -1,0 +1,126 @@
+"""`ShortInterestStore.sync` in process against a scripted stand-in for the client: pages given
+as plain rows, failures on demand, every request recorded. No socket: what is pinned here is
+what the sync does with the pages (an empty last page, a failure and the success after it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+import pytest
+
+from aiomoomoo import Client, RequestTimeoutError, ShortInterestStore
+from aiomoomoo._paging import ShortInterestPage
+from aiomoomoo._rows import Rows, columns_for
+from aiomoomoo._security import Market, parse_code
+
+pytestmark = pytest.mark.anyio
+
+NEWEST = dt.date(2026, 4, 30)  # a US settlement date: the next row cannot come before May 10
+NOT_DUE = dt.date(2026, 5, 1)
+DUE = dt.date(2026, 5, 10)
+
+
+def us(day: int, shares_short: int = 1000) -> tuple[Any, ...]:
+    """A US record of 2026-04-``day`` in `US_COLUMNS` order."""
+    return (1_700_000_000 + day, f"2026-04-{day:02d}", shares_short, 1.5, 200, 2.0, 10.0, 9.5)
+
+
+def rows(market: Market, records: list[tuple[Any, ...]]) -> Rows:
+    width = len(columns_for(market))
+    values = tuple(zip(*records, strict=True)) if records else ((),) * width
+    return Rows(market, len(records), values, (None,) * width)
+
+
+class ScriptedClient:
+    """Answers `get_short_interest` from ``pages``: per code, per key asked (None: the first
+    page), the page's records and its next key. A code in ``failing`` times out instead."""
+
+    rate_limiter = None
+
+    def __init__(self, pages: dict[str, dict[str | None, tuple[list[tuple[Any, ...]], str]]]):
+        self.pages = pages
+        self.failing: set[str] = set()
+        self.requests: list[tuple[str, str | None]] = []
+
+    async def get_short_interest(
+        self, code: str, next_key: str | None = None, num: int | None = None
+    ) -> ShortInterestPage:
+        self.requests.append((code, next_key))
+        if code in self.failing:
+            raise RequestTimeoutError("no reply in 5 s")
+        security = parse_code(code)
+        records, key = self.pages[code][next_key]
+        us_rows, hk_rows = rows(Market.US, []), rows(Market.HK, [])
+        if security.market is Market.US:
+            us_rows = rows(Market.US, records)
+        else:
+            hk_rows = rows(Market.HK, records)
+        return ShortInterestPage(security, key, us_rows, hk_rows)
+
+    def sent(self) -> list[tuple[str, str | None]]:
+        """The requests since the last call."""
+        sent, self.requests = self.requests, []
+        return sent
+
+
+def as_client(scripted: ScriptedClient) -> Client:
+    return cast(Client, scripted)
+
+
+def state(store: ShortInterestStore, code: str = "US.AAPL") -> dict[str, Any]:
+    return dict(store.summary().set_index("code").loc[code])
+
+
+async def test_an_empty_last_page_ends_the_walk_and_the_history_is_complete(
+    tmp_path: Path,
+) -> None:
+    # A history whose rows fill whole pages ends with an empty page: the walk stops there,
+    # without an error, and the code is complete, so a later sync reads its first page only.
+    scripted = ScriptedClient({"US.AAPL": {None: ([us(30), us(15)], "@2"), "@2": ([], "-1")}})
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        report = await store.sync(as_client(scripted), ["US.AAPL"], today=NOT_DUE)
+        assert (report.ok, report.synced, report.requests) == (True, ("US.AAPL",), 2)
+        assert scripted.sent() == [("US.AAPL", None), ("US.AAPL", "@2")]
+        stored = state(store)
+        assert (stored["rows"], stored["complete"], stored["newest"]) == (2, True, "2026-04-30")
+        assert pd.isna(stored["last_error"])
+        report = await store.sync(as_client(scripted), ["US.AAPL"], today=NOT_DUE)
+        assert (report.skipped, scripted.sent()) == (("US.AAPL",), [])
+        report = await store.sync(as_client(scripted), ["US.AAPL"], today=DUE)
+        assert (report.synced, scripted.sent()) == (("US.AAPL",), [("US.AAPL", None)])
+
+
+async def test_a_code_that_failed_is_due_again_though_complete_and_a_success_clears_the_error(
+    tmp_path: Path,
+) -> None:
+    scripted = ScriptedClient({"US.AAPL": {None: ([us(30), us(15)], "-1")}})
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        await store.sync(as_client(scripted), ["US.AAPL"], today=NOT_DUE)
+        first = state(store)
+        assert (first["rows"], first["complete"], first["newest"]) == (2, True, "2026-04-30")
+        # On its due day, the code's request times out: the rows stay, the error is kept.
+        scripted.failing.add("US.AAPL")
+        report = await store.sync(as_client(scripted), ["US.AAPL"], today=DUE)
+        assert list(report.failures) == ["US.AAPL"]
+        failed = state(store)
+        assert (failed["rows"], failed["complete"]) == (2, True)
+        assert failed["last_error"] == "RequestTimeoutError: no reply in 5 s"
+        assert failed["last_synced"] == first["last_synced"]
+        # A day on which the code would not be due, had it not failed: it is requested again.
+        scripted.failing.clear()
+        scripted.sent()
+        assert store.plan(["US.AAPL"], today=NOT_DUE).due == ("US.AAPL",)
+        report = await store.sync(as_client(scripted), ["US.AAPL"], today=NOT_DUE)
+        assert (report.ok, report.synced, scripted.sent()) == (
+            True,
+            ("US.AAPL",),
+            [("US.AAPL", None)],
+        )
+        again = state(store)
+        assert pd.isna(again["last_error"])
+        assert again["last_synced"] > first["last_synced"]
+        # And, the error gone, it is not due on that day any more.
+        assert store.plan(["US.AAPL"], today=NOT_DUE).skipped == ("US.AAPL",)
