@@ -33,6 +33,9 @@ from aiomoomoo.testing import BUILTIN_PROFILES, HkRow, UsRow, generate_history
         (Market.US, dt.date(2026, 2, 13), dt.date(2026, 2, 23)),  # Feb 15 was a Sunday
         # Off the schedule: anything later is possible, so it is due the next day.
         (Market.US, dt.date(2026, 4, 20), dt.date(2026, 4, 21)),
+        # Five days before the 15th can still be the 15th moved back; six cannot.
+        (Market.US, dt.date(2026, 4, 10), dt.date(2026, 4, 25)),
+        (Market.US, dt.date(2026, 4, 9), dt.date(2026, 4, 10)),
         # HK: one row a week, so nothing before the next Monday.
         (Market.HK, dt.date(2026, 4, 30), dt.date(2026, 5, 4)),  # a Thursday (May 1 holiday)
         (Market.HK, dt.date(2026, 4, 24), dt.date(2026, 4, 27)),

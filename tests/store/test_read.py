@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from aiomoomoo import ShortInterestStore
+from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, ShortInterestStore
+from aiomoomoo._frames import empty_frame
 from aiomoomoo._security import parse_code
 from aiomoomoo.store._write import StoreWriter
 
@@ -128,3 +129,36 @@ def test_as_of_at_a_revisions_instant_gives_the_new_version_only(
         before = dt.datetime.fromisoformat(instant) - dt.timedelta(microseconds=1)
         assert store.history("US.AAPL", as_of=before)["shares_short"].tolist() == [100, 50]
         assert store.latest("US", as_of=instant)["shares_short"].tolist() == [200]
+
+
+def test_the_frames_columns_dtypes_and_rounding(tmp_path: Path, writer: StoreWriter) -> None:
+    writer.store_page(parse_code("US.AAPL"), None, [us(30, 1000), us(15, 3000)], "-1")
+    writer.store_page(parse_code("HK.00700"), None, [hk(24, 6000), hk(17, 5000)], "-1")
+    changes = {"_previous": "Int64", "_change": "Int64", "_change_percent": "float64"}
+    seen = {"first_seen": "datetime64[us, UTC]", "last_seen": "datetime64[us, UTC]"}
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        for code, market, changed in (
+            ("US.AAPL", "US", "shares_short"),
+            ("HK.00700", "HK", "aggregated_short"),
+        ):
+            history = store.history(code)
+            official = fetched_dtypes(market)
+            expected = {**official, **{changed + end: t for end, t in changes.items()}, **seen}
+            assert {str(c): str(t) for c, t in history.dtypes.items()} == expected
+            assert list(history.columns) == list(expected)
+        # FINRA's percentage, rounded to hundredths: (1000 - 3000) / 3000 * 100.
+        assert store.history("US.AAPL").loc[0, "shares_short_change_percent"] == -66.67
+        # Both markets: the code, the US columns, HK's own, the change columns, the seen times.
+        latest = store.latest()
+        hk_own = [c for c in HK_COLUMNS if c not in US_COLUMNS]
+        derived = [c + end for c in ("shares_short", "aggregated_short") for end in changes]
+        assert list(latest.columns) == ["code", *US_COLUMNS, *hk_own, *derived, *seen]
+        assert latest.index.tolist() == [0, 1]
+        assert latest.dtypes["aggregated_short_change"] == "Int64"
+        assert latest.dtypes["shares_short_change_percent"] == "float64"
+        assert latest.loc[0, ["shares_short", "shares_short_change"]].isna().all()
+
+
+def fetched_dtypes(market: str) -> dict[str, str]:
+    """The official columns and dtypes, as `fetch_short_interest` returns them."""
+    return {str(c): str(t) for c, t in empty_frame(Market[market]).dtypes.items()}
