@@ -171,3 +171,15 @@ def test_an_unfinished_backfill_takes_its_first_page_and_the_pages_not_stored(
     assert expected_requests(due, states, full=False) == (expected, 0)
     # full walks every page from the top.
     assert expected_requests(due, states, full=True) == (8, 0)
+
+
+def test_an_unfinished_backfill_longer_than_the_guess_counts_its_stored_pages() -> None:
+    # 10 whole pages and part of an 11th stored, more than the 8 an HK history is guessed at:
+    # full reads them all and the next one; without it, page 1 and the page below the stored.
+    states = {
+        "US.AAPL": state(176),
+        "HK.00700": state(50 * 10 + 25, complete=False, market=Market.HK),
+    }
+    due = [parse_code("US.AAPL"), parse_code("HK.00700")]
+    assert expected_requests(due, states, full=True) == (4 + 11, 0)
+    assert expected_requests(due, states, full=False) == (1 + 2, 0)

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pandas as pd
 import pytest
 
-from aiomoomoo import Client, RequestTimeoutError, ShortInterestStore
+from aiomoomoo import Client, RequestTimeoutError, ShortInterestStore, SyncProgress
 from aiomoomoo._paging import ShortInterestPage
 from aiomoomoo._rows import Rows, columns_for
 from aiomoomoo._security import Market, parse_code
@@ -26,6 +26,11 @@ DUE = dt.date(2026, 5, 10)
 def us(day: int, shares_short: int = 1000) -> tuple[Any, ...]:
     """A US record of 2026-04-``day`` in `US_COLUMNS` order."""
     return (1_700_000_000 + day, f"2026-04-{day:02d}", shares_short, 1.5, 200, 2.0, 10.0, 9.5)
+
+
+def hk(day: int, aggregated_short: int = 5000) -> tuple[Any, ...]:
+    """An HK record of 2026-04-``day`` in `HK_COLUMNS` order."""
+    return (1_700_000_000 + day, f"2026-04-{day:02d}", aggregated_short, 0.25, 400.0, 398.0)
 
 
 def rows(market: Market, records: list[tuple[Any, ...]]) -> Rows:
@@ -44,11 +49,13 @@ class ScriptedClient:
         self.pages = pages
         self.failing: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
+        self.nums: set[int | None] = set()
 
     async def get_short_interest(
         self, code: str, next_key: str | None = None, num: int | None = None
     ) -> ShortInterestPage:
         self.requests.append((code, next_key))
+        self.nums.add(num)
         if code in self.failing:
             raise RequestTimeoutError("no reply in 5 s")
         security = parse_code(code)
@@ -124,3 +131,53 @@ async def test_a_code_that_failed_is_due_again_though_complete_and_a_success_cle
         assert again["last_synced"] > first["last_synced"]
         # And, the error gone, it is not due on that day any more.
         assert store.plan(["US.AAPL"], today=NOT_DUE).skipped == ("US.AAPL",)
+
+
+async def test_the_report_and_the_progress_count_what_the_sync_did(tmp_path: Path) -> None:
+    scripted = ScriptedClient(
+        {
+            "US.TSLA": {None: ([us(30)], "-1")},
+            "US.AAPL": {None: ([us(30), us(29), us(28)], "@3"), "@3": ([us(27)], "-1")},
+            "HK.00700": {None: ([hk(24), hk(17)], "-1")},
+        }
+    )
+    scripted.failing.add("US.NVDA")
+    events: list[SyncProgress] = []
+    codes = ["US.TSLA", "US.NVDA", "US.AAPL", "HK.00700"]
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        await store.sync(as_client(scripted), ["US.TSLA"], today=NOT_DUE)
+        scripted.sent()
+        report = await store.sync(
+            as_client(scripted), codes, today=NOT_DUE, on_progress=events.append
+        )
+        # Each walk asks for full pages; the report lists codes in the order given.
+        assert scripted.nums == {50}
+        assert (report.skipped, report.synced) == (("US.TSLA",), ("US.AAPL", "HK.00700"))
+        assert list(report.failures) == ["US.NVDA"]
+        assert isinstance(report.failures["US.NVDA"], RequestTimeoutError)
+        assert (report.requests, report.rows_new, report.rows_revised) == (4, 6, 0)
+        assert report.elapsed >= 0
+        # The skipped code first, then each code's pages and its end; the counts only grow.
+        assert (events[0].event, events[0].code, events[0].codes_done) == ("skipped", "US.TSLA", 1)
+        by_code = {c: [e.event for e in events if e.code == c] for c in codes}
+        assert by_code == {
+            "US.TSLA": ["skipped"],
+            "US.NVDA": ["failed"],
+            "US.AAPL": ["page", "page", "done"],
+            "HK.00700": ["page", "done"],
+        }
+        assert {e.codes_total for e in events} == {4}
+        assert {e.quota_wait for e in events} == {0.0}
+        for field in ("requests", "rows_new", "codes_done"):
+            counts = [getattr(e, field) for e in events]
+            assert counts == sorted(counts), field
+        last = events[-1]
+        assert (last.requests, last.rows_new, last.rows_revised, last.codes_done) == (4, 6, 0, 4)
+        ends = [e for e in events if e.event in ("done", "failed", "skipped")]
+        assert [e.codes_done for e in ends] == [1, 2, 3, 4]
+        assert len(scripted.sent()) == report.requests
+        # full=True reads every page though nothing is due, and finds a revision on the last.
+        scripted.pages["US.AAPL"]["@3"] = ([us(27, 2000)], "-1")
+        report = await store.sync(as_client(scripted), ["US.AAPL"], full=True, today=NOT_DUE)
+        assert scripted.sent() == [("US.AAPL", None), ("US.AAPL", "@3")]
+        assert (report.requests, report.rows_new, report.rows_revised) == (2, 0, 1)

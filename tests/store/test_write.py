@@ -99,6 +99,9 @@ def test_the_same_rows_again_are_seen_and_a_changed_value_is_a_revision(
         ("2026-04-30", 2000, None, 0),
         ("2026-04-15", None, None, 0),
     ]
+    # Each revised row counts, as each new one does.
+    both = writer.store_page(AAPL, None, [us(30, 3000), us(15, 10), us(1), us(2, month=3)], "-1")
+    assert (both.rows_new, both.rows_revised) == (2, 2)
 
 
 def test_a_walk_that_reaches_an_unfinished_backfill_jumps_to_its_saved_key(
@@ -229,6 +232,11 @@ def test_a_row_that_cannot_be_stored_fails_the_page_before_anything_is_written(
         StoreWriter(db).store_page(AAPL, None, [us(30), record], "k1")
     assert versions(db) == []
     assert segments(db) == []
+
+
+def test_the_largest_int64_is_stored(db: sqlite3.Connection) -> None:
+    StoreWriter(db).store_page(AAPL, None, [us(30, 2**63 - 1)], "-1")
+    assert versions(db) == [("2026-04-30", 2**63 - 1, None, 0)]
 
 
 def test_a_row_dated_by_its_timestamp_alone_gets_the_market_date(db: sqlite3.Connection) -> None:
