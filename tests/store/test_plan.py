@@ -81,6 +81,14 @@ def test_a_complete_code_is_due_on_its_due_day_itself_and_not_the_day_before() -
     assert not is_due(state(), Market.US, DUE - dt.timedelta(days=1))
     assert is_due(state(), Market.US, DUE)
     assert is_due(state(), Market.US, DUE + dt.timedelta(days=30))
+    # An HK code goes by the HK rule: due on the Monday after its newest row, days before a
+    # US code with the same newest date would be.
+    hk = state(383, market=Market.HK)
+    monday = dt.date(2026, 5, 4)
+    assert not is_due(hk, Market.HK, monday - dt.timedelta(days=1))
+    assert is_due(hk, Market.HK, monday)
+    plan = make_plan([parse_code("HK.00700")], {"HK.00700": hk}, full=False, today=monday)
+    assert plan.due == ("HK.00700",)
 
 
 @pytest.mark.parametrize(
