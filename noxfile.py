@@ -1,5 +1,5 @@
 """Developer and CI tasks: ``nox -s tests``, ``lint``, ``mypy``, ``docs``, ``proto``, ``bench``,
-``mutate``.
+``mutate`` (the core modules) and ``mutate-store`` (the store and the sync).
 
 Compatibility sessions: ``nox -s protobuf-4`` (and ``-5``, ``-6``, ``-7``) run the suite on the
 newest release of that protobuf major; ``nox -s oldest`` runs it on the oldest release of every
@@ -9,6 +9,7 @@ runtime dependency that pyproject.toml allows; ``nox -s tests -P 3.12`` picks an
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -183,6 +184,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/run.py", *session.posargs)
 
 
+def run_mutmut(session: nox.Session) -> None:
+    """Run mutmut with the session's arguments in the current directory; list the survivors
+    after a full run (after a partial one this would also list every mutant it did not try)."""
+    session.run("mutmut", "run", "--max-children", "2", *session.posargs)
+    if not session.posargs:
+        session.run("mutmut", "results")
+
+
 @nox.session
 def mutate(session: nox.Session) -> None:
     """Mutation testing of the core modules with mutmut; not part of CI (it takes minutes).
@@ -193,7 +202,33 @@ def mutate(session: nox.Session) -> None:
     """
     install(session, "test")
     session.install(MUTMUT)
-    session.run("mutmut", "run", "--max-children", "2", *session.posargs)
-    if not session.posargs:
-        # After a partial run this would also list every mutant it did not try.
-        session.run("mutmut", "results")
+    run_mutmut(session)
+
+
+@nox.session(name="mutate-store")
+def mutate_store(session: nox.Session) -> None:
+    """Mutation testing of the store and the sync, configured in ``[tool.mutmut-store]``.
+
+    mutmut reads only ``[tool.mutmut]`` of the pyproject.toml where it runs, so this runs it in
+    a working copy (``.nox/mutate-store/tmp/work``) of the package and the tests whose
+    pyproject.toml has the store's table under that name; its ``mutants/`` stays there between
+    runs, apart from the core run's. Arguments after ``--`` go to ``mutmut run``, as for
+    ``mutate``; ``mutmut show NAME``, run in that directory, shows a survivor.
+    """
+    if "mutmut-store" not in PYPROJECT["tool"]:
+        session.error("pyproject.toml has no [tool.mutmut-store] table")
+    install(session, "test")
+    session.install(MUTMUT)
+    work = Path(session.create_tmp(), "work")
+    work.mkdir(exist_ok=True)
+    for tree in ("aiomoomoo", "tests"):
+        shutil.rmtree(work / tree, ignore_errors=True)
+        shutil.copytree(
+            ROOT / tree, work / tree, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    text = text.replace("\n[tool.mutmut]\n", "\n[tool.mutmut-core]\n")
+    text = text.replace("\n[tool.mutmut-store]\n", "\n[tool.mutmut]\n")
+    (work / "pyproject.toml").write_text(text, encoding="utf-8")
+    session.chdir(work)
+    run_mutmut(session)

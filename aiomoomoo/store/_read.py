@@ -292,8 +292,10 @@ def _to_frame(
     frame[f"{changed}_previous"] = previous
     frame[f"{changed}_change"] = change
     frame[f"{changed}_change_percent"] = ratio.round(2).astype("float64")
+    # In microseconds, as the store writes them, whatever pandas infers: it reads an empty
+    # column as seconds, and `latest` casts both markets' times to one dtype.
     for offset, name in ((-2, "first_seen"), (-1, "last_seen")):
         frame[name] = pd.to_datetime(
             pd.Series(values[offset], dtype=object), utc=True, format="ISO8601"
-        )
+        ).dt.as_unit("us")
     return frame

@@ -50,6 +50,9 @@ from aiomoomoo.testing._publication import published_on
         (Market.US, dt.date(2026, 2, 13), dt.date(2026, 2, 23)),  # Feb 15 was a Sunday
         # Off the schedule: anything later is possible, so it is due the next day.
         (Market.US, dt.date(2026, 4, 20), dt.date(2026, 4, 21)),
+        # Five days before the 15th can still be the 15th moved back; six cannot.
+        (Market.US, dt.date(2026, 4, 10), dt.date(2026, 4, 25)),
+        (Market.US, dt.date(2026, 4, 9), dt.date(2026, 4, 10)),
         # HK: one row a week, so nothing before the next Monday.
         (Market.HK, dt.date(2026, 4, 30), dt.date(2026, 5, 4)),  # a Thursday (May 1 holiday)
         (Market.HK, dt.date(2026, 4, 24), dt.date(2026, 4, 27)),
@@ -97,6 +100,12 @@ def test_a_complete_code_is_due_on_its_due_day_itself_and_not_the_day_before() -
     assert not is_due(state(), Market.US, DUE - dt.timedelta(days=1))
     assert is_due(state(), Market.US, DUE)
     assert is_due(state(), Market.US, DUE + dt.timedelta(days=30))
+    # An HK code goes by the HK rule: due on the Monday after its newest row, days before a
+    # US code with the same newest date would be.
+    hk = state(383, market=Market.HK)
+    monday = dt.date(2026, 5, 4)
+    assert not is_due(hk, Market.HK, monday - dt.timedelta(days=1))
+    assert is_due(hk, Market.HK, monday)
 
 
 @pytest.mark.parametrize(
@@ -370,3 +379,15 @@ def test_few_codes_probe_with_what_there_is_and_full_or_every_asks_everything() 
         plan = make_plan(codes, states, today=day, frontiers=recorded, **flags)
         assert plan.due == ("US.A", "US.C", "HK.00001")
         assert plan.probes == ()
+
+
+def test_an_unfinished_backfill_longer_than_the_guess_counts_its_stored_pages() -> None:
+    # 10 whole pages and part of an 11th stored, more than the 8 an HK history is guessed at:
+    # full reads them all and the next one; without it, page 1 and the page below the stored.
+    states = {
+        "US.AAPL": state(176),
+        "HK.00700": state(50 * 10 + 25, complete=False, market=Market.HK),
+    }
+    due = [parse_code("US.AAPL"), parse_code("HK.00700")]
+    assert expected_requests(due, states, full=True) == (4 + 11, 0)
+    assert expected_requests(due, states, full=False) == (1 + 2, 0)

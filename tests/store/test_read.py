@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from aiomoomoo import Market, ShortInterestStore
+from aiomoomoo import HK_COLUMNS, US_COLUMNS, Market, ShortInterestStore
+from aiomoomoo._frames import empty_frame
 from aiomoomoo._security import parse_code
 from aiomoomoo.store._plan import Frontier
 from aiomoomoo.store._read import StoreReader
@@ -183,3 +186,114 @@ def test_the_states_say_how_many_recent_dates_and_which_frontier_each_code_was_a
         assert reader.frontiers() == {
             Market.US: Frontier(dt.date(2026, 4, 30), dt.date(2026, 5, 11))
         }
+
+
+def test_the_frames_columns_dtypes_and_rounding(tmp_path: Path, writer: StoreWriter) -> None:
+    writer.store_page(parse_code("US.AAPL"), None, [us(30, 1000), us(15, 3000)], "-1")
+    writer.store_page(parse_code("HK.00700"), None, [hk(24, 6000), hk(17, 5000)], "-1")
+    changes = {"_previous": "Int64", "_change": "Int64", "_change_percent": "float64"}
+    seen = {"first_seen": "datetime64[us, UTC]", "last_seen": "datetime64[us, UTC]"}
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        for code, market, changed in (
+            ("US.AAPL", "US", "shares_short"),
+            ("HK.00700", "HK", "aggregated_short"),
+        ):
+            history = store.history(code)
+            official = fetched_dtypes(market)
+            expected = {**official, **{changed + end: t for end, t in changes.items()}, **seen}
+            assert {str(c): str(t) for c, t in history.dtypes.items()} == expected
+            assert list(history.columns) == list(expected)
+        # FINRA's percentage, rounded to hundredths: (1000 - 3000) / 3000 * 100.
+        assert store.history("US.AAPL").loc[0, "shares_short_change_percent"] == -66.67
+        # Both markets: the code, the US columns, HK's own, the change columns, the seen times.
+        latest = store.latest()
+        hk_own = [c for c in HK_COLUMNS if c not in US_COLUMNS]
+        derived = [c + end for c in ("shares_short", "aggregated_short") for end in changes]
+        assert list(latest.columns) == ["code", *US_COLUMNS, *hk_own, *derived, *seen]
+        assert latest.index.tolist() == [0, 1]
+        assert latest.dtypes["aggregated_short_change"] == "Int64"
+        assert latest.dtypes["shares_short_change_percent"] == "float64"
+        assert latest.loc[0, ["shares_short", "shares_short_change"]].isna().all()
+
+
+def fetched_dtypes(market: str) -> dict[str, str]:
+    """The official columns and dtypes, as `fetch_short_interest` returns them."""
+    return {str(c): str(t) for c, t in empty_frame(Market[market]).dtypes.items()}
+
+
+def test_latest_as_of_gives_the_values_known_then(tmp_path: Path, writer: StoreWriter) -> None:
+    # A backtest screening with latest(as_of=) must not see a revision made after that moment.
+    aapl = parse_code("US.AAPL")
+    writer.store_page(aapl, None, [us(30, 100)], "-1")
+    writer.store_page(parse_code("HK.00700"), None, [hk(24, 7)], "-1")
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        then = store.history("US.AAPL")["first_seen"].iloc[0]
+    writer.store_page(aapl, None, [us(30, 200)], "-1")
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        for market in ("US", None):
+            latest = store.latest(market, as_of=then)
+            assert latest.set_index("code").loc["US.AAPL", "shares_short"] == 100
+        assert store.latest("US")["shares_short"].tolist() == [200]
+
+
+def test_first_seen_stays_and_last_seen_moves(tmp_path: Path, writer: StoreWriter) -> None:
+    # The frames show the store's times to the microsecond: one taken from a frame and given
+    # back as as_of must find that version.
+    def stored() -> list[pd.Timestamp]:
+        with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
+            row = db.execute("SELECT first_seen, last_seen FROM versions").fetchone()
+        return [pd.Timestamp(moment) for moment in row]
+
+    def shown(store: ShortInterestStore) -> list[list[object]]:
+        frames = (store.history("US.AAPL"), store.latest(), store.latest("US"))
+        return [[frame.at[0, "first_seen"], frame.at[0, "last_seen"]] for frame in frames]
+
+    aapl = parse_code("US.AAPL")
+    writer.store_page(aapl, None, [us(30, 100)], "-1")
+    first = stored()
+    assert first[0] == first[1]
+    assert first[0].microsecond or first[0].second  # a time of its own, not a rounded one
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        assert shown(store) == [first] * 3
+    time.sleep(0.002)  # the store's times have microseconds
+    writer.store_page(aapl, None, [us(30, 100)], "-1")
+    again = stored()
+    assert again[0] == first[0]
+    assert again[1] > first[1]
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        assert shown(store) == [again] * 3
+
+
+def test_the_summary_columns_and_dtypes(tmp_path: Path, writer: StoreWriter) -> None:
+    writer.store_page(parse_code("US.AAPL"), None, [us(30, 100), us(15, 90)], "-1")
+    writer.record_outcome(parse_code("US.AAPL"), None)
+    with ShortInterestStore(tmp_path / "s.db") as store:
+        summary = store.summary()
+    assert list(summary.columns) == [
+        "code",
+        "market",
+        "rows",
+        "oldest",
+        "newest",
+        "revisions",
+        "complete",
+        "last_synced",
+        "last_error",
+    ]
+    types = summary.dtypes
+    assert [str(types[c]) for c in ("code", "market", "rows", "revisions", "complete")] == [
+        "string",
+        "string",
+        "int64",
+        "int64",
+        "bool",
+    ]
+    assert isinstance(types["last_synced"], pd.DatetimeTZDtype)
+    assert str(types["last_synced"].tz) == "UTC"
+    row = summary.iloc[0]
+    assert (row["oldest"], row["newest"], row["rows"], row["complete"]) == (
+        "2026-04-15",
+        "2026-04-30",
+        2,
+        True,
+    )

@@ -99,6 +99,9 @@ def test_the_same_rows_again_are_seen_and_a_changed_value_is_a_revision(
         ("2026-04-30", 2000, None, 0),
         ("2026-04-15", None, None, 0),
     ]
+    # Each revised row counts, as each new one does.
+    both = writer.store_page(AAPL, None, [us(30, 3000), us(15, 10), us(1), us(2, month=3)], "-1")
+    assert (both.rows_new, both.rows_revised) == (2, 2)
 
 
 def test_a_walk_that_reaches_an_unfinished_backfill_jumps_to_its_saved_key(
@@ -132,6 +135,22 @@ def test_new_rows_that_reach_a_complete_history_end_the_walk(db: sqlite3.Connect
     assert not complete(db)
 
 
+def test_a_history_with_a_gap_is_not_complete_whatever_its_keys(db: sqlite3.Connection) -> None:
+    # Complete means one stored stretch reaching the start of the history. OpenD's keys are
+    # opaque: one that sorts before "-1" (as base64's "+" does) must not make the stretch
+    # that reaches the start speak for the whole code.
+    writer = StoreWriter(db)
+    writer.store_page(AAPL, None, [us(15), us(1)], "-1")
+    assert complete(db)
+    writer.store_page(AAPL, None, [us(30, month=6), us(15, month=6)], "+AAAB")
+    assert segments(db) == [
+        ("2026-06-30", "2026-06-15", "+AAAB"),
+        ("2026-04-15", "2026-04-01", "-1"),
+    ]
+    assert not complete(db)
+    assert not StoreReader(db).summary().loc[0, "complete"]
+
+
 def test_an_empty_last_page_ends_the_walk_and_completes_the_history(
     db: sqlite3.Connection,
 ) -> None:
@@ -147,26 +166,53 @@ def test_an_empty_last_page_ends_the_walk_and_completes_the_history(
     assert StoreReader(db).code_states()["HK.00700"].newest is None
 
 
-def test_a_page_and_the_walks_position_commit_together(db: sqlite3.Connection) -> None:
+def everything(db: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
+    """Every row of every table, to compare a store before and after a failed page."""
+    return [
+        db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        for table in ("codes", "versions", "segments")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("table", "statement", "walk"),
+    [
+        ("segments", "INSERT", "first"),  # the first page of a code never stored
+        ("segments", "INSERT", "new"),  # a new walk's segment
+        ("segments", "DELETE", "continued"),  # the older stretch merged into the walk's
+        ("segments", "UPDATE", "continued"),  # the walk's position moved down
+        ("versions", "INSERT", "continued"),  # a new row
+        ("versions", "UPDATE", "continued"),  # a row seen again, or superseded
+    ],
+)
+def test_a_page_and_the_walks_position_commit_together(
+    db: sqlite3.Connection, table: str, statement: str, walk: str
+) -> None:
+    # A page that fails at any of its statements leaves nothing of itself behind: had its rows
+    # committed without the position (or the other way round), the next sync would continue
+    # from a position that does not match the rows, and could leave a gap for ever.
     writer = StoreWriter(db)
+    writer.store_page(AAPL, None, [us(10), us(8)], "-1")
+    walking = writer.store_page(AAPL, None, [us(30), us(28)], "k1")
+    assert len(segments(db)) == 2
+    before = everything(db)
     db.execute(
-        "CREATE TRIGGER no_segments BEFORE INSERT ON segments "
-        "BEGIN SELECT RAISE(ABORT, 'segment write failed'); END"
+        f"CREATE TRIGGER fail BEFORE {statement} ON {table} "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
     )
-    with pytest.raises(sqlite3.IntegrityError, match="segment write failed"):
-        writer.store_page(AAPL, None, [us(30), us(15)], "k1")
-    assert versions(db) == []
-    assert db.execute("SELECT COUNT(*) FROM codes").fetchone() == (0,)
-    # And the other way round: rows that cannot be written leave the segment alone.
-    db.execute("DROP TRIGGER no_segments")
-    first = writer.store_page(AAPL, None, [us(30)], "k1")
-    db.execute(
-        "CREATE TRIGGER no_rows BEFORE INSERT ON versions "
-        "BEGIN SELECT RAISE(ABORT, 'row write failed'); END"
-    )
-    with pytest.raises(sqlite3.IntegrityError, match="row write failed"):
-        writer.store_page(AAPL, first.segment, [us(15)], "-1")
-    assert segments(db) == [("2026-04-30", "2026-04-30", "k1")]
+    pages = {
+        "first": (TENCENT, None, [hk(24), hk(17)], "k1"),
+        # New rows, a revision and a row seen again, reaching the walk below.
+        "new": (AAPL, None, [us(1, month=5), us(30, 999), us(28)], "k9"),
+        # New rows, a row seen again and a revision, reaching the complete stretch.
+        "continued": (AAPL, walking.segment, [us(26), us(12), us(10, 999), us(8)], "k2"),
+    }
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        writer.store_page(*pages[walk])
+    assert everything(db) == before
+    db.execute("DROP TRIGGER fail")
+    writer.store_page(*pages["continued"])
+    assert segments(db) == [("2026-04-30", "2026-04-08", "-1")]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +234,11 @@ def test_a_row_that_cannot_be_stored_fails_the_page_before_anything_is_written(
         StoreWriter(db).store_page(AAPL, None, [us(30), record], "k1")
     assert versions(db) == []
     assert segments(db) == []
+
+
+def test_the_largest_int64_is_stored(db: sqlite3.Connection) -> None:
+    StoreWriter(db).store_page(AAPL, None, [us(30, 2**63 - 1)], "-1")
+    assert versions(db) == [("2026-04-30", 2**63 - 1, None, 0)]
 
 
 def test_a_row_dated_by_its_timestamp_alone_gets_the_market_date(db: sqlite3.Connection) -> None:
