@@ -17,6 +17,7 @@ from ._errors import (
     RequestTimeoutError,
     ServerError,
     StoreLockedError,
+    StoreVersionError,
     UnknownSecurityError,
 )
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
@@ -63,6 +64,7 @@ __all__ = [
     "UnknownSecurityError",
     "FetchManyError",
     "StoreLockedError",
+    "StoreVersionError",
     # Values
     "Market",
     "Security",

@@ -24,6 +24,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "StoreLockedError",
+    "StoreVersionError",
     "UnknownSecurityError",
     "server_error",
 ]
@@ -212,3 +213,8 @@ class FetchManyError(MoomooError):
 
 class StoreLockedError(MoomooError):
     """Another sync holds the store: two syncs at once are refused rather than interleaved."""
+
+
+class StoreVersionError(MoomooError):
+    """A store file of a format this aiomoomoo cannot use: written by a newer aiomoomoo (refused
+    before anything is written to it), or an older one that cannot be migrated."""

@@ -7,12 +7,15 @@ into a frame with the official columns and dtypes plus the change columns.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
-from .._frames import empty_frame
+from .._frames import columns_for, empty_frame
 from .._security import Market, Security
 from . import _schema as sql
 from ._plan import CodeState
@@ -33,6 +36,10 @@ class StoreReader:
         """Every code synced at least once, sorted."""
         return [code for (code,) in self._db.execute(sql.SELECT_CODES)]
 
+    def markets(self) -> list[Market]:
+        """The markets of the codes stored."""
+        return [Market[str(m)] for (m,) in self._db.execute(sql.SELECT_MARKETS)]
+
     def has(self, security: Security) -> bool:
         """Whether ``security`` has been synced at least once."""
         return self._db.execute(sql.CODE_EXISTS, (security.code,)).fetchone() is not None
@@ -43,7 +50,7 @@ class StoreReader:
             str(code): CodeState(
                 market=Market[str(market)],
                 rows=int(rows),
-                newest=None if newest is None else dt.date.fromisoformat(newest),
+                newest=None if newest is None else _date_of(int(newest)),
                 complete=bool(complete),
                 failed=bool(failed),
             )
@@ -63,7 +70,7 @@ class StoreReader:
         frame["last_synced"] = pd.to_datetime(frame["last_synced"], utc=True, format="ISO8601")
         return frame
 
-    def history(self, security: Security, *, since: str | None, as_of: str | None) -> pd.DataFrame:
+    def history(self, security: Security, *, since: str | None, as_of: int | None) -> pd.DataFrame:
         """`ShortInterestStore.history` of a code the store has (see `has`)."""
         frame = self._frame(security.market, as_of, "code", security.code)
         if since is not None:
@@ -71,46 +78,116 @@ class StoreReader:
             frame = frame[keep].reset_index(drop=True)
         return frame.drop(columns="code")
 
-    def latest(self, markets: list[Market], *, as_of: str | None) -> pd.DataFrame:
+    def latest(self, markets: list[Market], *, as_of: int | None) -> pd.DataFrame:
         """`ShortInterestStore.latest` over ``markets``."""
         parts = [self._frame(m, as_of, "market", m.name, newest=True) for m in markets]
-        if len(parts) == 1:
-            return parts[0]
-        dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
-        columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
-        # code, both markets' official columns, the change columns, then the seen times.
-        derived = [c for c in columns if "_short_" in c and c not in sql.VALUE_COLUMNS]
-        order = [c for c in columns if c not in derived and not c.endswith("_seen")]
-        order += [*derived, "first_seen", "last_seen"]
-        # The other market's columns are added as typed missing values: concatenating untyped
-        # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
-        joined = pd.concat(
-            [
-                part.assign(
-                    **{
-                        c: pd.Series(None, index=part.index, dtype=dtypes[c])
-                        for c in order
-                        if c not in part.columns
-                    }
-                )[order]
-                for part in parts
-            ],
-            ignore_index=True,
-        ).astype({c: dtypes[c] for c in order})
-        return joined.sort_values("code", kind="stable", ignore_index=True)
+        return _union(parts).sort_values("code", kind="stable", ignore_index=True)
+
+    def batches(
+        self,
+        codes: list[str] | None,
+        markets: list[Market],
+        *,
+        since: str | None,
+        as_of: int | None,
+        size: int,
+    ) -> Iterator[pd.DataFrame]:
+        """`ShortInterestStore.history_batches`: ``codes`` (None: every code) of ``markets``, in
+        frames of about ``size`` rows, read from one cursor (one snapshot of the file)."""
+        query = sql.export_query(codes=codes is not None, as_of=as_of is not None)
+        params: tuple[Any, ...] = () if as_of is None else (as_of, as_of)
+        if codes is not None:
+            params += (json.dumps(codes),)
+        cursor = self._db.execute(query, params)
+        pending: list[tuple[Any, ...]] = []
+        sent = False
+        try:
+            while chunk := cursor.fetchmany(size):
+                rows = pending + chunk
+                # A code's rows stay together: its change columns need each row's previous one.
+                cut = len(rows)
+                while cut and rows[cut - 1][0] == rows[-1][0]:
+                    cut -= 1
+                pending = rows[cut:]
+                if cut:
+                    yield _export_frame(rows[:cut], markets, since)
+                    sent = True
+            if pending or not sent:
+                yield _export_frame(pending, markets, since)
+        finally:
+            cursor.close()
 
     def _frame(
-        self, market: Market, as_of: str | None, by: str, value: str, *, newest: bool = False
+        self, market: Market, as_of: int | None, by: str, value: str, *, newest: bool = False
     ) -> pd.DataFrame:
         """Rows of ``market`` whose code has ``by`` (a column of ``codes``) equal to ``value``,
         as the store knew them at ``as_of``, newest first per code, with the change columns;
         only the newest per code when ``newest``."""
         query = sql.rows_query(market, as_of=as_of is not None, by=by, newest=newest)
-        moments = () if as_of is None else (as_of, as_of)
-        frame = _to_frame(market, self._db.execute(query, (*moments, value)).fetchall())
+        moments = () if as_of is None else (as_of, as_of) * (2 if newest else 1)
+        frame = _to_frame(market, self._db.execute(query, (value, *moments)).fetchall())
         if newest and len(frame):
             frame = frame[~frame["code"].duplicated()].reset_index(drop=True)
         return frame
+
+
+def _union(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of both markets' parts (US first), with every column of either."""
+    if len(parts) == 1:
+        return parts[0]
+    dtypes = {**parts[0].dtypes.to_dict(), **parts[1].dtypes.to_dict()}
+    columns = list(dict.fromkeys([*parts[0].columns, *parts[1].columns]))
+    # code, both markets' official columns, the change columns, then the seen times.
+    derived = [c for c in columns if "_short_" in c and c not in sql.VALUE_COLUMNS]
+    order = [c for c in columns if c not in derived and not c.endswith("_seen")]
+    order += [*derived, "first_seen", "last_seen"]
+    # The other market's columns are added as typed missing values: concatenating untyped
+    # all-NA columns is deprecated in pandas 2.x and would change dtypes in pandas 3.
+    return pd.concat(
+        [
+            part.assign(
+                **{
+                    c: pd.Series(None, index=part.index, dtype=dtypes[c])
+                    for c in order
+                    if c not in part.columns
+                }
+            )[order]
+            for part in parts
+        ],
+        ignore_index=True,
+    ).astype({c: dtypes[c] for c in order})
+
+
+# Where each market's columns are in an export row: code, then `columns_for`, then the times.
+_EXPORT_AT: Final = {
+    market: (
+        0,
+        *(2 + sql.VALUE_COLUMNS.index(column) for column in columns_for(market)),
+        2 + len(sql.VALUE_COLUMNS),
+        3 + len(sql.VALUE_COLUMNS),
+    )
+    for market in Market
+}
+
+
+def _export_frame(
+    rows: list[tuple[Any, ...]], markets: list[Market], since: str | None
+) -> pd.DataFrame:
+    """Export rows (`sql.export_query`'s, sorted by code) as one frame of ``markets``' columns,
+    the change columns computed before ``since`` (a ``YYYY-MM-DD`` text) leaves older rows out."""
+    parts = []
+    for market in markets:
+        at = _EXPORT_AT[market]
+        mine = [tuple(row[i] for i in at) for row in rows if row[1] == market.name]
+        part = _to_frame(market, mine)
+        if since is not None:
+            keep = (part["timestamp_str"] >= since).fillna(True).to_numpy(dtype=bool)
+            part = part[keep].reset_index(drop=True)
+        parts.append(part)
+    frame = _union(parts)
+    if len(markets) == 1:
+        return frame
+    return frame.sort_values("code", kind="stable", ignore_index=True)
 
 
 def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -132,7 +209,15 @@ def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     frame[f"{changed}_change"] = change
     frame[f"{changed}_change_percent"] = ratio.round(2).astype("float64")
     for offset, name in ((-2, "first_seen"), (-1, "last_seen")):
-        frame[name] = pd.to_datetime(
-            pd.Series(values[offset], dtype=object), utc=True, format="ISO8601"
-        )
+        frame[name] = _moments(values[offset])
     return frame
+
+
+def _moments(values: Any) -> pd.Series:
+    """Stored version times (integer microseconds since the epoch) as UTC datetimes."""
+    micros = np.fromiter(values, dtype=np.int64, count=len(values))
+    return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[ns, UTC]")
+
+
+def _date_of(number: int) -> dt.date:
+    return dt.date(number // 10000, number // 100 % 100, number % 100)

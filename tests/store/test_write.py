@@ -45,7 +45,9 @@ def db() -> Iterator[sqlite3.Connection]:
 
 def versions(db: sqlite3.Connection, code: str = "US.AAPL") -> list[tuple[Any, ...]]:
     return db.execute(
-        "SELECT date, shares_short, aggregated_short, superseded IS NOT NULL FROM versions "
+        "SELECT printf('%d-%02d-%02d', date / 10000, date / 100 % 100, date % 100), "
+        "shares_short, aggregated_short, superseded IS NOT NULL "
+        "FROM versions JOIN codes ON codes.id = versions.code_id "
         "WHERE code = ? ORDER BY date DESC, first_seen",
         (code,),
     ).fetchall()
