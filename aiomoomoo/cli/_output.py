@@ -11,10 +11,12 @@ The terminal view is `aiomoomoo.cli._terminal`'s.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 import pandas as pd
 
@@ -31,6 +33,7 @@ __all__ = [
     "parquet_problem",
     "print_error",
     "write_frame",
+    "write_frames",
     "wrote",
 ]
 
@@ -194,6 +197,66 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
         sys.stdout.flush()
     else:
         output.write_text(text, encoding="utf-8")
+
+
+def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: Path | None) -> int:
+    """Write ``frames`` (parts of one table, with the same columns) as ``fmt`` (``csv``,
+    ``json`` or ``parquet``) to ``output`` (standard output when None), each part as it comes,
+    so that memory holds one part; return the rows written. The bytes are those `write_frame`
+    writes for the whole table."""
+    if fmt == "parquet":
+        if output is None:
+            raise ValueError("parquet output needs a file")
+        return _write_parquet(frames, output)
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"cannot write a table in parts as {fmt!r}")
+    to_terminal = output is None and sys.stdout.isatty()
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        stream: TextIO = (
+            sys.stdout
+            if output is None
+            else stack.enter_context(output.open("w", encoding="utf-8"))
+        )
+        first = True
+        for frame in frames:
+            if to_terminal:
+                frame = _escape_cells(frame)
+            if fmt == "csv":
+                if first or len(frame):
+                    stream.write(frame.to_csv(index=False, header=first))
+                    first = False
+            elif len(frame):
+                text = frame.to_json(orient="records", date_format="iso", indent=1)
+                # The records between the brackets, joined as one array's.
+                stream.write(("[\n" if first else ",\n") + text[2:-2])
+                first = False
+            rows += len(frame)
+        if fmt == "json":
+            stream.write("[\n\n]\n" if first else "\n]\n")
+        stream.flush()
+    return rows
+
+
+def _write_parquet(frames: Iterable[pd.DataFrame], output: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    writer: Any = None
+    try:
+        for frame in frames:
+            if writer is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = pq.ParquetWriter(output, table.schema)
+            else:
+                table = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False)
+            writer.write_table(table)
+            rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def _escape_cells(frame: pd.DataFrame) -> pd.DataFrame:
