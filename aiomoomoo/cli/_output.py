@@ -11,7 +11,6 @@ The terminal view is `aiomoomoo.cli._terminal`'s.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import unicodedata
 from collections.abc import Iterable
@@ -203,38 +202,46 @@ def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: Path | None) 
     """Write ``frames`` (parts of one table, with the same columns) as ``fmt`` (``csv``,
     ``json`` or ``parquet``) to ``output`` (standard output when None), each part as it comes,
     so that memory holds one part; return the rows written. The bytes are those `write_frame`
-    writes for the whole table."""
-    if fmt == "parquet":
-        if output is None:
-            raise ValueError("parquet output needs a file")
-        return _write_parquet(frames, output)
-    if fmt not in ("csv", "json"):
+    writes for the whole table. A file is written beside ``output`` and takes its name only
+    once complete: an error or Ctrl-C midway leaves ``output`` as it was."""
+    if fmt not in ("csv", "json", "parquet"):
         raise ValueError(f"cannot write a table in parts as {fmt!r}")
-    to_terminal = output is None and sys.stdout.isatty()
+    if output is None:
+        if fmt == "parquet":
+            raise ValueError("parquet output needs a file")
+        return _write_text(frames, fmt, sys.stdout, escaped=sys.stdout.isatty())
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        if fmt == "parquet":
+            rows = _write_parquet(frames, partial)
+        else:
+            with partial.open("w", encoding="utf-8") as stream:
+                rows = _write_text(frames, fmt, stream, escaped=False)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def _write_text(frames: Iterable[pd.DataFrame], fmt: str, stream: TextIO, *, escaped: bool) -> int:
     rows = 0
-    with contextlib.ExitStack() as stack:
-        stream: TextIO = (
-            sys.stdout
-            if output is None
-            else stack.enter_context(output.open("w", encoding="utf-8"))
-        )
-        first = True
-        for frame in frames:
-            if to_terminal:
-                frame = _escape_cells(frame)
-            if fmt == "csv":
-                if first or len(frame):
-                    stream.write(frame.to_csv(index=False, header=first))
-                    first = False
-            elif len(frame):
-                text = frame.to_json(orient="records", date_format="iso", indent=1)
-                # The records between the brackets, joined as one array's.
-                stream.write(("[\n" if first else ",\n") + text[2:-2])
+    first = True
+    for frame in frames:
+        if escaped:
+            frame = _escape_cells(frame)
+        if fmt == "csv":
+            if first or len(frame):
+                stream.write(frame.to_csv(index=False, header=first))
                 first = False
-            rows += len(frame)
-        if fmt == "json":
-            stream.write("[\n\n]\n" if first else "\n]\n")
-        stream.flush()
+        elif len(frame):
+            text = frame.to_json(orient="records", date_format="iso", indent=1)
+            # The records between the brackets, joined as one array's.
+            stream.write(("[\n" if first else ",\n") + text[2:-2])
+            first = False
+        rows += len(frame)
+    if fmt == "json":
+        stream.write("[\n\n]\n" if first else "\n]\n")
+    stream.flush()
     return rows
 
 

@@ -204,7 +204,9 @@ def _run_export(args: argparse.Namespace) -> int:
             # Written as read, a batch at a time: memory holds one batch, not the store.
             return write_tables("export", (in_column_order(b) for b in batches), args)
     except KeyboardInterrupt:
-        print_error("export", "interrupted: nothing written")
+        # A file takes its name only once complete; a pipe may have had some batches.
+        written = "nothing written" if args.output is not None else "the output is incomplete"
+        print_error("export", f"interrupted: {written}")
         return INTERRUPTED
 
 

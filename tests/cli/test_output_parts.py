@@ -3,6 +3,7 @@ written whole (`write_frame`), in every format that streams."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -40,3 +41,18 @@ def test_parquet_in_parts_reads_back_as_the_whole_table(tmp_path: Path) -> None:
     assert write_frames(iter(parts), "parquet", tmp_path / "parts.parquet") == 4
     back = pd.read_parquet(tmp_path / "parts.parquet")
     pd.testing.assert_frame_equal(back, pd.concat(parts, ignore_index=True))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_failure_midway_leaves_the_file_as_it_was(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / "out"
+    target.write_text("before")
+
+    def failing() -> Iterator[pd.DataFrame]:
+        yield _parts()[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_frames(failing(), fmt, target)
+    assert target.read_text() == "before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
