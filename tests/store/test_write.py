@@ -178,8 +178,9 @@ def test_a_page_and_the_walks_position_commit_together(db: sqlite3.Connection) -
         ((None, "", 1000, None, None, None, None, None), "without a date"),
         ((2**62, None, 1000, None, None, None, None, None), "timestamp 4611686018427387904"),
         ((1_700_000_000, "2026-04-30", 2**63, None, None, None, None, None), "beyond the int64"),
+        ((1_700_000_000, "30/04/2026", 7, None, None, None, None, None), "YYYY-MM-DD"),
     ],
-    ids=["no-date", "empty-date", "absurd-timestamp", "beyond-int64"],
+    ids=["no-date", "empty-date", "absurd-timestamp", "beyond-int64", "not-a-date"],
 )
 def test_a_row_that_cannot_be_stored_fails_the_page_before_anything_is_written(
     db: sqlite3.Connection, record: tuple[Any, ...], message: str
