@@ -104,6 +104,16 @@ def dataset_sync(quick: bool, results: dict[str, Any]) -> Any:
     return sync
 
 
+def dataset_universe(quick: bool, results: dict[str, Any]) -> Any:
+    """The universe-scale benchmark (bench/universe.py): a 5,000-code store built, read and
+    exported (1,000 codes with ``--quick``)."""
+    import universe
+
+    measure.log("dataset at universe scale")
+    results["universe"] = universe.measure(quick)
+    return universe
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and pages (~2 min)")
@@ -135,6 +145,7 @@ def main() -> None:
     measure.history_rounds(plan, results)
     measure.import_baseline(plan, results)
     sync = dataset_sync(args.quick, results)
+    universe = dataset_universe(args.quick, results)
     results["duration_s"] = time.perf_counter() - started
     measure.log(f"measured in {results['duration_s']:.0f} s; writing {output}")
 
@@ -143,6 +154,7 @@ def main() -> None:
     digest = summary.summarise(plan, results)
     figure.plot(digest, results, plot_path)
     extra = sync.to_markdown(results["sync"]) if sync is not None else None
+    extra = (extra + "\n" if extra else "") + universe.to_markdown(results["universe"])
     output.write_text(
         writeup.page(plan, digest, results, plot_path.name, quick=args.quick, extra=extra)
     )
