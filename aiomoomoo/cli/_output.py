@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+import numpy as np
 import pandas as pd
 
 from .._frames import HK_COLUMNS, US_COLUMNS
@@ -184,7 +185,7 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
     if to_terminal:
         frame = _escape_cells(frame)
     if fmt == "csv":
-        text = frame.to_csv(index=False)
+        text = _csv_ready(frame).to_csv(index=False)
     elif fmt == "json":
         # JSON escapes control characters and, with ASCII output, everything else unusual.
         # Times (a store's first_seen and last_seen) as ISO text, not epoch milliseconds.
@@ -231,7 +232,7 @@ def _write_text(frames: Iterable[pd.DataFrame], fmt: str, stream: TextIO, *, esc
             frame = _escape_cells(frame)
         if fmt == "csv":
             if first or len(frame):
-                stream.write(frame.to_csv(index=False, header=first))
+                stream.write(_csv_ready(frame).to_csv(index=False, header=first))
                 first = False
         elif len(frame):
             text = frame.to_json(orient="records", date_format="iso", indent=1)
@@ -264,6 +265,31 @@ def _write_parquet(frames: Iterable[pd.DataFrame], output: Path) -> int:
         if writer is not None:
             writer.close()
     return rows
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its UTC time columns as the text pandas writes for them in CSV, made at
+    once with NumPy (pandas formats each time on its own, the most of a large export's time).
+
+    Only a column whose every time has a microsecond fraction and none finer is made here:
+    pandas writes that as ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` whatever rows share a chunk; any
+    other column is left to pandas.
+    """
+    made = {}
+    for column in frame.columns:
+        series = frame[column]
+        if not len(series) or str(series.dtype) not in (
+            "datetime64[ns, UTC]",
+            "datetime64[us, UTC]",
+        ):
+            continue
+        micros = series.to_numpy(dtype="datetime64[us]")
+        nanos = series.to_numpy(dtype="datetime64[ns]").view("int64")
+        if pd.isna(micros).any() or (nanos % 1000).any() or not (nanos % 1_000_000_000).all():
+            continue
+        text = np.datetime_as_string(micros, unit="us")
+        made[column] = np.char.add(np.char.replace(text, "T", " "), "+00:00").astype(object)
+    return frame.assign(**made) if made else frame
 
 
 def _escape_cells(frame: pd.DataFrame) -> pd.DataFrame:

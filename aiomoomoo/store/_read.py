@@ -6,6 +6,7 @@ into a frame with the official columns and dtypes plus the change columns.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -115,7 +116,9 @@ class StoreReader:
             if pending or not sent:
                 yield _export_frame(pending, markets, since)
         finally:
-            cursor.close()
+            # A generator dropped after its store closed has no cursor left to close.
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                cursor.close()
 
     def _frame(
         self, market: Market, as_of: int | None, by: str, value: str, *, newest: bool = False
@@ -170,16 +173,26 @@ _EXPORT_AT: Final = {
 }
 
 
+_EXPORT_WIDTH: Final = 4 + len(sql.VALUE_COLUMNS)
+
+
 def _export_frame(
     rows: list[tuple[Any, ...]], markets: list[Market], since: str | None
 ) -> pd.DataFrame:
     """Export rows (`sql.export_query`'s, sorted by code) as one frame of ``markets``' columns,
     the change columns computed before ``since`` (a ``YYYY-MM-DD`` text) leaves older rows out."""
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * _EXPORT_WIDTH
+    market_of = np.asarray(columns[1], dtype=object)
     parts = []
     for market in markets:
         at = _EXPORT_AT[market]
-        mine = [tuple(row[i] for i in at) for row in rows if row[1] == market.name]
-        part = _to_frame(market, mine)
+        mine = market_of == market.name
+        if mine.all():
+            chosen = [columns[i] for i in at]
+        else:
+            where = np.flatnonzero(mine)
+            chosen = [np.asarray(columns[i], dtype=object)[where] for i in at]
+        part = _columns_frame(market, chosen)
         if since is not None:
             keep = (part["timestamp_str"] >= since).fillna(True).to_numpy(dtype=bool)
             part = part[keep].reset_index(drop=True)
@@ -193,11 +206,19 @@ def _export_frame(
 def _to_frame(market: Market, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """A frame of ``code``, ``market``'s official columns, the change columns and the seen
     times, from query rows already sorted by code then date, newest first."""
+    width = len(columns_for(market)) + 3
+    return _columns_frame(market, list(zip(*rows, strict=True)) if rows else [()] * width)
+
+
+def _columns_frame(market: Market, values: list[Any]) -> pd.DataFrame:
+    """`_to_frame` from the rows' columns (each a sequence)."""
     template = empty_frame(market)
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(template.columns) + 3)
     data: dict[str, Any] = {"code": pd.array(values[0], dtype="string")}
     for index, column in enumerate(template.columns, start=1):
-        data[column] = pd.array(list(values[index]), dtype=template.dtypes[column])
+        column_values = values[index]
+        if not isinstance(column_values, np.ndarray):
+            column_values = list(column_values)
+        data[column] = pd.array(column_values, dtype=template.dtypes[column])
     frame = pd.DataFrame(data)
     changed = _CHANGED[market]
     current: Any = frame[changed]

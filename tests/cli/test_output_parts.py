@@ -56,3 +56,19 @@ def test_a_failure_midway_leaves_the_file_as_it_was(tmp_path: Path, fmt: str) ->
         write_frames(failing(), fmt, target)
     assert target.read_text() == "before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize(
+    "micros",
+    [
+        [1_700_000_000_123_456, 1_700_000_000_000_001, 1_700_000_001_999_999],
+        # A whole second among them: pandas decides the fraction per chunk, so pandas writes it.
+        [1_700_000_000_123_456, 1_700_000_000_000_000],
+        [1_700_000_000_000_000],
+    ],
+)
+def test_csv_times_are_pandas_own_text(tmp_path: Path, micros: list[int]) -> None:
+    times = pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[ns, UTC]")
+    frame = pd.DataFrame({"first_seen": times, "n": range(len(micros))})
+    write_frame(frame, "csv", tmp_path / "ours.csv")
+    assert (tmp_path / "ours.csv").read_text() == frame.to_csv(index=False)
