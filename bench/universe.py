@@ -183,14 +183,18 @@ def measure(quick: bool, *, store: Path | None = None, rounds: int | None = None
         size = built["codes"]
         codes = [f"HK.{10000 + i:05d}" if i % 4 == 3 else f"US.U{i:05d}" for i in range(size)]
         rows = _rows(path)
+        reads = _reads(path, codes, dt.date.fromisoformat(built["as_of"]), rounds)
+        processes = _processes(path, rounds)
         return {
             "build": built,
             "rows": rows,
             "file_bytes": path.stat().st_size,
             "bytes_per_row": path.stat().st_size / rows,
             "rounds": rounds,
-            "reads": _reads(path, codes, dt.date.fromisoformat(built["as_of"]), rounds),
-            "processes": _processes(path, rounds),
+            "reads": reads,
+            "processes": processes,
+            # The machine's 5-minute load average as the last process ended: other work on it.
+            "load": os.getloadavg()[1],
         }
 
 
@@ -214,7 +218,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"{built['seconds']:.1f} s; the file is {result['file_bytes'] / 2**20:.0f} MiB, "
         f"{result['bytes_per_row']:.0f} bytes a row. A refresh of all of them with nothing due "
         f"took {built['idle_sync_seconds'] * 1000:.0f} ms (no request sent). Times are the median "
-        f"of {result['rounds']} rounds, the range in brackets.",
+        f"of {result['rounds']} rounds, the range in brackets; the machine's load average was "
+        f"{result.get('load', float('nan')):.1f} (on 2 cores), so single rounds vary.",
+        "",
+        "For comparison, format 1 (aiomoomoo 0.1: text codes, dates and times, two indexes), "
+        "measured once on the same machine under the same kind of load with the same "
+        "5,000 codes: a build of 78.7 s, 251 bytes a row (273 MiB), a refresh with nothing due "
+        "of 2.8 s, `latest('US')` 2.9 s, `latest()` 4.8 s, `summary()` 2.3 s, the plan 2.5 s, "
+        "`history(code)` 5 ms, and an export of every row 136 s as Parquet (11x its floor, "
+        "700 MiB) and 106 s as CSV (9x).",
         "",
         "### The calendar replay",
         "",
