@@ -115,7 +115,6 @@ VACUUM: Final = "VACUUM"
 
 # -- migrations: each takes a file of the version before to its own, in the opening transaction
 
-_V1_DATE_OK: Final = "date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
 # Version 1 wrote times as fixed-width ISO text ('2026-05-01T12:00:00.123456Z') and dates as
 # 'YYYY-MM-DD' text, keyed versions by code text through two indexes.
 _V1_MICROS: Final = (
@@ -128,8 +127,12 @@ def _v1_micros(column: str) -> str:
     return f"CASE WHEN {column} IS NULL THEN NULL ELSE {_V1_MICROS.format(column)} END"
 
 
-#: A row of a version 1 file whose date cannot be migrated (not ``YYYY-MM-DD...`` text).
-V1_BAD_DATE: Final = f"SELECT code, date FROM versions WHERE NOT ({_V1_DATE_OK}) LIMIT 1"
+#: A row of a version 1 file whose date cannot be migrated (not ``YYYY-MM-DD...`` text of a
+#: real day: the '+0 days' makes SQLite carry 2026-02-30 over to March, so it differs).
+V1_BAD_DATE: Final = (
+    "SELECT code, date FROM versions "
+    "WHERE date(substr(date, 1, 10), '+0 days') IS NOT substr(date, 1, 10) LIMIT 1"
+)
 MIGRATE_FROM: Final[dict[int, tuple[str, ...]]] = {
     # The new tables are made beside the old ones and renamed once those are gone, so that no
     # rename rewrites the references other tables make to ``codes``.

@@ -65,7 +65,7 @@ def _us(day: str, shares: int, first: str, last: str, superseded: str | None) ->
     return ("US.AAPL", day, *values, first, last, superseded)
 
 
-def build_v1(path: Path, *, bad_date: bool = False) -> None:
+def build_v1(path: Path, *, bad_date: str | None = None) -> None:
     """A version 1 file: a US code with a revision, an HK code, a code whose sync failed."""
     rows = [
         _us("2026-04-30", 300, T1, T1, T2),  # revised at T2
@@ -90,8 +90,8 @@ def build_v1(path: Path, *, bad_date: bool = False) -> None:
             None,
         ),
     ]
-    if bad_date:
-        rows.append(("US.AAPL", "garbage", *rows[1][2:]))
+    if bad_date is not None:
+        rows.append(("US.AAPL", bad_date, *rows[1][2:]))
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         for statement in V1_DDL:
             db.execute(statement)
@@ -172,10 +172,13 @@ def test_a_past_version_is_migrated_with_every_row_and_time(tmp_path: Path, vers
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
-def test_a_migration_that_cannot_be_done_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad", ["garbage", "2026-13-45", "2026-02-30", "26-04-30"])
+def test_a_migration_that_cannot_be_done_leaves_the_file_as_it_was(
+    tmp_path: Path, bad: str
+) -> None:
     path = tmp_path / "old.db"
-    build_v1(path, bad_date=True)
-    with pytest.raises(StoreVersionError, match=r"dated 'garbage'.*left as it was"):
+    build_v1(path, bad_date=bad)
+    with pytest.raises(StoreVersionError, match=rf"dated '{bad}'.*left as it was"):
         ShortInterestStore(path)
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT value FROM meta").fetchall() == [("1",)]
