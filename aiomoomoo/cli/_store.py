@@ -202,7 +202,9 @@ def _run_export(args: argparse.Namespace) -> int:
                 print_error("export", str(exc.args[0] if exc.args else exc))
                 return 2
             # Written as read, a batch at a time: memory holds one batch, not the store.
-            return write_tables("export", (in_column_order(b) for b in batches), args)
+            # The code column as plain text, as a frame given a code column by assignment has it.
+            frames = (in_column_order(b.assign(code=b["code"].astype(str))) for b in batches)
+            return write_tables("export", frames, args)
     except KeyboardInterrupt:
         # A file takes its name only once complete; a pipe may have had some batches.
         written = "nothing written" if args.output is not None else "the output is incomplete"

@@ -237,7 +237,7 @@ def _columns_frame(market: Market, values: list[Any]) -> pd.DataFrame:
 def _moments(values: Any) -> pd.Series:
     """Stored version times (integer microseconds since the epoch) as UTC datetimes."""
     micros = np.fromiter(values, dtype=np.int64, count=len(values))
-    return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[ns, UTC]")
+    return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[us, UTC]")
 
 
 def _date_of(number: int) -> dt.date:

@@ -138,6 +138,8 @@ def test_a_past_version_is_migrated_with_every_row_and_time(tmp_path: Path, vers
         assert now.loc[0, "shares_short_previous"] == 200
         assert now.loc[0, "first_seen"] == pd.Timestamp(T2)
         assert now.loc[0, "last_seen"] == pd.Timestamp(T3)
+        # The dtype pandas reads format 1's ISO text as, kept.
+        assert str(now["first_seen"].dtype) == "datetime64[us, UTC]"
         # The revision keeps its instant to the microsecond.
         before = _moment(T2) - dt.timedelta(microseconds=1)
         assert store.history("US.AAPL", as_of=before)["shares_short"].tolist() == [300, 200, 100]
@@ -263,7 +265,7 @@ def test_history_batches_hold_whole_codes_and_match_history(tmp_path: Path) -> N
         for code in writer_rows:
             mine = whole[whole["code"] == code].drop(columns="code").reset_index(drop=True)
             history = store.history(code)
-            pd.testing.assert_frame_equal(mine[history.columns], history, check_dtype=False)
+            pd.testing.assert_frame_equal(mine[history.columns], history)
         since = pd.concat(store.history_batches(["US.AAPL"], since="2026-04-15"))
         assert since["shares_short"].tolist() == [300, 150]
         # The change from the row before `since` is kept.
