@@ -275,20 +275,28 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     pandas writes that as ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` whatever rows share a chunk; any
     other column is left to pandas.
     """
-    made = {}
+    made: dict[str, Any] = {}
+    done: list[tuple[np.ndarray[Any, Any], Any]] = []
     for column in frame.columns:
         series = frame[column]
-        if not len(series) or str(series.dtype) not in (
-            "datetime64[ns, UTC]",
-            "datetime64[us, UTC]",
-        ):
+        kind = str(series.dtype)
+        if not len(series) or kind not in ("datetime64[ns, UTC]", "datetime64[us, UTC]"):
             continue
         micros = series.to_numpy(dtype="datetime64[us]")
-        nanos = series.to_numpy(dtype="datetime64[ns]").view("int64")
-        if pd.isna(micros).any() or (nanos % 1000).any() or not (nanos % 1_000_000_000).all():
+        ints = micros.view("int64")
+        if kind.startswith("datetime64[ns"):
+            nanos = series.to_numpy(dtype="datetime64[ns]").view("int64")
+            if (nanos % 1000).any():
+                continue
+        if pd.isna(micros).any() or not (ints % 1_000_000).all():
             continue
-        text = np.datetime_as_string(micros, unit="us")
-        made[column] = np.char.add(np.char.replace(text, "T", " "), "+00:00").astype(object)
+        # A store's first_seen and last_seen are often the same times: made once.
+        same = next((text for other, text in done if np.array_equal(other, ints)), None)
+        if same is None:
+            iso = np.datetime_as_string(micros, unit="us")
+            same = np.char.add(np.char.replace(iso, "T", " "), "+00:00").astype(object)
+            done.append((ints, same))
+        made[column] = same
     return frame.assign(**made) if made else frame
 
 

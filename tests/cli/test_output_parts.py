@@ -69,6 +69,9 @@ def test_a_failure_midway_leaves_the_file_as_it_was(tmp_path: Path, fmt: str) ->
 )
 def test_csv_times_are_pandas_own_text(tmp_path: Path, micros: list[int]) -> None:
     times = pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[ns, UTC]")
-    frame = pd.DataFrame({"first_seen": times, "n": range(len(micros))})
+    later = times + pd.Timedelta(microseconds=1)
+    frame = pd.DataFrame(
+        {"first_seen": times, "n": range(len(micros)), "last_seen": times, "superseded": later}
+    )
     write_frame(frame, "csv", tmp_path / "ours.csv")
     assert (tmp_path / "ours.csv").read_text() == frame.to_csv(index=False)
