@@ -94,17 +94,40 @@ def _timed(function: Callable[[], object], rounds: int) -> list[float]:
     return times
 
 
-def _run(command: list[str]) -> tuple[float, int]:
-    """Run ``command``; return its wall time and peak resident memory (bytes)."""
+# Runs a command's Python in this process and then writes its own peak resident size (VmHWM):
+# the size the kernel reports to the parent would count the parent's pages the child was forked
+# with, which are the bench's own (the built store's sync) and not the command's.
+_PEAK = """
+import runpy, sys
+from pathlib import Path
+report, kind, target = sys.argv[1:4]
+sys.argv = [target if kind == "module" else "<floor>", *sys.argv[4:]]
+try:
+    if kind == "module":
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+    else:
+        exec(compile(target, "<floor>", "exec"), {"__name__": "__main__"})
+except SystemExit as exc:
+    if exc.code:
+        raise
+finally:
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    Path(report).write_text(peak)
+"""
+
+
+def _run(kind: str, target: str, args: list[str]) -> tuple[float, int]:
+    """Run ``target`` (a module, or Python source for ``kind="code"``) with ``args`` in a new
+    process; return its wall time and its own peak resident memory (bytes)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{command} exited {process.returncode}")
-    return seconds, usage.ru_maxrss * 1024
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "peak"
+        command = [sys.executable, "-c", _PEAK, str(report), kind, target, *args]
+        started = time.perf_counter()
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
+        seconds = time.perf_counter() - started
+        return seconds, int(report.read_text()) * 1024
 
 
 _FLOOR = """
@@ -119,22 +142,23 @@ frame.to_parquet(sys.argv[2], index=False)
 def _processes(store: Path, rounds: int) -> dict[str, Any]:
     """The floor and the export of every row, each in a process of its own."""
     out: dict[str, Any] = {}
-    python = sys.executable
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder)
-        commands = {
-            "floor": [python, "-c", _FLOOR, str(store), str(target / "floor.parquet")],
+        runs: dict[str, tuple[str, str, list[str]]] = {
+            "floor": ("code", _FLOOR, [str(store), str(target / "floor.parquet")]),
             **{
-                f"export {fmt}": [
-                    python, "-m", "aiomoomoo", "export", "--store", str(store),
-                    "--format", fmt, "-o", str(target / f"export.{fmt}"),
-                ]
+                f"export {fmt}": (
+                    "module",
+                    "aiomoomoo",
+                    ["export", "--store", str(store), "--format", fmt, "-o",
+                     str(target / f"export.{fmt}")],
+                )
                 for fmt in ("parquet", "csv")
             },
         }  # fmt: skip
-        for name, command in commands.items():
-            runs = [_run(command) for _ in range(rounds)]
-            out[name] = {"seconds": [s for s, _ in runs], "peak_bytes": max(m for _, m in runs)}
+        for name, (kind, code, args) in runs.items():
+            timed = [_run(kind, code, args) for _ in range(rounds)]
+            out[name] = {"seconds": [s for s, _ in timed], "peak_bytes": max(m for _, m in timed)}
     return out
 
 
