@@ -246,11 +246,12 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"{result.get('load', float('nan')):.1f} (on 2 cores), so single rounds vary.",
         "",
         "For comparison, format 1 (aiomoomoo 0.1: text codes, dates and times, two indexes), "
-        "measured once on the same machine (at a load average of about 4.5) with the same "
-        "5,000 codes: a build of 78.7 s, 251 bytes a row (273 MiB), a refresh with nothing due "
-        "of 2.8 s, `latest('US')` 2.9 s, `latest()` 4.8 s, `summary()` 2.3 s, the plan 2.5 s, "
-        "`history(code)` 5 ms, and an export of every row 136 s as Parquet (11x its floor, "
-        "700 MiB) and 106 s as CSV (9x).",
+        "measured once on the same machine with the same 5,000 codes: 251 bytes a row "
+        "(273 MiB); at a load average of about 1.5, `latest('US')` 1.58 s, `latest()` 2.71 s, "
+        "`summary()` 1.44 s, the plan of a refresh with nothing due 1.48 s, `history(code)` "
+        "4.7 ms, and an export of every row 31.0 s as Parquet (4.9x its floor of 6.3 s, "
+        "699 MiB) and 43.9 s as CSV (7.0x, 970 MiB); under a load of about 4.5, a build of "
+        "78.7 s and a refresh with nothing due of 2.8 s.",
         "",
         "### The calendar replay",
         "",
