@@ -19,6 +19,7 @@ from ._errors import (
     StoreBusyError,
     StoreError,
     StoreLockedError,
+    StoreVersionError,
     UnknownSecurityError,
 )
 from ._frames import HK_COLUMNS, US_COLUMNS, trading_dates
@@ -68,6 +69,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreLockedError",
+    "StoreVersionError",
     # Values
     "Market",
     "Security",

@@ -26,6 +26,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreLockedError",
+    "StoreVersionError",
     "UnknownSecurityError",
     "server_error",
 ]
@@ -225,3 +226,9 @@ class StoreLockedError(StoreError):
 class StoreBusyError(StoreError):
     """Another program held a write transaction on the store's file for longer than the
     store's ``wait``: the write that waited for it was not made."""
+
+
+class StoreVersionError(StoreError):
+    """A store file of a format this aiomoomoo cannot use: written by a newer aiomoomoo (refused
+    before anything is written to it), an older one opened read-only (it must be migrated,
+    which writes), or an older one that cannot be migrated."""

@@ -122,6 +122,16 @@ def calendar_replay(quick: bool, results: dict[str, Any]) -> Any:
     return calendar_replay
 
 
+def dataset_universe(quick: bool, results: dict[str, Any]) -> Any:
+    """The universe-scale benchmark (bench/universe.py): a 5,000-code store built, read and
+    exported (1,000 codes with ``--quick``)."""
+    import universe
+
+    measure.log("dataset at universe scale")
+    results["universe"] = universe.measure(quick)
+    return universe
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and pages (~2 min)")
@@ -155,6 +165,7 @@ def main() -> None:
     sync = dataset_sync(args.quick, results)
     screens = screens_section(args.quick, results)
     replay = calendar_replay(args.quick, results)
+    universe = dataset_universe(args.quick, results)
     results["duration_s"] = time.perf_counter() - started
     measure.log(f"measured in {results['duration_s']:.0f} s; writing {output}")
 
@@ -163,6 +174,7 @@ def main() -> None:
     digest = summary.summarise(plan, results)
     figure.plot(digest, results, plot_path)
     sections = [sync.to_markdown(results["sync"])] if sync is not None else []
+    sections.append(universe.to_markdown(results["universe"]))
     sections.append(screens.to_markdown(results["screens"]))
     sections.append(replay.to_markdown(results["calendar"]))
     extra = "\n".join(sections)

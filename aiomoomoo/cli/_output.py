@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
+import numpy as np
 import pandas as pd
 
 from .._frames import HK_COLUMNS, US_COLUMNS
@@ -31,6 +33,7 @@ __all__ = [
     "parquet_problem",
     "print_error",
     "write_frame",
+    "write_frames",
     "wrote",
 ]
 
@@ -182,7 +185,7 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
     if to_terminal:
         frame = _escape_cells(frame)
     if fmt == "csv":
-        text = frame.to_csv(index=False)
+        text = _csv_ready(frame).to_csv(index=False)
     elif fmt == "json":
         # JSON escapes control characters and, with ASCII output, everything else unusual.
         # Times (a store's first_seen and last_seen) as ISO text, not epoch milliseconds.
@@ -194,6 +197,107 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: Path | None) -> None:
         sys.stdout.flush()
     else:
         output.write_text(text, encoding="utf-8")
+
+
+def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: Path | None) -> int:
+    """Write ``frames`` (parts of one table, with the same columns) as ``fmt`` (``csv``,
+    ``json`` or ``parquet``) to ``output`` (standard output when None), each part as it comes,
+    so that memory holds one part; return the rows written. The bytes are those `write_frame`
+    writes for the whole table. A file is written beside ``output`` and takes its name only
+    once complete: an error or Ctrl-C midway leaves ``output`` as it was."""
+    if fmt not in ("csv", "json", "parquet"):
+        raise ValueError(f"cannot write a table in parts as {fmt!r}")
+    if output is None:
+        if fmt == "parquet":
+            raise ValueError("parquet output needs a file")
+        return _write_text(frames, fmt, sys.stdout, escaped=sys.stdout.isatty())
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        if fmt == "parquet":
+            rows = _write_parquet(frames, partial)
+        else:
+            with partial.open("w", encoding="utf-8") as stream:
+                rows = _write_text(frames, fmt, stream, escaped=False)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def _write_text(frames: Iterable[pd.DataFrame], fmt: str, stream: TextIO, *, escaped: bool) -> int:
+    rows = 0
+    first = True
+    for frame in frames:
+        if escaped:
+            frame = _escape_cells(frame)
+        if fmt == "csv":
+            if first or len(frame):
+                stream.write(_csv_ready(frame).to_csv(index=False, header=first))
+                first = False
+        elif len(frame):
+            text = frame.to_json(orient="records", date_format="iso", indent=1)
+            # The records between the brackets, joined as one array's.
+            stream.write(("[\n" if first else ",\n") + text[2:-2])
+            first = False
+        rows += len(frame)
+    if fmt == "json":
+        stream.write("[\n\n]\n" if first else "\n]\n")
+    stream.flush()
+    return rows
+
+
+def _write_parquet(frames: Iterable[pd.DataFrame], output: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    writer: Any = None
+    try:
+        for frame in frames:
+            if writer is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = pq.ParquetWriter(output, table.schema)
+            else:
+                table = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False)
+            writer.write_table(table)
+            rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its UTC time columns as the text pandas writes for them in CSV, made at
+    once with NumPy (pandas formats each time on its own, the most of a large export's time).
+
+    Only a column whose every time has a microsecond fraction and none finer is made here:
+    pandas writes that as ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` whatever rows share a chunk; any
+    other column is left to pandas.
+    """
+    made: dict[str, Any] = {}
+    done: list[tuple[np.ndarray[Any, Any], Any]] = []
+    for column in frame.columns:
+        series = frame[column]
+        kind = str(series.dtype)
+        if not len(series) or kind not in ("datetime64[ns, UTC]", "datetime64[us, UTC]"):
+            continue
+        micros = series.to_numpy(dtype="datetime64[us]")
+        ints = micros.view("int64")
+        if kind.startswith("datetime64[ns"):
+            nanos = series.to_numpy(dtype="datetime64[ns]").view("int64")
+            if (nanos % 1000).any():
+                continue
+        if pd.isna(micros).any() or not (ints % 1_000_000).all():
+            continue
+        # A store's first_seen and last_seen are often the same times: made once.
+        same = next((text for other, text in done if np.array_equal(other, ints)), None)
+        if same is None:
+            iso = np.datetime_as_string(micros, unit="us")
+            same = np.char.add(np.char.replace(iso, "T", " "), "+00:00").astype(object)
+            done.append((ints, same))
+        made[column] = same
+    return frame.assign(**made) if made else frame
 
 
 def _escape_cells(frame: pd.DataFrame) -> pd.DataFrame:

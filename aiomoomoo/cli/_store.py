@@ -25,7 +25,7 @@ from ._gateway import GATEWAY_OPTIONS, connected_client, explain
 from ._output import INTERRUPTED, escape, in_column_order, parquet_problem, print_error
 from ._progress import ProgressDisplay, duration, progress_on, ticking
 from ._screens import movers
-from ._tables import add_output_options, output_problem, write_table
+from ._tables import add_output_options, output_problem, write_table, write_tables
 from ._universe import read_universe
 
 __all__ = ["COMMANDS"]
@@ -249,18 +249,26 @@ def _run_export(args: argparse.Namespace) -> int:
     try:
         # Read-only: nothing is created or changed, and no writer is waited for.
         with ShortInterestStore(args.store, read_only=True) as store:
-            codes = list(dict.fromkeys(args.codes)) or store.codes()
+            codes = list(dict.fromkeys(args.codes)) or None
             try:
-                frame = _export_frame(store, codes, args)
+                if args.latest:
+                    frame = _latest_frame(store, codes or store.codes(), args)
+                    return write_table("export", frame, args)
+                batches = store.history_batches(codes, since=args.since, as_of=args.as_of)
             except (KeyError, ValueError) as exc:
                 print_error("export", str(exc.args[0] if exc.args else exc))
                 return 2
-        return write_table("export", frame, args)
+            # Written as read, a batch at a time: memory holds one batch, not the store.
+            # The code column as plain text, as a frame given a code column by assignment has it.
+            frames = (in_column_order(b.assign(code=b["code"].astype(str))) for b in batches)
+            return write_tables("export", frames, args)
     except MoomooError as exc:  # a file that is no readable store (StoreError)
         print_error("export", str(exc))
         return 1
     except KeyboardInterrupt:
-        print_error("export", "interrupted: nothing written")
+        # A file takes its name only once complete; a pipe may have had some batches.
+        written = "nothing written" if args.output is not None else "the output is incomplete"
+        print_error("export", f"interrupted: {written}")
         return INTERRUPTED
 
 
@@ -313,26 +321,18 @@ def _export_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_frame(
+def _latest_frame(
     store: ShortInterestStore, codes: list[str], args: argparse.Namespace
 ) -> pd.DataFrame:
     unknown = sorted(set(codes) - set(store.codes()))
     if unknown:
         raise KeyError(f"{unknown[0]} is not in the store {str(store.path)!r}")
-    if args.latest:
-        markets = {parse_code(code).market for code in codes}
-        frame = store.latest(markets.pop() if len(markets) == 1 else None, as_of=args.as_of)
-        keep = frame["code"].isin(codes)
-        if args.since is not None:
-            keep &= (frame["timestamp_str"] >= args.since.isoformat()).fillna(True)
-        return in_column_order(frame[keep].reset_index(drop=True))
-    parts = [
-        store.history(code, since=args.since, as_of=args.as_of).assign(code=code) for code in codes
-    ]
-    if not parts:
-        return in_column_order(store.latest())
-    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    return in_column_order(frame)
+    markets = {parse_code(code).market for code in codes}
+    frame = store.latest(markets.pop() if len(markets) == 1 else None, as_of=args.as_of)
+    keep = frame["code"].isin(codes)
+    if args.since is not None:
+        keep &= (frame["timestamp_str"] >= args.since.isoformat()).fillna(True)
+    return in_column_order(frame[keep].reset_index(drop=True))
 
 
 # -- plot -------------------------------------------------------------------------------------

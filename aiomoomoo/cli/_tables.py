@@ -5,14 +5,23 @@ any work, the terminal view or the whole table, and one line saying what was wri
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from ._output import FORMATS, check_writable, format_for, parquet_problem, print_error, wrote
+from ._output import (
+    FORMATS,
+    check_writable,
+    format_for,
+    parquet_problem,
+    print_error,
+    write_frames,
+    wrote,
+)
 from ._terminal import emit_frame
 
-__all__ = ["add_output_options", "output_problem", "write_table"]
+__all__ = ["add_output_options", "output_problem", "write_table", "write_tables"]
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -68,4 +77,22 @@ def write_table(command: str, frame: pd.DataFrame, args: argparse.Namespace) -> 
         return 1
     if args.output is not None:
         wrote(len(frame), args.output)
+    return 0
+
+
+def write_tables(command: str, frames: Iterable[pd.DataFrame], args: argparse.Namespace) -> int:
+    """`write_table` for a table that comes in parts (frames of the same columns): files and
+    pipes get each part as it comes (`write_frames`); the terminal view needs the whole."""
+    if args.format == "table":
+        # A text table lines up its columns over every row.
+        parts = list(frames)
+        return write_table(command, pd.concat(parts, ignore_index=True), args)
+    try:
+        rows = write_frames(frames, args.format, args.output)
+    except OSError as exc:
+        where = args.output if args.output is not None else "standard output"
+        print_error(command, f"cannot write {where}: {exc.strerror or exc}")
+        return 1
+    if args.output is not None:
+        wrote(rows, args.output)
     return 0

@@ -76,21 +76,22 @@ def arrow_schema(markets: Sequence[Market] = (Market.US, Market.HK)) -> pa.Schem
     return pa.schema(fields)
 
 
-def _market_table(db: sqlite3.Connection, market: Market, as_of: str | None) -> dict[str, Any]:
+def _market_table(db: sqlite3.Connection, market: Market, as_of: int | None) -> dict[str, Any]:
     """``market``'s rows as Arrow arrays by column, newest first per code, change columns too."""
     pa = _pyarrow()
     pc = pa.compute
     schema = arrow_schema([market])
     query = sql.rows_query(market, as_of=as_of is not None, by="market", newest=False)
     moments = () if as_of is None else (as_of, as_of)
-    rows = db.execute(query, (*moments, market.name)).fetchall()
+    rows = db.execute(query, (market.name, *moments)).fetchall()
     names = ["code", *columns_for(market), "first_seen", "last_seen"]
     values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     arrays: dict[str, Any] = {}
     for name, column in zip(names, values, strict=True):
         kind = schema.field(name).type
         if name.endswith("_seen"):
-            arrays[name] = pa.array(column, pa.string()).cast(kind)
+            # Integer microseconds since the epoch, as the file keeps them.
+            arrays[name] = pa.array(column, pa.int64()).cast(kind)
         else:
             arrays[name] = pa.array(column, kind)
     changed = _CHANGED[market]
@@ -124,7 +125,7 @@ def read_arrow(
     *,
     codes: Sequence[str] | None,
     since: str | None,
-    as_of: str | None,
+    as_of: int | None,
 ) -> pa.Table:
     """`ShortInterestStore.to_arrow`: arguments already checked."""
     pa = _pyarrow()

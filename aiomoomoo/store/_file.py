@@ -115,12 +115,12 @@ def connect(path: Path, *, read_only: bool, waiting: Waiting) -> sqlite3.Connect
         if read_only:
             for pragma in sql.READ_PRAGMAS:
                 db.execute(pragma)
-            if waiting.blocking(lambda: sql.schema_version(db)) is None:
+            if waiting.blocking(lambda: sql.schema_version(db, str(path))) is None:
                 raise StoreError(
                     f"{path} is an SQLite file but not a store: it has no store tables"
                 )
         else:
-            waiting.blocking(lambda: sql.prepare(db))
+            waiting.blocking(lambda: sql.prepare(db, str(path)))
     except BaseException:
         db.close()
         raise

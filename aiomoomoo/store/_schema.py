@@ -1,22 +1,26 @@
 """The store's file format and every SQL statement the store runs, in one place.
 
-Tables: ``meta`` (the schema version), ``codes`` (one row per code synced, with its last sync
-and last error), ``versions`` (every version of every row; the current one has ``superseded
-IS NULL``) and ``segments`` (which stretches of each code's history are stored complete, and
-where a walk continues below each), ``frontiers`` (per market, the newest date any code holds
-and the day a sync first saw it) and ``asked`` (per code, the market's frontier when the code
-was last asked). Other modules hold no SQL text of their own: they run the
-statements named here. Opening a file goes through `prepare`, the one place that creates the
-tables and, as the format changes, will check ``PRAGMA user_version`` and migrate.
+Tables: ``meta`` (the schema version), ``codes`` (one row per code synced: an integer ``id``,
+its last sync and last error, and counts of its rows kept by the writer so that summaries and
+plans read one row per code), ``versions`` (every version of every row, clustered by code and
+date, newest first; the current one has ``superseded IS NULL``) and ``segments`` (which
+stretches of each code's history are stored complete, and where a walk continues below each),
+``frontiers`` (per market, the newest date any code holds and the day a sync first saw it) and
+``asked`` (per code, the market's frontier when the code was last asked). Other modules hold no
+SQL text of their own: they run the statements named here. Opening a file goes through
+`prepare`, the one place that creates the tables, reads the file's ``schema_version``, refuses a
+newer one and migrates an older one (`MIGRATE_FROM`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Final
 
+from .._errors import StoreVersionError
 from .._frames import HK_COLUMNS, US_COLUMNS, columns_for
 from .._options import END_OF_DATA
 from .._security import Market
@@ -25,6 +29,8 @@ __all__ = [
     "COMPLETE_SQL",
     "SCHEMA_VERSION",
     "VALUE_COLUMNS",
+    "export_query",
+    "iso_date",
     "prepare",
     "rows_query",
     "schema_version",
@@ -32,7 +38,7 @@ __all__ = [
 ]
 
 #: The version of the file format this module writes.
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"
 
 #: Every market's value columns, in the order the ``versions`` table holds them: the US
 #: columns, then the HK ones the US lacks. The order is the file's schema; never reorder it.
@@ -51,36 +57,53 @@ COMPLETE_SQL: Final = (
 #: returns to Python. Longer waits are the store's own loop of such calls (see
 #: ``aiomoomoo.store._file``), which answers Ctrl-C and gives up after the store's ``wait``.
 BUSY_SLICE_MS: Final = 100
-
-# Set on every connection that writes: in WAL mode synchronous=NORMAL survives any crash of the
-# process (kill -9 included), only a power loss can take back the last commits. Neither needs
-# a write lock on a file already in WAL mode.
+# Set on every connection before anything else.
+BUSY_TIMEOUT: Final = f"PRAGMA busy_timeout = {BUSY_SLICE_MS}"
+# Set on a connection that writes, once the file's version is known to be readable: in WAL mode
+# synchronous=NORMAL survives any crash of the process (kill -9 included), only a power loss
+# can take back the last commits. Neither needs a write lock on a file already in WAL mode.
 PRAGMAS: Final = (
-    f"PRAGMA busy_timeout = {BUSY_SLICE_MS}",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
 )
 # Set on a read-only connection, which can change nothing of the file.
-READ_PRAGMAS: Final = (f"PRAGMA busy_timeout = {BUSY_SLICE_MS}",)
-DDL: Final = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS codes (
-        code TEXT PRIMARY KEY,
+READ_PRAGMAS: Final = (BUSY_TIMEOUT,)
+#: Times (``first_seen``, ``last_seen``, ``superseded``) are integer microseconds since the Unix
+#: epoch, UTC; dates are integers ``YYYYMMDD``. ``versions`` is clustered by (code, date newest
+#: first, first_seen): a code's history is one contiguous run of the table, read in order.
+
+
+def _codes_table(name: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
         market TEXT NOT NULL,
         last_synced TEXT,
-        last_error TEXT
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS versions (
-        code TEXT NOT NULL REFERENCES codes(code),
-        date TEXT NOT NULL,
+        last_error TEXT,
+        current_rows INTEGER NOT NULL DEFAULT 0,
+        revisions INTEGER NOT NULL DEFAULT 0,
+        oldest INTEGER,
+        newest INTEGER
+    )"""
+
+
+def _versions_table(name: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+        code_id INTEGER NOT NULL REFERENCES codes(id),
+        date INTEGER NOT NULL,
         {", ".join(VALUE_COLUMNS)},
-        first_seen TEXT NOT NULL,
-        last_seen TEXT NOT NULL,
-        superseded TEXT
-    )""",
-    """CREATE UNIQUE INDEX IF NOT EXISTS current_version ON versions(code, date)
-        WHERE superseded IS NULL""",
-    "CREATE INDEX IF NOT EXISTS version_history ON versions(code, date, first_seen)",
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        superseded INTEGER,
+        PRIMARY KEY (code_id, date DESC, first_seen)
+    ) WITHOUT ROWID"""
+
+
+_SEGMENTS_INDEX: Final = "CREATE INDEX IF NOT EXISTS segments_of_code ON segments(code)"
+DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _codes_table("codes"),
+    _versions_table("versions"),
     """CREATE TABLE IF NOT EXISTS segments (
         id INTEGER PRIMARY KEY,
         code TEXT NOT NULL REFERENCES codes(code),
@@ -88,7 +111,7 @@ DDL: Final = (
         low TEXT,
         next_key TEXT NOT NULL
     )""",
-    # Added after the first release: a file without them gains them when opened.
+    _SEGMENTS_INDEX,
     """CREATE TABLE IF NOT EXISTS frontiers (
         market TEXT PRIMARY KEY,
         newest TEXT NOT NULL,
@@ -99,33 +122,97 @@ DDL: Final = (
         frontier TEXT NOT NULL
     )""",
 )
-INSERT_SCHEMA_VERSION: Final = "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)"
-# Written with the tables, in their transaction: a file that has it has them all.
+SET_SCHEMA_VERSION: Final = "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)"
 HAS_META: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+HAS_TABLES: Final = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
 SELECT_SCHEMA_VERSION: Final = "SELECT value FROM meta WHERE key = 'schema_version'"
 
 BEGIN: Final = "BEGIN IMMEDIATE"
 COMMIT: Final = "COMMIT"
 ROLLBACK: Final = "ROLLBACK"
+VACUUM: Final = "VACUUM"
+
+# -- migrations: each takes a file of the version before to its own, in the opening transaction
+
+# Version 1 wrote times as fixed-width ISO text ('2026-05-01T12:00:00.123456Z') and dates as
+# 'YYYY-MM-DD' text, keyed versions by code text through two indexes.
+_V1_MICROS: Final = (
+    "(CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr({0}, 21, 6) AS INTEGER))"
+)
+
+
+def _v1_micros(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE {_V1_MICROS.format(column)} END"
+
+
+#: A row of a version 1 file whose date cannot be migrated (not ``YYYY-MM-DD...`` text of a
+#: real day: the '+0 days' makes SQLite carry 2026-02-30 over to March, so it differs).
+V1_BAD_DATE: Final = (
+    "SELECT code, date FROM versions "
+    "WHERE date(substr(date, 1, 10), '+0 days') IS NOT substr(date, 1, 10) LIMIT 1"
+)
+MIGRATE_FROM: Final[dict[int, tuple[str, ...]]] = {
+    # The new tables are made beside the old ones and renamed once those are gone, so that no
+    # rename rewrites the references other tables make to ``codes``.
+    1: (
+        _codes_table("codes_v2"),
+        _versions_table("versions_v2"),
+        """INSERT INTO codes_v2 (code, market, last_synced, last_error)
+            SELECT code, market, last_synced, last_error FROM codes ORDER BY code""",
+        # Two versions of one date first seen at the same instant (a page that held the date
+        # twice): the earlier was superseded as it was written, never visible; the later stays.
+        f"""INSERT OR REPLACE INTO versions_v2
+            SELECT c.id, CAST(replace(substr(v.date, 1, 10), '-', '') AS INTEGER),
+                   {", ".join("v." + name for name in VALUE_COLUMNS)},
+                   {_v1_micros("v.first_seen")}, {_v1_micros("v.last_seen")},
+                   {_v1_micros("v.superseded")}
+            FROM versions v JOIN codes_v2 c ON c.code = v.code ORDER BY v.rowid""",
+        "DROP TABLE versions",
+        "DROP TABLE codes",
+        "ALTER TABLE codes_v2 RENAME TO codes",
+        "ALTER TABLE versions_v2 RENAME TO versions",
+        """UPDATE codes SET
+            current_rows = (SELECT COUNT(*) FROM versions v
+                            WHERE v.code_id = codes.id AND v.superseded IS NULL),
+            revisions = (SELECT COUNT(*) FROM versions v
+                         WHERE v.code_id = codes.id AND v.superseded IS NOT NULL),
+            oldest = (SELECT MIN(date) FROM versions v WHERE v.code_id = codes.id),
+            newest = (SELECT MAX(date) FROM versions v WHERE v.code_id = codes.id)""",
+        _SEGMENTS_INDEX,
+    ),
+}
 
 # -- writes (run by aiomoomoo.store._write only) ------------------------------------------------
 
 INSERT_CODE: Final = "INSERT OR IGNORE INTO codes (code, market) VALUES (?, ?)"
+SELECT_CODE_ID: Final = "SELECT id FROM codes WHERE code = ?"
 MARK_SYNCED: Final = "UPDATE codes SET last_synced = ?, last_error = NULL WHERE code = ?"
 MARK_FAILED: Final = "UPDATE codes SET last_error = ? WHERE code = ?"
-# The current version of (code, date) and whether it holds the values given, compared as the
-# file keeps them: IS is NULL-safe, and a NaN parameter binds as NULL, as it is stored.
-# Parameters: the values in `VALUE_COLUMNS` order, then code and date.
+# What a page changed of its code's counts: current rows and revisions added, its dates' span.
+COUNT_PAGE: Final = """
+    UPDATE codes SET current_rows = current_rows + ?, revisions = revisions + ?,
+        oldest = MIN(COALESCE(oldest, ?), ?), newest = MAX(COALESCE(newest, ?), ?)
+    WHERE id = ?
+"""
+# The current version of (code id, date): its first_seen, and whether it holds the values given,
+# compared as the file keeps them: IS is NULL-safe, and a NaN parameter binds as NULL, as it is
+# stored. Parameters: the values in `VALUE_COLUMNS` order, then code id and date.
 SELECT_CURRENT: Final = (
-    f"SELECT rowid, {' AND '.join(f'{column} IS ?' for column in VALUE_COLUMNS)} FROM versions "
-    "WHERE code = ? AND date = ? AND superseded IS NULL"
+    f"SELECT first_seen, {' AND '.join(f'{column} IS ?' for column in VALUE_COLUMNS)} "
+    "FROM versions WHERE code_id = ? AND date = ? AND superseded IS NULL"
 )
 INSERT_VERSION: Final = (
-    f"INSERT INTO versions (code, date, {', '.join(VALUE_COLUMNS)}, first_seen, last_seen) "
+    f"INSERT INTO versions (code_id, date, {', '.join(VALUE_COLUMNS)}, first_seen, last_seen) "
     f"VALUES (?, ?, {', '.join('?' * len(VALUE_COLUMNS))}, ?, ?)"
 )
-MARK_SEEN: Final = "UPDATE versions SET last_seen = ? WHERE rowid = ?"
-SUPERSEDE: Final = "UPDATE versions SET superseded = ? WHERE rowid = ?"
+_VERSION_KEY: Final = "WHERE code_id = ? AND date = ? AND first_seen = ?"
+MARK_SEEN: Final = f"UPDATE versions SET last_seen = ? {_VERSION_KEY}"
+SUPERSEDE: Final = f"UPDATE versions SET superseded = ? {_VERSION_KEY}"
+# A version first seen at this very instant (the same date twice in one page) is replaced.
+REPLACE_VALUES: Final = (
+    f"UPDATE versions SET {', '.join(name + ' = ?' for name in VALUE_COLUMNS)} {_VERSION_KEY}"
+)
 INSERT_SEGMENT: Final = "INSERT INTO segments (code, high, low, next_key) VALUES (?, ?, ?, ?)"
 SELECT_SEGMENT: Final = "SELECT low, next_key FROM segments WHERE id = ?"
 UPDATE_SEGMENT: Final = "UPDATE segments SET low = ?, next_key = ? WHERE id = ?"
@@ -144,26 +231,26 @@ SET_ASKED: Final = "INSERT OR REPLACE INTO asked (code, frontier) VALUES (?, ?)"
 
 SELECT_CODES: Final = "SELECT code FROM codes ORDER BY code"
 CODE_EXISTS: Final = "SELECT 1 FROM codes WHERE code = ?"
+SELECT_MARKETS: Final = "SELECT DISTINCT market FROM codes"
+# Dates as ISO text, from the integer YYYYMMDD the file keeps.
+_ISO_DATE: Final = "printf('%04d-%02d-%02d', {0} / 10000, {0} / 100 % 100, {0} % 100)"
+
+
+def iso_date(column: str) -> str:
+    """SQL for ``column`` (an integer ``YYYYMMDD`` date, or NULL) as ``YYYY-MM-DD`` text."""
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE {_ISO_DATE.format(column)} END"
+
+
 SUMMARY: Final = f"""
-    SELECT c.code, c.market,
-           COUNT(v.date) FILTER (WHERE v.superseded IS NULL),
-           MIN(v.date), MAX(v.date),
-           COUNT(v.date) FILTER (WHERE v.superseded IS NOT NULL),
-           {COMPLETE_SQL},
-           c.last_synced, c.last_error
-    FROM codes c LEFT JOIN versions v ON v.code = c.code
-    GROUP BY c.code ORDER BY c.code
+    SELECT c.code, c.market, c.current_rows, {iso_date("c.oldest")}, {iso_date("c.newest")},
+           c.revisions, {COMPLETE_SQL}, c.last_synced, c.last_error
+    FROM codes c ORDER BY c.code
 """
 # What planning needs of every stored code: its market, current rows, newest date, whether its
 # history is complete, and whether its last sync failed.
 CODE_STATES: Final = f"""
-    SELECT c.code, c.market,
-           COUNT(v.date) FILTER (WHERE v.superseded IS NULL),
-           MAX(v.date) FILTER (WHERE v.superseded IS NULL),
-           {COMPLETE_SQL},
-           c.last_error IS NOT NULL
-    FROM codes c LEFT JOIN versions v ON v.code = c.code
-    GROUP BY c.code
+    SELECT c.code, c.market, c.current_rows, c.newest, {COMPLETE_SQL}, c.last_error IS NOT NULL
+    FROM codes c
 """
 SELECT_FRONTIERS: Final = "SELECT market, newest, moved FROM frontiers"
 SELECT_ASKED: Final = "SELECT code, frontier FROM asked"
@@ -171,7 +258,7 @@ SELECT_ASKED: Final = "SELECT code, frontier FROM asked"
 # current row for; codes with none are left out.
 RECENT_ROWS: Final = """
     WITH held AS (
-        SELECT v.code, c.market, v.date FROM versions v JOIN codes c ON c.code = v.code
+        SELECT c.code, c.market, v.date FROM versions v JOIN codes c ON c.id = v.code_id
         WHERE v.superseded IS NULL
     ),
     recent AS (
@@ -182,33 +269,54 @@ RECENT_ROWS: Final = """
     )
     SELECT held.code, COUNT(*) FROM held JOIN recent USING (market, date) GROUP BY held.code
 """
-_CURRENT: Final = "v.superseded IS NULL"
-_KNOWN_AT: Final = "v.first_seen <= ? AND (v.superseded IS NULL OR v.superseded > ?)"
+_CURRENT: Final = "{0}.superseded IS NULL"
+_KNOWN_AT: Final = "{0}.first_seen <= ? AND ({0}.superseded IS NULL OR {0}.superseded > ?)"
 
 
 def rows_query(market: Market, *, as_of: bool, by: str, newest: bool) -> str:
     """The query for ``market``'s rows: ``code``, the market's columns, ``first_seen`` and
     ``last_seen``, sorted by code then date, newest first.
 
-    Parameters: the moment twice when ``as_of`` (the versions known then, otherwise the current
-    ones), then the value of ``by`` (``"code"`` or ``"market"``, a column of ``codes``). With
-    ``newest`` each code's two newest rows only (the newest and the one its change is from).
+    Parameters: the value of ``by`` (``"code"`` or ``"market"``, a column of ``codes``), then
+    the moment twice when ``as_of`` (the versions known then, otherwise the current ones), twice
+    more with ``newest``. With ``newest`` each code's two newest rows only (the newest and the
+    one its change is from).
     """
     if by not in ("code", "market"):
         raise ValueError(f"by must be 'code' or 'market', got {by!r}")
-    names = ["code", *columns_for(market), "first_seen", "last_seen"]
-    known = _KNOWN_AT if as_of else _CURRENT
-    selected = ", ".join("v." + name for name in names)
-    rows = f"FROM versions v JOIN codes c ON c.code = v.code WHERE {known} AND c.{by} = ?"
-    if not newest:
-        return f"SELECT {selected} {rows} ORDER BY v.code, v.date DESC"
-    rows = f"SELECT {selected}, v.date AS date {rows}"
-    return f"""
-        SELECT {", ".join(names)} FROM (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY code ORDER BY date DESC) AS n
-            FROM ({rows})
-        ) WHERE n <= 2 ORDER BY code, date DESC
+    names = ["c.code", *("v." + name for name in columns_for(market)), "v.first_seen"]
+    known = (_KNOWN_AT if as_of else _CURRENT).format("v")
+    selected = ", ".join([*names, "v.last_seen"])
+    query = f"SELECT {selected} FROM codes c JOIN versions v ON v.code_id = c.id"
+    where = f"c.{by} = ? AND {known}"
+    if newest:
+        # The second newest date known: the rows from it up are each code's two newest.
+        second = (
+            f"SELECT w.date FROM versions w WHERE w.code_id = c.id AND "
+            f"{(_KNOWN_AT if as_of else _CURRENT).format('w')} "
+            "ORDER BY w.date DESC LIMIT 1 OFFSET 1"
+        )
+        where += f" AND v.date >= COALESCE(({second}), 0)"
+    return f"{query} WHERE {where} ORDER BY c.code, v.date DESC"
+
+
+def export_query(*, codes: bool, as_of: bool) -> str:
+    """Every market's rows for an export: ``code``, ``market``, `VALUE_COLUMNS`, ``first_seen``
+    and ``last_seen``, sorted by code then date, newest first.
+
+    Parameters in order: the moment twice when ``as_of``, the codes as a JSON array when
+    ``codes`` (else every code).
     """
+    known = (_KNOWN_AT if as_of else _CURRENT).format("v")
+    where = [known]
+    if codes:
+        where.append("c.code IN (SELECT value FROM json_each(?))")
+    values = ", ".join("v." + name for name in VALUE_COLUMNS)
+    return (
+        f"SELECT c.code, c.market, {values}, v.first_seen, v.last_seen "
+        f"FROM codes c JOIN versions v ON v.code_id = c.id WHERE {' AND '.join(where)} "
+        "ORDER BY c.code, v.date DESC"
+    )
 
 
 # -- opening --------------------------------------------------------------------------------
@@ -230,25 +338,94 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute(COMMIT)
 
 
-def schema_version(db: sqlite3.Connection) -> str | None:
-    """The format version of the store open on ``db``, None for a file without the store's
-    tables (an empty or new file, or another program's database). Reads only."""
+def _file_version(db: sqlite3.Connection, name: str) -> int | None:
+    """The format version the file says it has; None for a file without one (a new file)."""
     if db.execute(HAS_META).fetchone() is None:
         return None
     row = db.execute(SELECT_SCHEMA_VERSION).fetchone()
-    return None if row is None else str(row[0])
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreVersionError(
+            f"{name} says its store format is {row[0]!r}, which is no version this aiomoomoo "
+            f"knows (it writes version {SCHEMA_VERSION})"
+        ) from None
 
 
-def prepare(db: sqlite3.Connection) -> None:
-    """Set ``db``'s connection options and create the tables a new file lacks.
+def schema_version(db: sqlite3.Connection, name: str = "the store") -> int | None:
+    """The format version of the store open on ``db``, None for a file without the store's
+    tables (an empty or new file, or another program's database). Reads only; a version this
+    aiomoomoo cannot read as it is (newer, or older and not yet migrated) raises
+    `StoreVersionError`: a read-only connection cannot migrate."""
+    found = _file_version(db, name)
+    _check_not_newer(found, name)
+    if found is not None and found < int(SCHEMA_VERSION):
+        raise StoreVersionError(
+            f"{name} is a store of format version {found}; this aiomoomoo reads version "
+            f"{SCHEMA_VERSION} and migrates older ones, which needs the file opened for "
+            "writing once (ShortInterestStore(path), or any aiomoomoo sync on it)"
+        )
+    return found
 
-    A file that has them is only read: opening a store takes no write lock, so it does not
-    wait for another program's write transaction."""
+
+def _check_not_newer(found: int | None, name: str) -> None:
+    if found is not None and found > int(SCHEMA_VERSION):
+        raise StoreVersionError(
+            f"{name} is a store of format version {found}, written by a newer aiomoomoo; this "
+            f"one reads and writes version {SCHEMA_VERSION} (and migrates older ones): upgrade "
+            "aiomoomoo to open it"
+        )
+
+
+_CREATED: Final = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)")
+_NAMES: Final = frozenset(m.group(1) for m in map(_CREATED.search, DDL) if m is not None)
+_SELECT_NAMES: Final = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+
+
+def _migrate(db: sqlite3.Connection, found: int, name: str) -> None:
+    """Take a file of version ``found`` to `SCHEMA_VERSION`, inside the caller's transaction."""
+    for version in range(found, int(SCHEMA_VERSION)):
+        if version == 1:
+            bad = db.execute(V1_BAD_DATE).fetchone()
+            if bad is not None:
+                raise StoreVersionError(
+                    f"{name} (store format version 1) holds a {bad[0]} row dated {bad[1]!r}, "
+                    "which is no YYYY-MM-DD date; it cannot be migrated to version "
+                    f"{SCHEMA_VERSION}, and was left as it was"
+                )
+        for statement in MIGRATE_FROM[version]:
+            db.execute(statement)
+
+
+def prepare(db: sqlite3.Connection, name: str = "the store") -> None:
+    """Check the format of the file open on ``db``, set the connection's options, and create
+    the tables of a new file or migrate an older format, in one transaction.
+
+    A file of a newer format than `SCHEMA_VERSION` raises `StoreVersionError` before anything
+    is written to it; so does a migration that cannot be done (the file is left as it was).
+    ``name`` names the file in messages.
+    """
+    db.execute(BUSY_TIMEOUT)
+    found = _file_version(db, name)
+    _check_not_newer(found, name)
     for pragma in PRAGMAS:
         db.execute(pragma)
-    if schema_version(db) is not None:
+    if found == int(SCHEMA_VERSION) and {n for (n,) in db.execute(_SELECT_NAMES)} >= _NAMES:
         return
     with transaction(db):
+        # Read again under the write lock: another process may have created or migrated it.
+        found = _file_version(db, name)
+        _check_not_newer(found, name)
+        migrated = found is not None and found < int(SCHEMA_VERSION)
+        if migrated:
+            assert found is not None
+            _migrate(db, found, name)
         for statement in DDL:
             db.execute(statement)
-        db.execute(INSERT_SCHEMA_VERSION, (SCHEMA_VERSION,))
+        db.execute(SET_SCHEMA_VERSION, (SCHEMA_VERSION,))
+    if migrated:
+        # The old tables' pages are free now: give them back, once, rather than keep a file
+        # half empty.
+        db.execute(VACUUM)

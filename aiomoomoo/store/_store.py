@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, TypeVar
@@ -33,7 +33,7 @@ from ._plan import SyncPlan, check_today
 from ._read import StoreReader
 from ._screen_args import check_screen
 from ._sync import SyncProgress, SyncReport, plan_sync, sync_codes
-from ._write import StoreWriter, utc_text
+from ._write import StoreWriter, utc_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -48,7 +48,7 @@ T = TypeVar("T")
 DEFAULT_WAIT: Final = 30.0
 
 
-def _check_as_of(as_of: object) -> str | None:
+def _check_as_of(as_of: object) -> int | None:
     if as_of is None:
         return None
     if isinstance(as_of, str):
@@ -60,7 +60,7 @@ def _check_as_of(as_of: object) -> str | None:
         raise TypeError(f"as_of must be a timezone-aware datetime or ISO str, got {as_of!r}")
     if as_of.tzinfo is None:
         raise ValueError(f"as_of {as_of!r} has no timezone; give one (the store keeps UTC)")
-    return utc_text(as_of)
+    return utc_micros(as_of)
 
 
 def _check_since(since: object) -> str | None:
@@ -427,3 +427,43 @@ class ShortInterestStore:
         chosen = _check_market(market)
         cutoff, moment = _check_since(since), _check_as_of(as_of)
         return self._read(lambda: self._reader.changes(chosen, since=cutoff, as_of=moment))
+
+    def history_batches(
+        self,
+        codes: Iterable[str] | None = None,
+        *,
+        since: dt.date | str | None = None,
+        as_of: dt.datetime | str | None = None,
+        rows: int = 50_000,
+    ) -> Iterator[pd.DataFrame]:
+        """The stored histories of ``codes`` (every stored code when None) as frames of about
+        ``rows`` rows each, for exports that do not fit in memory at once.
+
+        Each frame has a leading ``code`` column, then the columns of `history` (both markets'
+        when the codes span both, the other market's missing on a row); codes come sorted, each
+        newest first, and a code's rows are never split across two frames. The frames are read
+        from one snapshot of the file. ``since`` and ``as_of`` are as in `history`. A code never
+        synced raises KeyError before any frame is made.
+        """
+        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ValueError(f"rows must be a positive int, got {rows!r}")
+        wanted = None if codes is None else list(dict.fromkeys(check_codes(codes)))
+        if wanted is None:
+            markets = set(self._read(self._reader.markets))
+        else:
+            stored = set(self._read(self._reader.codes))
+            for security in wanted:
+                if security.code not in stored:
+                    raise KeyError(
+                        f"{security.code} is not in the store {str(self.path)!r}; sync it first"
+                    )
+            markets = {security.market for security in wanted}
+        chosen = [m for m in (Market.US, Market.HK) if m in markets] or [Market.US, Market.HK]
+        return self._reader.batches(
+            None if wanted is None else sorted(s.code for s in wanted),
+            chosen,
+            since=cutoff,
+            as_of=moment,
+            size=rows,
+        )

@@ -27,7 +27,15 @@ from .._rows import EARLIEST_DATE, LATEST_DATE, trading_date
 from .._security import Market, Security
 from . import _schema as sql
 
-__all__ = ["StoreWriter", "StoredPage", "utc_now", "utc_text"]
+__all__ = [
+    "StoreWriter",
+    "StoredPage",
+    "day_number",
+    "day_text",
+    "utc_micros",
+    "utc_now",
+    "utc_text",
+]
 
 _INT64_MAX: Final = 2**63 - 1
 # Per market, where each of `VALUE_COLUMNS` is in a record (None: not the market's column).
@@ -43,20 +51,40 @@ _DATE: Final = sql.VALUE_COLUMNS.index("timestamp_str")
 
 
 def utc_text(moment: dt.datetime) -> str:
-    """``moment`` as the store writes times: fixed-width ISO UTC, so text order is time order."""
+    """``moment`` as the store writes sync times: fixed-width ISO UTC, so text order is time
+    order."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def utc_now() -> str:
-    """The current time as the store writes it."""
+    """The current time as the store writes sync times."""
     return utc_text(dt.datetime.now(dt.UTC))
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def utc_micros(moment: dt.datetime) -> int:
+    """``moment`` (timezone-aware) as the store writes version times: integer microseconds
+    since the Unix epoch."""
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def day_number(day: dt.date) -> int:
+    """``day`` as the store writes dates: the integer ``YYYYMMDD``."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def day_text(number: int) -> str:
+    """A stored date (`day_number`) as ``YYYY-MM-DD`` text."""
+    return f"{number // 10000:04d}-{number // 100 % 100:02d}-{number % 100:02d}"
 
 
 @dataclass(frozen=True, slots=True)
 class StoredPage:
     """What storing a page did: the walk's ``segment`` (its id), the key its stored stretch
     continues at (``"-1"`` once it reaches the start of the history), the rows that were
-    new or revised, and the ``newest`` date on the page (None without rows)."""
+    new or revised, and the ``newest`` date on the page (``YYYY-MM-DD``; None without rows)."""
 
     segment: int
     resume_key: str
@@ -70,6 +98,13 @@ class StoreWriter:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._last_moment = 0
+
+    def _moment(self) -> int:
+        """Now, in microseconds, and later than any moment this writer gave before: a version
+        is keyed by the moment it was first seen, so two pages never share one."""
+        self._last_moment = max(utc_micros(dt.datetime.now(dt.UTC)), self._last_moment + 1)
+        return self._last_moment
 
     def store_page(
         self,
@@ -83,27 +118,38 @@ class StoreWriter:
         down to them, in one transaction.
 
         ``next_key`` is the key OpenD gave for the page after this one. A row without a date
-        (or one that is no `trading_date`) or with an integer beyond int64 raises
-        `ProtocolError` before anything is written.
+        or with an integer beyond int64 raises `ProtocolError` before anything is written.
         """
         rows = [_values(security, record) for record in records]
-        now = utc_now()
-        new = revised = 0
+        now = self._moment()
+        new = revised = superseded = 0
         code = security.code
         with sql.transaction(self._db) as db:
             db.execute(sql.INSERT_CODE, (code, security.market.name))
+            (code_id,) = db.execute(sql.SELECT_CODE_ID, (code,)).fetchone()
             for day, values in rows:
-                current = db.execute(sql.SELECT_CURRENT, (*values, code, day)).fetchone()
+                # (first_seen, whether it holds these values as the file keeps them).
+                current = db.execute(sql.SELECT_CURRENT, (*values, code_id, day)).fetchone()
                 if current is not None and current[1]:
-                    db.execute(sql.MARK_SEEN, (now, current[0]))
+                    db.execute(sql.MARK_SEEN, (now, code_id, day, current[0]))
                     continue
                 if current is None:
                     new += 1
+                elif current[0] == now:
+                    # The same date twice in this page: the version it wrote gives way.
+                    revised += 1
+                    db.execute(sql.REPLACE_VALUES, (*values, code_id, day, now))
+                    continue
                 else:
                     revised += 1
-                    db.execute(sql.SUPERSEDE, (now, current[0]))
-                db.execute(sql.INSERT_VERSION, (code, day, *values, now, now))
-            dates = [day for day, _ in rows]
+                    superseded += 1
+                    db.execute(sql.SUPERSEDE, (now, code_id, day, current[0]))
+                db.execute(sql.INSERT_VERSION, (code_id, day, *values, now, now))
+            if rows:
+                numbers = [day for day, _ in rows]
+                span = (min(numbers), min(numbers), max(numbers), max(numbers))
+                db.execute(sql.COUNT_PAGE, (new, superseded, *span, code_id))
+            dates = [day_text(day) for day, _ in rows]
             page_low = min(dates) if dates else None
             if segment is None:
                 high = max(dates) if dates else None
@@ -146,32 +192,37 @@ class StoreWriter:
             db.executemany(sql.SET_ASKED, [(c, day.isoformat()) for c, day in asked.items()])
 
 
-def _values(security: Security, record: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
-    """A record as (trading date, value per `VALUE_COLUMNS`), None where left out."""
+def _values(security: Security, record: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
+    """A record as (trading date as `day_number`, value per `VALUE_COLUMNS`), None where left
+    out."""
     values = tuple(None if at is None else record[at] for at in _POSITIONS[security.market])
     for column, value in zip(sql.VALUE_COLUMNS, values, strict=True):
         if isinstance(value, int) and value > _INT64_MAX:
             raise ProtocolError(f"OpenD sent a {column} beyond the int64 range: {value}")
-    day, stamp = values[_DATE], values[_TIMESTAMP]
-    if not day and stamp is not None:
+    text, stamp = values[_DATE], values[_TIMESTAMP]
+    day: dt.date | None
+    if text:
+        # The page's check refuses such a row before it gets here; a date is the store's key,
+        # and planning reads it back, so none that is not one is ever written.
+        day = trading_date(text)
+    elif stamp is not None:
         zone = ZoneInfo(security.market.timezone)
         try:
-            day = dt.datetime.fromtimestamp(stamp, zone).date().isoformat()
+            day = dt.datetime.fromtimestamp(stamp, zone).date()
         except (OverflowError, OSError, ValueError):
             raise ProtocolError(
                 f"OpenD sent a {security.code} row without a date and with timestamp {stamp}, "
                 "which is no date; it cannot be stored"
             ) from None
-    if not day:
+    else:
         raise ProtocolError(f"OpenD sent a {security.code} row without a date; it cannot be stored")
-    if trading_date(day) is None:
-        # The page's check refuses such a row before it gets here; a date is the store's key,
-        # and planning reads it back, so none that is not one is ever written.
+    if day is None or trading_date(day.isoformat()) is None:
+        shown = str(text) if text else "" if day is None else day.isoformat()
         raise ProtocolError(
-            f"OpenD sent a {security.code} row dated {day!r}, which is not a YYYY-MM-DD date "
-            f"from {EARLIEST_DATE} to {LATEST_DATE}; it cannot be stored"
+            f"OpenD sent a {security.code} row dated {shown!r}, which is not a YYYY-MM-DD "
+            f"date from {EARLIEST_DATE} to {LATEST_DATE}; it cannot be stored"
         )
-    return str(day), values
+    return day_number(day), values
 
 
 def _merge_below(

@@ -180,7 +180,7 @@ def test_wire_text_cannot_drive_the_terminal(
     # A hostile gateway's date string, as a sync would have stored it.
     with contextlib.closing(sqlite3.connect(store)) as db, db:
         db.execute(
-            "UPDATE versions SET timestamp_str = ? WHERE rowid = (SELECT MAX(rowid) FROM versions)",
+            "UPDATE versions SET timestamp_str = ? WHERE date = (SELECT MIN(date) FROM versions)",
             ("2026-04-30\x1b]0;owned\x07\x1b[2J",),
         )
     db.close()

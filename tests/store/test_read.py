@@ -125,12 +125,13 @@ def test_as_of_at_a_revisions_instant_gives_the_new_version_only(
     writer.store_page(aapl, None, [us(30, 200), us(15, 50)], "-1")
     with ShortInterestStore(tmp_path / "s.db") as store:
         with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
-            (instant,) = db.execute(
+            (micros,) = db.execute(
                 "SELECT superseded FROM versions WHERE superseded IS NOT NULL"
             ).fetchone()
+        instant = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
         at = store.history("US.AAPL", as_of=instant)
         assert at["shares_short"].tolist() == [200, 50]
-        before = dt.datetime.fromisoformat(instant) - dt.timedelta(microseconds=1)
+        before = instant - dt.timedelta(microseconds=1)
         assert store.history("US.AAPL", as_of=before)["shares_short"].tolist() == [100, 50]
         assert store.latest("US", as_of=instant)["shares_short"].tolist() == [200]
 

@@ -58,7 +58,10 @@ def assert_store_matches(store: ShortInterestStore, frame: pd.DataFrame, code: s
 
 def versions(path: Path) -> list[tuple[str, str]]:
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return db.execute("SELECT code, date FROM versions ORDER BY code, date").fetchall()
+        return db.execute(
+            "SELECT code, printf('%d-%02d-%02d', date / 10000, date / 100 % 100, date % 100) "
+            "FROM versions JOIN codes ON codes.id = versions.code_id ORDER BY code, date"
+        ).fetchall()
 
 
 def segments(path: Path) -> list[tuple[str, str]]:

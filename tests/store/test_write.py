@@ -45,7 +45,9 @@ def db() -> Iterator[sqlite3.Connection]:
 
 def versions(db: sqlite3.Connection, code: str = "US.AAPL") -> list[tuple[Any, ...]]:
     return db.execute(
-        "SELECT date, shares_short, aggregated_short, superseded IS NOT NULL FROM versions "
+        "SELECT printf('%d-%02d-%02d', date / 10000, date / 100 % 100, date % 100), "
+        "shares_short, aggregated_short, superseded IS NOT NULL "
+        "FROM versions JOIN codes ON codes.id = versions.code_id "
         "WHERE code = ? ORDER BY date DESC, first_seen",
         (code,),
     ).fetchall()
@@ -224,8 +226,17 @@ def test_a_page_and_the_walks_position_commit_together(
         ((1_700_000_000, "2026-04-30", 2**63, None, None, None, None, None), "beyond the int64"),
         ((None, "2026/04/30", 1000, None, None, None, None, None), "dated '2026/04/30'"),
         ((None, "9999-12-31", 1000, None, None, None, None, None), "dated '9999-12-31'"),
+        ((1_700_000_000, "30/04/2026", 7, None, None, None, None, None), "YYYY-MM-DD"),
     ],
-    ids=["no-date", "empty-date", "absurd-timestamp", "beyond-int64", "slashes", "year-9999"],
+    ids=[
+        "no-date",
+        "empty-date",
+        "absurd-timestamp",
+        "beyond-int64",
+        "slashes",
+        "year-9999",
+        "not-a-date",
+    ],
 )
 def test_a_row_that_cannot_be_stored_fails_the_page_before_anything_is_written(
     db: sqlite3.Connection, record: tuple[Any, ...], message: str
