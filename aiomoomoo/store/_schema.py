@@ -3,7 +3,7 @@
 Tables: ``meta`` (the schema version), ``codes`` (one row per code synced: an integer ``id``,
 its last sync and last error, and counts of its rows kept by the writer so that summaries and
 plans read one row per code), ``versions`` (every version of every row, clustered by code and
-date, newest first; the current one has ``superseded IS NULL``) and ``segments`` (which
+date, newest first; the current one has ``superseded IS NULL``), ``segments`` (which
 stretches of each code's history are stored complete, and where a walk continues below each),
 ``frontiers`` (per market, the newest date any code holds and the day a sync first saw it) and
 ``asked`` (per code, the market's frontier when the code was last asked). Other modules hold no
@@ -15,6 +15,7 @@ newer one and migrates an older one (`MIGRATE_FROM`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from .._errors import StoreVersionError
 from .._frames import HK_COLUMNS, US_COLUMNS, columns_for
 from .._options import END_OF_DATA
 from .._security import Market
+
+logger = logging.getLogger("aiomoomoo")
 
 __all__ = [
     "COMPLETE_SQL",
@@ -146,16 +149,26 @@ def _v1_micros(column: str) -> str:
     return f"CASE WHEN {column} IS NULL THEN NULL ELSE {_V1_MICROS.format(column)} END"
 
 
-#: A row of a version 1 file whose date cannot be migrated (not ``YYYY-MM-DD...`` text of a
-#: real day: the '+0 days' makes SQLite carry 2026-02-30 over to March, so it differs).
-V1_BAD_DATE: Final = (
-    "SELECT code, date FROM versions "
-    "WHERE date(substr(date, 1, 10), '+0 days') IS NOT substr(date, 1, 10) LIMIT 1"
-)
+def _v1_unreadable(column: str) -> str:
+    """SQL for whether a version 1 date ``column`` cannot be migrated: not ``YYYY-MM-DD...``
+    text of a real day from 1900 to 2100 (the '+0 days' makes SQLite carry 2026-02-30 over to
+    March, so it differs). Such rows were stored before rows were checked."""
+    day = f"substr({column}, 1, 10)"
+    return (
+        f"(date({day}, '+0 days') IS NOT {day} OR {day} NOT BETWEEN '1900-01-01' AND '2100-12-31')"
+    )
+
+
+#: Where a migration from version 1 keeps the rows whose date cannot be migrated, as they were.
+V1_UNREADABLE_TABLE: Final = "unreadable_v1_versions"
+COUNT_V1_UNREADABLE: Final = f"SELECT COUNT(*) FROM {V1_UNREADABLE_TABLE}"
 MIGRATE_FROM: Final[dict[int, tuple[str, ...]]] = {
     # The new tables are made beside the old ones and renamed once those are gone, so that no
     # rename rewrites the references other tables make to ``codes``.
     1: (
+        # Kept aside, not lost: a row whose date is no day cannot be keyed, nor planned from.
+        f"CREATE TABLE {V1_UNREADABLE_TABLE} AS SELECT * FROM versions "
+        f"WHERE {_v1_unreadable('date')}",
         _codes_table("codes_v2"),
         _versions_table("versions_v2"),
         """INSERT INTO codes_v2 (code, market, last_synced, last_error)
@@ -167,7 +180,8 @@ MIGRATE_FROM: Final[dict[int, tuple[str, ...]]] = {
                    {", ".join("v." + name for name in VALUE_COLUMNS)},
                    {_v1_micros("v.first_seen")}, {_v1_micros("v.last_seen")},
                    {_v1_micros("v.superseded")}
-            FROM versions v JOIN codes_v2 c ON c.code = v.code ORDER BY v.rowid""",
+            FROM versions v JOIN codes_v2 c ON c.code = v.code
+            WHERE NOT {_v1_unreadable("v.date")} ORDER BY v.rowid""",
         "DROP TABLE versions",
         "DROP TABLE codes",
         "ALTER TABLE codes_v2 RENAME TO codes",
@@ -387,16 +401,18 @@ _SELECT_NAMES: Final = "SELECT name FROM sqlite_master WHERE type IN ('table', '
 def _migrate(db: sqlite3.Connection, found: int, name: str) -> None:
     """Take a file of version ``found`` to `SCHEMA_VERSION`, inside the caller's transaction."""
     for version in range(found, int(SCHEMA_VERSION)):
-        if version == 1:
-            bad = db.execute(V1_BAD_DATE).fetchone()
-            if bad is not None:
-                raise StoreVersionError(
-                    f"{name} (store format version 1) holds a {bad[0]} row dated {bad[1]!r}, "
-                    "which is no YYYY-MM-DD date; it cannot be migrated to version "
-                    f"{SCHEMA_VERSION}, and was left as it was"
-                )
         for statement in MIGRATE_FROM[version]:
             db.execute(statement)
+        if version == 1:
+            (aside,) = db.execute(COUNT_V1_UNREADABLE).fetchone()
+            if aside:
+                logger.warning(
+                    "%s held %d row(s) whose date is no YYYY-MM-DD day from 1900 to 2100 (stored "
+                    "before rows were checked): kept aside in its table %s, out of the history",
+                    name,
+                    aside,
+                    V1_UNREADABLE_TABLE,
+                )
 
 
 def prepare(db: sqlite3.Connection, name: str = "the store") -> None:

@@ -136,25 +136,6 @@ def test_as_of_at_a_revisions_instant_gives_the_new_version_only(
         assert store.latest("US", as_of=instant)["shares_short"].tolist() == [200]
 
 
-@pytest.mark.parametrize("stored", ["2026-04-30 00:00:00", "2026/04/30", "9999-12-31", "junk"])
-def test_a_stored_date_that_is_no_date_makes_the_code_due_instead_of_failing_the_plan(
-    tmp_path: Path, writer: StoreWriter, stored: str
-) -> None:
-    # A store written before rows were checked can hold any text as a date: planning must not
-    # fail on it (it did, for every code, with ValueError or OverflowError).
-    for code in ("US.AAPL", "US.TSLA"):
-        writer.store_page(parse_code(code), None, [us(30, 1000)], "-1")
-    db = writer._db
-    db.execute(
-        "UPDATE versions SET date = ?, timestamp_str = ? WHERE code = 'US.AAPL'", (stored,) * 2
-    )
-    with ShortInterestStore(tmp_path / "s.db") as store:
-        plan = store.plan(["US.AAPL", "US.TSLA"], today=dt.date(2026, 5, 1))
-        assert (plan.due, plan.skipped) == (("US.AAPL",), ("US.TSLA",))
-        assert store.history("US.AAPL")["timestamp_str"].tolist() == [stored]
-        assert store.summary()["newest"].tolist() == [stored, "2026-04-30"]
-
-
 def test_the_states_say_how_many_recent_dates_and_which_frontier_each_code_was_asked_at(
     tmp_path: Path, writer: StoreWriter
 ) -> None:
@@ -243,7 +224,7 @@ def test_first_seen_stays_and_last_seen_moves(tmp_path: Path, writer: StoreWrite
     def stored() -> list[pd.Timestamp]:
         with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
             row = db.execute("SELECT first_seen, last_seen FROM versions").fetchone()
-        return [pd.Timestamp(moment) for moment in row]
+        return [pd.Timestamp(moment, unit="us", tz="UTC") for moment in row]
 
     def shown(store: ShortInterestStore) -> list[list[object]]:
         frames = (store.history("US.AAPL"), store.latest(), store.latest("US"))

@@ -174,20 +174,26 @@ def test_a_past_version_is_migrated_with_every_row_and_time(tmp_path: Path, vers
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
-@pytest.mark.parametrize("bad", ["garbage", "2026-13-45", "2026-02-30", "26-04-30"])
-def test_a_migration_that_cannot_be_done_leaves_the_file_as_it_was(
-    tmp_path: Path, bad: str
+@pytest.mark.parametrize(
+    "bad",
+    ["garbage", "2026-13-45", "2026-02-30", "26-04-30", "2026/04/30", "9999-12-31", "1899-12-31"],
+)
+def test_a_v1_row_dated_by_no_day_is_kept_aside_and_the_store_opens(
+    tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Such a row was stored before rows were checked. It cannot be keyed by its date, nor
+    # planned from (a sync raised before sending anything): it is kept aside, not lost.
     path = tmp_path / "old.db"
     build_v1(path, bad_date=bad)
-    with pytest.raises(StoreVersionError, match=rf"dated '{bad}'.*left as it was"):
-        ShortInterestStore(path)
+    with ShortInterestStore(path) as store:
+        assert len(store.history("US.AAPL")) == 3
+        plan = store.plan(["US.AAPL", "HK.00700"], today=dt.date(2026, 5, 1))
+        assert set(plan.due) | set(plan.skipped) == {"US.AAPL", "HK.00700"}
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT value FROM meta").fetchall() == [("1",)]
-        assert db.execute("SELECT COUNT(*) FROM versions WHERE code = 'US.AAPL'").fetchone() == (5,)
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-        assert "current_version" in tables
-        assert not {"codes_v2", "versions_v2"} & tables
+        assert db.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        aside = db.execute("SELECT code, date FROM unreadable_v1_versions").fetchall()
+        assert aside == [("US.AAPL", bad)]
+    assert "kept aside in its table unreadable_v1_versions" in caplog.text
 
 
 @pytest.mark.parametrize("found", ["3", "10", "2.1"])

@@ -157,8 +157,10 @@ def test_as_of_decides_which_version_of_a_revised_value_counts(tmp_path: Path) -
         (revised,) = db.execute(
             "SELECT superseded FROM versions WHERE superseded IS NOT NULL"
         ).fetchone()
+    # The file keeps times as integer microseconds since the epoch.
+    revised = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=revised)
     with ShortInterestStore(path) as store:
-        before = dt.datetime.fromisoformat(revised) - dt.timedelta(microseconds=1)
+        before = revised - dt.timedelta(microseconds=1)
         then = store.changes("US", as_of=before)
         now = store.changes("US", as_of=revised)
         assert codes(then) == ["US.AAPL", "US.MSFT"]

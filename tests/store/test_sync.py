@@ -38,6 +38,7 @@ from aiomoomoo.testing import DEFAULT_AS_OF, PUBLICATION_LAGS, OpenDSimulator, Q
 from ..with_simulator._fixtures import client_of, serving
 from ..with_simulator._hostile import client_for, dates_of, hostile
 from ._files import store_with_rows, write_transaction
+from .test_schema import build_v1
 
 pytestmark = pytest.mark.anyio
 
@@ -600,23 +601,16 @@ async def test_a_bad_row_fails_its_code_only_and_is_never_stored(
 
 @pytest.mark.parametrize("stored", ["2026-04-30 00:00:00", "2026/04/30", "9999-12-31"])
 async def test_a_store_already_holding_a_bad_row_still_syncs(tmp_path: Path, stored: str) -> None:
+    # As an older aiomoomoo stored it: the row's date as OpenD sent it. Every later sync of
+    # every code raised ValueError or OverflowError before sending anything.
     path = tmp_path / "s.db"
-    async with hostile() as gateway, client_for(gateway, timeout=5) as client:
+    build_v1(path, bad_date=stored)
+    async with serving() as sim, client_of(sim) as client:
         with ShortInterestStore(path) as store:
-            assert (await store.sync(client, ["US.BAD", *HEALTHY[:3]])).ok
-            # As an older aiomoomoo stored it: the row's date as OpenD sent it.
-            with contextlib.closing(sqlite3.connect(path)) as db, db:
-                db.execute(
-                    "INSERT INTO versions (code, date, timestamp_str, first_seen, last_seen) "
-                    "VALUES ('US.BAD', ?, ?, '2026-05-01T00:00:00.000000Z', "
-                    "'2026-05-01T00:00:00.000000Z')",
-                    (stored, stored),
-                )
             for _ in range(3):
-                report = await store.sync(client, ["US.BAD", *HEALTHY[:3]], today=AS_OF)
+                report = await store.sync(client, ["US.AAPL", "US.TSLA"], every=True)
                 assert report.ok
-                # The bad date hides the newest good one, so the code is due every time.
-                assert report.synced == ("US.BAD",)
+                assert report.synced == ("US.AAPL", "US.TSLA")
 
 
 async def test_anything_that_goes_wrong_with_one_codes_pages_is_that_codes_failure(

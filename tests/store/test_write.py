@@ -171,8 +171,8 @@ def test_an_empty_last_page_ends_the_walk_and_completes_the_history(
 def everything(db: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
     """Every row of every table, to compare a store before and after a failed page."""
     return [
-        db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-        for table in ("codes", "versions", "segments")
+        sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+        for table in ("codes", "versions", "segments", "frontiers", "asked")
     ]
 
 
