@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 
 from .._errors import StoreBusyError, StoreError
 from . import _schema as sql
+from ._format import prepare, schema_version
 
 __all__ = ["Waiting", "check_wait", "connect", "file_errors", "lock_path"]
 
@@ -115,12 +116,12 @@ def connect(path: Path, *, read_only: bool, waiting: Waiting) -> sqlite3.Connect
         if read_only:
             for pragma in sql.READ_PRAGMAS:
                 db.execute(pragma)
-            if waiting.blocking(lambda: sql.schema_version(db, str(path))) is None:
+            if waiting.blocking(lambda: schema_version(db, str(path))) is None:
                 raise StoreError(
                     f"{path} is an SQLite file but not a store: it has no store tables"
                 )
         else:
-            waiting.blocking(lambda: sql.prepare(db, str(path)))
+            waiting.blocking(lambda: prepare(db, str(path)))
     except BaseException:
         db.close()
         raise

@@ -8,36 +8,31 @@ stretches of each code's history are stored complete, and where a walk continues
 ``frontiers`` (per market, the newest date any code holds and the day a sync first saw it) and
 ``asked`` (per code, the market's frontier when the code was last asked). Other modules hold no
 SQL text of their own: they run the statements named here. Opening a file goes through
-`prepare`, the one place that creates the tables, reads the file's ``schema_version``, refuses a
-newer one and migrates an older one (`MIGRATE_FROM`).
+`aiomoomoo.store._format.prepare`, which creates these tables, reads the file's
+``schema_version``, refuses a newer one and migrates an older one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Final
 
-from .._errors import StoreVersionError
 from .._frames import HK_COLUMNS, US_COLUMNS, columns_for
 from .._options import END_OF_DATA
 from .._security import Market
-
-logger = logging.getLogger("aiomoomoo")
 
 __all__ = [
     "COMPLETE_SQL",
     "SCHEMA_VERSION",
     "VALUE_COLUMNS",
+    "codes_table",
     "export_query",
     "iso_date",
-    "prepare",
     "rows_query",
-    "schema_version",
     "transaction",
+    "versions_table",
 ]
 
 #: The version of the file format this module writes.
@@ -76,7 +71,7 @@ READ_PRAGMAS: Final = (BUSY_TIMEOUT,)
 #: first, first_seen): a code's history is one contiguous run of the table, read in order.
 
 
-def _codes_table(name: str) -> str:
+def codes_table(name: str) -> str:
     return f"""CREATE TABLE IF NOT EXISTS {name} (
         id INTEGER PRIMARY KEY,
         code TEXT NOT NULL UNIQUE,
@@ -90,7 +85,7 @@ def _codes_table(name: str) -> str:
     )"""
 
 
-def _versions_table(name: str) -> str:
+def versions_table(name: str) -> str:
     return f"""CREATE TABLE IF NOT EXISTS {name} (
         code_id INTEGER NOT NULL REFERENCES codes(id),
         date INTEGER NOT NULL,
@@ -102,11 +97,11 @@ def _versions_table(name: str) -> str:
     ) WITHOUT ROWID"""
 
 
-_SEGMENTS_INDEX: Final = "CREATE INDEX IF NOT EXISTS segments_of_code ON segments(code)"
+SEGMENTS_INDEX: Final = "CREATE INDEX IF NOT EXISTS segments_of_code ON segments(code)"
 DDL: Final = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    _codes_table("codes"),
-    _versions_table("versions"),
+    codes_table("codes"),
+    versions_table("versions"),
     """CREATE TABLE IF NOT EXISTS segments (
         id INTEGER PRIMARY KEY,
         code TEXT NOT NULL REFERENCES codes(code),
@@ -114,7 +109,7 @@ DDL: Final = (
         low TEXT,
         next_key TEXT NOT NULL
     )""",
-    _SEGMENTS_INDEX,
+    SEGMENTS_INDEX,
     """CREATE TABLE IF NOT EXISTS frontiers (
         market TEXT PRIMARY KEY,
         newest TEXT NOT NULL,
@@ -134,68 +129,6 @@ BEGIN: Final = "BEGIN IMMEDIATE"
 COMMIT: Final = "COMMIT"
 ROLLBACK: Final = "ROLLBACK"
 VACUUM: Final = "VACUUM"
-
-# -- migrations: each takes a file of the version before to its own, in the opening transaction
-
-# Version 1 wrote times as fixed-width ISO text ('2026-05-01T12:00:00.123456Z') and dates as
-# 'YYYY-MM-DD' text, keyed versions by code text through two indexes.
-_V1_MICROS: Final = (
-    "(CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
-    " + CAST(substr({0}, 21, 6) AS INTEGER))"
-)
-
-
-def _v1_micros(column: str) -> str:
-    return f"CASE WHEN {column} IS NULL THEN NULL ELSE {_V1_MICROS.format(column)} END"
-
-
-def _v1_unreadable(column: str) -> str:
-    """SQL for whether a version 1 date ``column`` cannot be migrated: not ``YYYY-MM-DD...``
-    text of a real day from 1900 to 2100 (the '+0 days' makes SQLite carry 2026-02-30 over to
-    March, so it differs). Such rows were stored before rows were checked."""
-    day = f"substr({column}, 1, 10)"
-    return (
-        f"(date({day}, '+0 days') IS NOT {day} OR {day} NOT BETWEEN '1900-01-01' AND '2100-12-31')"
-    )
-
-
-#: Where a migration from version 1 keeps the rows whose date cannot be migrated, as they were.
-V1_UNREADABLE_TABLE: Final = "unreadable_v1_versions"
-COUNT_V1_UNREADABLE: Final = f"SELECT COUNT(*) FROM {V1_UNREADABLE_TABLE}"
-MIGRATE_FROM: Final[dict[int, tuple[str, ...]]] = {
-    # The new tables are made beside the old ones and renamed once those are gone, so that no
-    # rename rewrites the references other tables make to ``codes``.
-    1: (
-        # Kept aside, not lost: a row whose date is no day cannot be keyed, nor planned from.
-        f"CREATE TABLE {V1_UNREADABLE_TABLE} AS SELECT * FROM versions "
-        f"WHERE {_v1_unreadable('date')}",
-        _codes_table("codes_v2"),
-        _versions_table("versions_v2"),
-        """INSERT INTO codes_v2 (code, market, last_synced, last_error)
-            SELECT code, market, last_synced, last_error FROM codes ORDER BY code""",
-        # Two versions of one date first seen at the same instant (a page that held the date
-        # twice): the earlier was superseded as it was written, never visible; the later stays.
-        f"""INSERT OR REPLACE INTO versions_v2
-            SELECT c.id, CAST(replace(substr(v.date, 1, 10), '-', '') AS INTEGER),
-                   {", ".join("v." + name for name in VALUE_COLUMNS)},
-                   {_v1_micros("v.first_seen")}, {_v1_micros("v.last_seen")},
-                   {_v1_micros("v.superseded")}
-            FROM versions v JOIN codes_v2 c ON c.code = v.code
-            WHERE NOT {_v1_unreadable("v.date")} ORDER BY v.rowid""",
-        "DROP TABLE versions",
-        "DROP TABLE codes",
-        "ALTER TABLE codes_v2 RENAME TO codes",
-        "ALTER TABLE versions_v2 RENAME TO versions",
-        """UPDATE codes SET
-            current_rows = (SELECT COUNT(*) FROM versions v
-                            WHERE v.code_id = codes.id AND v.superseded IS NULL),
-            revisions = (SELECT COUNT(*) FROM versions v
-                         WHERE v.code_id = codes.id AND v.superseded IS NOT NULL),
-            oldest = (SELECT MIN(date) FROM versions v WHERE v.code_id = codes.id),
-            newest = (SELECT MAX(date) FROM versions v WHERE v.code_id = codes.id)""",
-        _SEGMENTS_INDEX,
-    ),
-}
 
 # -- writes (run by aiomoomoo.store._write only) ------------------------------------------------
 
@@ -350,98 +283,3 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             db.execute(ROLLBACK)
         raise
     db.execute(COMMIT)
-
-
-def _file_version(db: sqlite3.Connection, name: str) -> int | None:
-    """The format version the file says it has; None for a file without one (a new file)."""
-    if db.execute(HAS_META).fetchone() is None:
-        return None
-    row = db.execute(SELECT_SCHEMA_VERSION).fetchone()
-    if row is None:
-        return None
-    try:
-        return int(row[0])
-    except (TypeError, ValueError):
-        raise StoreVersionError(
-            f"{name} says its store format is {row[0]!r}, which is no version this aiomoomoo "
-            f"knows (it writes version {SCHEMA_VERSION})"
-        ) from None
-
-
-def schema_version(db: sqlite3.Connection, name: str = "the store") -> int | None:
-    """The format version of the store open on ``db``, None for a file without the store's
-    tables (an empty or new file, or another program's database). Reads only; a version this
-    aiomoomoo cannot read as it is (newer, or older and not yet migrated) raises
-    `StoreVersionError`: a read-only connection cannot migrate."""
-    found = _file_version(db, name)
-    _check_not_newer(found, name)
-    if found is not None and found < int(SCHEMA_VERSION):
-        raise StoreVersionError(
-            f"{name} is a store of format version {found}; this aiomoomoo reads version "
-            f"{SCHEMA_VERSION} and migrates older ones, which needs the file opened for "
-            "writing once (ShortInterestStore(path), or any aiomoomoo sync on it)"
-        )
-    return found
-
-
-def _check_not_newer(found: int | None, name: str) -> None:
-    if found is not None and found > int(SCHEMA_VERSION):
-        raise StoreVersionError(
-            f"{name} is a store of format version {found}, written by a newer aiomoomoo; this "
-            f"one reads and writes version {SCHEMA_VERSION} (and migrates older ones): upgrade "
-            "aiomoomoo to open it"
-        )
-
-
-_CREATED: Final = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)")
-_NAMES: Final = frozenset(m.group(1) for m in map(_CREATED.search, DDL) if m is not None)
-_SELECT_NAMES: Final = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
-
-
-def _migrate(db: sqlite3.Connection, found: int, name: str) -> None:
-    """Take a file of version ``found`` to `SCHEMA_VERSION`, inside the caller's transaction."""
-    for version in range(found, int(SCHEMA_VERSION)):
-        for statement in MIGRATE_FROM[version]:
-            db.execute(statement)
-        if version == 1:
-            (aside,) = db.execute(COUNT_V1_UNREADABLE).fetchone()
-            if aside:
-                logger.warning(
-                    "%s held %d row(s) whose date is no YYYY-MM-DD day from 1900 to 2100 (stored "
-                    "before rows were checked): kept aside in its table %s, out of the history",
-                    name,
-                    aside,
-                    V1_UNREADABLE_TABLE,
-                )
-
-
-def prepare(db: sqlite3.Connection, name: str = "the store") -> None:
-    """Check the format of the file open on ``db``, set the connection's options, and create
-    the tables of a new file or migrate an older format, in one transaction.
-
-    A file of a newer format than `SCHEMA_VERSION` raises `StoreVersionError` before anything
-    is written to it; so does a migration that cannot be done (the file is left as it was).
-    ``name`` names the file in messages.
-    """
-    db.execute(BUSY_TIMEOUT)
-    found = _file_version(db, name)
-    _check_not_newer(found, name)
-    for pragma in PRAGMAS:
-        db.execute(pragma)
-    if found == int(SCHEMA_VERSION) and {n for (n,) in db.execute(_SELECT_NAMES)} >= _NAMES:
-        return
-    with transaction(db):
-        # Read again under the write lock: another process may have created or migrated it.
-        found = _file_version(db, name)
-        _check_not_newer(found, name)
-        migrated = found is not None and found < int(SCHEMA_VERSION)
-        if migrated:
-            assert found is not None
-            _migrate(db, found, name)
-        for statement in DDL:
-            db.execute(statement)
-        db.execute(SET_SCHEMA_VERSION, (SCHEMA_VERSION,))
-    if migrated:
-        # The old tables' pages are free now: give them back, once, rather than keep a file
-        # half empty.
-        db.execute(VACUUM)

@@ -26,14 +26,14 @@ import pandas as pd
 
 from .._options import check_codes
 from .._security import Market, parse_code
+from ._args import check_as_of, check_market, check_screen, check_since
 from ._arrow import PARTITIONS, read_arrow, write_dataset
 from ._file import Waiting, check_wait, connect, file_errors, lock_path
 from ._lock import FileLock
 from ._plan import SyncPlan, check_today
 from ._read import StoreReader
-from ._screen_args import check_screen
 from ._sync import SyncProgress, SyncReport, plan_sync, sync_codes
-from ._write import StoreWriter, utc_micros
+from ._write import StoreWriter
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -46,44 +46,6 @@ T = TypeVar("T")
 
 #: Seconds a write waits for another program's write transaction on the file by default.
 DEFAULT_WAIT: Final = 30.0
-
-
-def _check_as_of(as_of: object) -> int | None:
-    if as_of is None:
-        return None
-    if isinstance(as_of, str):
-        try:
-            as_of = dt.datetime.fromisoformat(as_of)
-        except ValueError:
-            raise ValueError(f"as_of {as_of!r} is not an ISO date-time") from None
-    if not isinstance(as_of, dt.datetime):
-        raise TypeError(f"as_of must be a timezone-aware datetime or ISO str, got {as_of!r}")
-    if as_of.tzinfo is None:
-        raise ValueError(f"as_of {as_of!r} has no timezone; give one (the store keeps UTC)")
-    return utc_micros(as_of)
-
-
-def _check_since(since: object) -> str | None:
-    if since is None:
-        return None
-    if isinstance(since, dt.datetime):
-        since = since.date()
-    if isinstance(since, dt.date):
-        return since.isoformat()
-    if isinstance(since, str):
-        try:
-            return dt.date.fromisoformat(since).isoformat()
-        except ValueError:
-            raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
-    raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
-
-
-def _check_market(market: object) -> Market:
-    if isinstance(market, Market):
-        return market
-    if isinstance(market, str) and market.upper() in Market.__members__:
-        return Market[market.upper()]
-    raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
 
 
 class ShortInterestStore:
@@ -273,7 +235,7 @@ class ShortInterestStore:
         and values as the store knew them at that moment. A code never synced raises KeyError.
         """
         security = parse_code(code)
-        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        cutoff, moment = check_since(since), check_as_of(as_of)
         if not self._read(lambda: self._reader.has(security)):
             raise KeyError(f"{security.code} is not in the store {str(self.path)!r}; sync it first")
         return self._read(lambda: self._reader.history(security, since=cutoff, as_of=moment))
@@ -287,8 +249,8 @@ class ShortInterestStore:
         it the columns are both markets' (a column of the other market is missing on a row).
         ``as_of`` reads the store as it was then. Columns as in `history`, after ``code``.
         """
-        moment = _check_as_of(as_of)
-        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        moment = check_as_of(as_of)
+        markets = [Market.US, Market.HK] if market is None else [check_market(market)]
         return self._read(lambda: self._reader.latest(markets, as_of=moment))
 
     def to_arrow(
@@ -309,9 +271,9 @@ class ShortInterestStore:
         ``since`` and ``as_of`` as in `history`. Needs pyarrow (``aiomoomoo[parquet]``);
         ``polars.from_arrow(store.to_arrow())`` makes a Polars frame of it.
         """
-        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        markets = [Market.US, Market.HK] if market is None else [check_market(market)]
         wanted = None if codes is None else [s.code for s in check_codes(codes)]
-        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        cutoff, moment = check_since(since), check_as_of(as_of)
         if wanted is not None:
             unknown = sorted(set(wanted) - set(self._read(self._reader.codes)))
             if unknown:
@@ -380,8 +342,8 @@ class ShortInterestStore:
         ``"change"`` and ``"change_percent"`` name each market's own change column. Without
         ``by`` rows run by code. ``top`` keeps the first ``top`` rows.
         """
-        moment = _check_as_of(as_of)
-        markets = [Market.US, Market.HK] if market is None else [_check_market(market)]
+        moment = check_as_of(as_of)
+        markets = [Market.US, Market.HK] if market is None else [check_market(market)]
         screen = check_screen(
             markets,
             one_market=market is not None,
@@ -424,8 +386,8 @@ class ShortInterestStore:
         on or before that date instead of the one before. ``as_of`` reads the store as it was
         then: a value revised later counts with its old version.
         """
-        chosen = _check_market(market)
-        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        chosen = check_market(market)
+        cutoff, moment = check_since(since), check_as_of(as_of)
         return self._read(lambda: self._reader.changes(chosen, since=cutoff, as_of=moment))
 
     def history_batches(
@@ -445,7 +407,7 @@ class ShortInterestStore:
         from one snapshot of the file. ``since`` and ``as_of`` are as in `history`. A code never
         synced raises KeyError before any frame is made.
         """
-        cutoff, moment = _check_since(since), _check_as_of(as_of)
+        cutoff, moment = check_since(since), check_as_of(as_of)
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise ValueError(f"rows must be a positive int, got {rows!r}")
         wanted = None if codes is None else list(dict.fromkeys(check_codes(codes)))

@@ -17,8 +17,8 @@ import pytest
 
 from aiomoomoo import ProtocolError, RequestTimeoutError
 from aiomoomoo._security import Security, parse_code
+from aiomoomoo.store._format import prepare
 from aiomoomoo.store._read import StoreReader
-from aiomoomoo.store._schema import prepare
 from aiomoomoo.store._write import StoreWriter
 
 AAPL = parse_code("US.AAPL")

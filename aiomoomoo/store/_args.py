@@ -1,14 +1,58 @@
-"""A screen's arguments checked before any query: bounds that are numbers and apply to the
-markets asked for, a sort column the screen has, a row count of at least one."""
+"""The store's arguments, checked before any query: a moment (``as_of``), a day (``since``), a
+market, and a screen's (bounds that are numbers and apply to the markets asked for, a sort
+column the screen has, a row count of at least one)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from .._security import Market
 from ._read import CONDITIONS, GENERIC_ORDER, StoreReader
+from ._write import utc_micros
 
-__all__ = ["Screen", "check_screen"]
+__all__ = ["Screen", "check_as_of", "check_market", "check_screen", "check_since"]
+
+
+def check_as_of(as_of: object) -> int | None:
+    """``as_of`` (an aware datetime or ISO text) as the file keeps moments: microseconds."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, str):
+        try:
+            as_of = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            raise ValueError(f"as_of {as_of!r} is not an ISO date-time") from None
+    if not isinstance(as_of, dt.datetime):
+        raise TypeError(f"as_of must be a timezone-aware datetime or ISO str, got {as_of!r}")
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of!r} has no timezone; give one (the store keeps UTC)")
+    return utc_micros(as_of)
+
+
+def check_since(since: object) -> str | None:
+    """``since`` (a date, a datetime or ``YYYY-MM-DD`` text) as ``YYYY-MM-DD`` text."""
+    if since is None:
+        return None
+    if isinstance(since, dt.datetime):
+        since = since.date()
+    if isinstance(since, dt.date):
+        return since.isoformat()
+    if isinstance(since, str):
+        try:
+            return dt.date.fromisoformat(since).isoformat()
+        except ValueError:
+            raise ValueError(f"since {since!r} is not a date in YYYY-MM-DD form") from None
+    raise TypeError(f"since must be a datetime.date or a 'YYYY-MM-DD' str, got {since!r}")
+
+
+def check_market(market: object) -> Market:
+    """``market`` (a `Market` or its name, any case) as a `Market`."""
+    if isinstance(market, Market):
+        return market
+    if isinstance(market, str) and market.upper() in Market.__members__:
+        return Market[market.upper()]
+    raise ValueError(f"market must be Market.US, Market.HK, 'US' or 'HK', got {market!r}")
 
 
 @dataclass(frozen=True, slots=True)
