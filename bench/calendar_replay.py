@@ -205,7 +205,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     refreshes = s["runs"] - 1
     lines = [
-        "## A refresh on a calendar (`ShortInterestStore.sync`, publication schedule)",
+        "### The calendar replay",
         "",
         f"{result['codes']} codes ({result['us']} US, {result['hk']} HK) served by the simulator "
         "with the real publication lags (US 7 business days after each settlement date, HK 5), "

@@ -174,9 +174,10 @@ def main() -> None:
     digest = summary.summarise(plan, results)
     figure.plot(digest, results, plot_path)
     sections = [sync.to_markdown(results["sync"])] if sync is not None else []
-    sections.append(universe.to_markdown(results["universe"]))
+    # The calendar replay is a part of the universe-scale section.
+    replayed = replay.to_markdown(results["calendar"])
+    sections.append(universe.to_markdown(results["universe"], replay=replayed))
     sections.append(screens.to_markdown(results["screens"]))
-    sections.append(replay.to_markdown(results["calendar"]))
     extra = "\n".join(sections)
     output.write_text(
         writeup.page(plan, digest, results, plot_path.name, quick=args.quick, extra=extra)

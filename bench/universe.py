@@ -229,7 +229,7 @@ def _spread(values: list[float], scale: float = 1.0, unit: str = "s") -> str:
     return f"{fmt.format(middle)} {unit} ({fmt.format(ordered[0])}-{fmt.format(ordered[-1])})"
 
 
-def to_markdown(result: dict[str, Any]) -> str:
+def to_markdown(result: dict[str, Any], replay: str | None = None) -> str:
     """The benchmark's section of docs/benchmarks.md."""
     built = result["build"]
     processes = result["processes"]
@@ -245,17 +245,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"of {result['rounds']} rounds, the range in brackets; the machine's load average was "
         f"{result.get('load', float('nan')):.1f} (on 2 cores), so single rounds vary.",
         "",
-        "For comparison, format 1 (aiomoomoo 0.1: text codes, dates and times, two indexes), "
-        "measured once on the same machine with the same 5,000 codes: 251 bytes a row "
-        "(273 MiB); at a load average of about 1.5, `latest('US')` 1.58 s, `latest()` 2.71 s, "
-        "`summary()` 1.44 s, the plan of a refresh with nothing due 1.48 s, `history(code)` "
-        "4.7 ms, and an export of every row 31.0 s as Parquet (4.9x its floor of 6.3 s, "
-        "699 MiB) and 43.9 s as CSV (7.0x, 970 MiB); under a load of about 4.5, a build of "
-        "78.7 s and a refresh with nothing due of 2.8 s.",
-        "",
-        "### The calendar replay",
-        "",
-        "(A year of publications replayed against this store: see the `schedule` work.)",
+        (replay or "### The calendar replay\n\nMeasured by `bench/calendar_replay.py`.").rstrip(
+            "\n"
+        ),
         "",
         "### Reads",
         "",
