@@ -46,12 +46,15 @@ def _v1_micros(column: str) -> str:
 
 
 def _v1_unreadable(column: str) -> str:
-    """SQL for whether a version 1 date ``column`` cannot be migrated: not ``YYYY-MM-DD...``
-    text of a real day from 1900 to 2100 (the '+0 days' makes SQLite carry 2026-02-30 over to
-    March, so it differs). Such rows were stored before rows were checked."""
+    """SQL for whether a version 1 date ``column`` cannot be migrated: not ``YYYY-MM-DD``
+    text of a real day from 1900 to 2100, and nothing more (the '+0 days' makes SQLite carry
+    2026-02-30 over to March, so it differs). Such rows were stored before rows were checked."""
     day = f"substr({column}, 1, 10)"
+    # A longer text ('2026-04-30 00:00:00') is set aside too: version 1 kept it beside the
+    # plain date as another current row, and both would become one date here.
     return (
-        f"(date({day}, '+0 days') IS NOT {day} OR {day} NOT BETWEEN '1900-01-01' AND '2100-12-31')"
+        f"(date({day}, '+0 days') IS NOT {day} OR length({column}) != 10 "
+        f"OR {day} NOT BETWEEN '1900-01-01' AND '2100-12-31')"
     )
 
 

@@ -422,10 +422,23 @@ class ShortInterestStore:
                     )
             markets = {security.market for security in wanted}
         chosen = [m for m in (Market.US, Market.HK) if m in markets] or [Market.US, Market.HK]
-        return self._reader.batches(
+        batches = self._reader.batches(
             None if wanted is None else sorted(s.code for s in wanted),
             chosen,
             since=cutoff,
             as_of=moment,
             size=rows,
         )
+        return self._guarded(batches)
+
+    def _guarded(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """``batches`` read as every other read is: on an open store (closing it ends them with
+        the store's ValueError), with SQLite's errors said as `StoreError`."""
+        with file_errors(self.path):
+            while True:
+                self._check_open()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                yield batch

@@ -80,6 +80,18 @@ def test_reading_does_not_wait_for_a_write_transaction(
         assert main([command, "--store", str(store), "US.AAPL", *chart]) == 0
 
 
+@pytest.mark.parametrize("latest", [[], ["--latest"]])
+def test_an_export_of_a_store_damaged_beyond_its_header_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], latest: list[str]
+) -> None:
+    store = store_with_rows(tmp_path / "s.db")
+    damage_versions(store)
+    out = tmp_path / "rows.csv"
+    assert main(["export", "--store", str(store), "-o", str(out), *latest]) == 1
+    assert f"the store {store} is damaged" in one_line(capsys)
+    assert not out.exists()
+
+
 def test_a_sync_on_a_store_damaged_beyond_its_header_says_so_in_one_line(
     sim: OpenDSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -145,6 +145,17 @@ def test_damage_found_after_opening_is_a_store_error(path: Path) -> None:
         assert store.codes() == ["US.AAPL"]
         with pytest.raises(StoreError, match="is damaged"):
             store.history("US.AAPL")
+        # Read as the batches are taken, after the call returned: said the same way.
+        with pytest.raises(StoreError, match="is damaged"):
+            list(store.history_batches())
+
+
+def test_batches_taken_after_the_store_closed_say_it_is_closed(path: Path) -> None:
+    store = ShortInterestStore(path)
+    batches = store.history_batches()
+    store.close()
+    with pytest.raises(ValueError, match="closed"):
+        next(batches)
 
 
 @pytest.mark.skipif(

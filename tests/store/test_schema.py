@@ -176,7 +176,17 @@ def test_a_past_version_is_migrated_with_every_row_and_time(tmp_path: Path, vers
 
 @pytest.mark.parametrize(
     "bad",
-    ["garbage", "2026-13-45", "2026-02-30", "26-04-30", "2026/04/30", "9999-12-31", "1899-12-31"],
+    [
+        "garbage",
+        "2026-13-45",
+        "2026-02-30",
+        "26-04-30",
+        "2026/04/30",
+        "9999-12-31",
+        "1899-12-31",
+        # Beside the plain 2026-04-30 of the same code, both current in version 1.
+        "2026-04-30 00:00:00",
+    ],
 )
 def test_a_v1_row_dated_by_no_day_is_kept_aside_and_the_store_opens(
     tmp_path: Path, bad: str, caplog: pytest.LogCaptureFixture
