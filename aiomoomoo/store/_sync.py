@@ -365,11 +365,6 @@ def _skip(tally: _Tally, skipped: list[Security]) -> None:
         tally.report("skipped", security.code)
 
 
-def _moved(before: dict[Market, Frontier], after: dict[Market, Frontier]) -> set[Market]:
-    """The markets whose frontier is newer ``after`` than ``before``, or new."""
-    return {m for m, f in after.items() if m not in before or f.newest > before[m].newest}
-
-
 def _market_sync(
     market: Market, frontier: Frontier | None, probes: tuple[str, ...], moved: set[Market]
 ) -> MarketSync:
