@@ -131,9 +131,9 @@ def _run(kind: str, target: str, args: list[str]) -> tuple[float, int]:
 
 
 _FLOOR = """
-import sqlite3, sys
+import contextlib, sqlite3, sys
 import pandas as pd
-with sqlite3.connect(sys.argv[1]) as db:
+with contextlib.closing(sqlite3.connect(sys.argv[1])) as db:
     frame = pd.read_sql_query("SELECT * FROM versions", db)
 frame.to_parquet(sys.argv[2], index=False)
 """

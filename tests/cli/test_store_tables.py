@@ -4,6 +4,7 @@ saying what was written, Ctrl-C, the dry run, ``--as-of`` and a store with nothi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -268,7 +269,7 @@ def test_sqlite_is_not_touched_by_a_dry_run_of_an_existing_store(
     before = store.stat().st_mtime_ns
     assert main(["sync", "--store", str(store), *CODES, "--dry-run"]) == 0
     assert "codes: 3" in capsys.readouterr().out
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db:
         assert db.execute("SELECT COUNT(*) FROM codes").fetchone() == (3,)
     assert store.stat().st_mtime_ns == before
 
