@@ -24,9 +24,6 @@ from ._plan import RECENT_DATES, CodeState, Frontier
 
 __all__ = ["CONDITIONS", "GENERIC_ORDER", "StoreReader"]
 
-# The columns whose period-on-period change the frames add, per market.
-_CHANGED: Final = {Market.US: "shares_short", Market.HK: "aggregated_short"}
-
 
 class StoreReader:
     """The reads of a store open on ``db``; arguments are already checked."""
@@ -365,7 +362,7 @@ def _columns_frame(market: Market, values: list[Any], given: Any = None) -> pd.D
             column_values = list(column_values)
         data[column] = pd.array(column_values, dtype=template.dtypes[column])
     frame = pd.DataFrame(data)
-    changed = _CHANGED[market]
+    changed = screen_sql.CHANGED[market]
     current: Any = frame[changed]
     previous: Any
     if given is not None:

@@ -209,6 +209,8 @@ def _values(security: Security, record: tuple[Any, ...]) -> tuple[int, tuple[Any
         zone = ZoneInfo(security.market.timezone)
         try:
             day = dt.datetime.fromtimestamp(stamp, zone).date()
+            # Within the range a trading date has, as a date text is.
+            day = trading_date(day.isoformat())
         except (OverflowError, OSError, ValueError):
             raise ProtocolError(
                 f"OpenD sent a {security.code} row without a date and with timestamp {stamp}, "
@@ -216,8 +218,8 @@ def _values(security: Security, record: tuple[Any, ...]) -> tuple[int, tuple[Any
             ) from None
     else:
         raise ProtocolError(f"OpenD sent a {security.code} row without a date; it cannot be stored")
-    if day is None or trading_date(day.isoformat()) is None:
-        shown = str(text) if text else "" if day is None else day.isoformat()
+    if day is None:
+        shown = str(text) if text else f"{stamp} (its timestamp)"
         raise ProtocolError(
             f"OpenD sent a {security.code} row dated {shown!r}, which is not a YYYY-MM-DD "
             f"date from {EARLIEST_DATE} to {LATEST_DATE}; it cannot be stored"

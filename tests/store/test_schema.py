@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from aiomoomoo import MoomooError, ShortInterestStore, StoreVersionError
+from aiomoomoo import ShortInterestStore, StoreVersionError
 from aiomoomoo._security import parse_code
 from aiomoomoo.store._schema import SCHEMA_VERSION
 from aiomoomoo.store._write import StoreWriter
@@ -219,7 +219,6 @@ def test_a_newer_version_is_refused_before_anything_is_written(tmp_path: Path, f
     message = str(caught.value)
     assert repr(found) in message or f"version {found}" in message
     assert f"version {SCHEMA_VERSION}" in message
-    assert isinstance(caught.value, MoomooError)
     assert _digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]
 
