@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 from .. import __version__
+from .._errors import StoreError
 from . import _doctor, _fetch, _screens, _simulate, _store
+from ._output import print_error
 from ._terminal import reset_hint
 
 __all__ = ["COMMANDS", "main"]
@@ -47,7 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_status(exc.code)
     reset_hint()
     run: _Runner = args.run
-    return run(args)
+    try:
+        return run(args)
+    except StoreError as exc:
+        # A store file that cannot be used (missing, not a store, damaged, busy, of another
+        # format), wherever a command opened it: one line, never a traceback.
+        print_error(str(args.command), str(exc))
+        return 1
 
 
 def _exit_status(code: str | int | None) -> int:
@@ -65,7 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Tools around aiomoomoo, the asyncio client for moomoo / Futu OpenD.",
     )
     parser.add_argument("--version", action="version", version=f"aiomoomoo {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", dest="command", required=True
+    )
     for add_parser in COMMANDS:
         add_parser(subparsers)
     return parser

@@ -14,8 +14,8 @@ import pandas as pd
 from .._security import Market, parse_code
 from ..store import ShortInterestStore
 from . import _args
-from ._output import escape, in_column_order, print_error, write_frame, wrote
-from ._tables import add_output_options, output_problem
+from ._output import escape, in_column_order, print_error
+from ._tables import add_output_options, output_problem, write_table
 
 __all__ = ["COMMANDS", "movers"]
 
@@ -91,7 +91,7 @@ def _run_screen(args: argparse.Namespace) -> int:
     if problem is not None:
         print_error("screen", problem[0])
         return problem[1]
-    with ShortInterestStore(args.store) as store:
+    with ShortInterestStore(args.store, read_only=True) as store:
         try:
             frame = store.screen(
                 args.market,
@@ -107,7 +107,8 @@ def _run_screen(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print_error("screen", str(exc))
             return 2
-    return _write("screen", in_column_order(frame), args)
+    title = f"{args.market or 'US and HK'} screen"
+    return write_table("screen", in_column_order(frame), args, ranked=title)
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -135,13 +136,14 @@ def _run_changes(args: argparse.Namespace) -> int:
         print_error("changes", problem[0])
         return problem[1]
     markets = [args.market] if args.market else list(_MARKETS)
-    with ShortInterestStore(args.store) as store:
+    with ShortInterestStore(args.store, read_only=True) as store:
         parts = [
             store.changes(market, since=args.since, as_of=args.as_of).head(args.top)
             for market in markets
         ]
     frame = _one_table(parts)
-    return _write("changes", frame, args)
+    title = f"{args.market or 'US and HK'} changes"
+    return write_table("changes", frame, args, ranked=title)
 
 
 def _one_table(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -186,20 +188,6 @@ def movers(store: ShortInterestStore, codes: Iterable[str], *, count: int = 3) -
             )
             lines.append(f"{market.name} movers: {moves}")
     return lines
-
-
-def _write(command: str, frame: pd.DataFrame, args: argparse.Namespace) -> int:
-    """Write ``frame`` in its own row order: as text on a terminal (the per-market view would
-    regroup the rows), else as ``--format`` asks; 1 if it cannot be written."""
-    try:
-        write_frame(frame, args.format, args.output)
-    except OSError as exc:
-        where = args.output if args.output is not None else "standard output"
-        print_error(command, f"cannot write {where}: {exc.strerror or exc}")
-        return 1
-    if args.output is not None:
-        wrote(len(frame), args.output)
-    return 0
 
 
 def _no_store(path: Path) -> tuple[str, int] | None:

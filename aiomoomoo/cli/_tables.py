@@ -67,10 +67,15 @@ def output_problem(args: argparse.Namespace) -> tuple[str, int] | None:
     return None
 
 
-def write_table(command: str, frame: pd.DataFrame, args: argparse.Namespace) -> int:
-    """Write ``frame`` as ``args`` ask (terminal view, pipe or file); 0, or 1 if it cannot."""
+def write_table(
+    command: str, frame: pd.DataFrame, args: argparse.Namespace, *, ranked: str | None = None
+) -> int:
+    """Write ``frame`` as ``args`` ask (terminal view, pipe or file); 0, or 1 if it cannot.
+
+    ``ranked`` titles the terminal view of rows whose order is the answer (a screen, the
+    changes): one table in that order rather than one per market."""
     try:
-        emit_frame(frame, args.format, args.output, all_rows=args.all)
+        emit_frame(frame, args.format, args.output, all_rows=args.all, ranked=ranked)
     except OSError as exc:
         where = args.output if args.output is not None else "standard output"
         print_error(command, f"cannot write {where}: {exc.strerror or exc}")

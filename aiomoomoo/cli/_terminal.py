@@ -69,13 +69,24 @@ def rich_console(stream: TextIO) -> Console | None:
     return Console(file=stream, highlight=False, emoji=False, markup=False)
 
 
-def emit_frame(frame: pd.DataFrame, fmt: str, output: Path | None, *, all_rows: bool) -> None:
-    """Write ``frame`` where the user asked: the terminal view (`show_frame`) for a ``table``
-    on a terminal, else all of it (`aiomoomoo.cli._output.write_frame`)."""
+def emit_frame(
+    frame: pd.DataFrame,
+    fmt: str,
+    output: Path | None,
+    *,
+    all_rows: bool,
+    ranked: str | None = None,
+) -> None:
+    """Write ``frame`` where the user asked: the terminal view for a ``table`` on a terminal
+    (`show_frame`, or `show_ranked` titled ``ranked`` for rows whose order is the answer),
+    else all of it (`aiomoomoo.cli._output.write_frame`)."""
     if output is None and fmt == "table" and sys.stdout.isatty():
         console = rich_console(sys.stdout)
         if console is not None:
-            show_frame(frame, console, all_rows=all_rows)
+            if ranked is not None:
+                show_ranked(frame, console, title=ranked)
+            else:
+                show_frame(frame, console, all_rows=all_rows)
             return
     write_frame(frame, fmt, output)
 
@@ -188,6 +199,39 @@ def show_frame(frame: pd.DataFrame, console: Console, *, all_rows: bool) -> None
             )
     if not all_rows and any("shown" in s for table in tables for s in table.summaries):
         console.print(Text(_hint(NEWEST_ROWS), style="dim"))
+
+
+#: Columns a ranked view leaves out: the epoch-seconds twin of the date, and the store's times.
+_NOT_RANKED: Final = ("timestamp", "first_seen", "last_seen")
+
+
+def show_ranked(frame: pd.DataFrame, console: Console, *, title: str) -> None:
+    """Draw ``frame`` (a screen, the changes) on ``console`` as one table in its own row order:
+    the order is the answer, so rows are not regrouped by market or code. Numbers are never cut:
+    columns are left out from the right instead, and named."""
+    from rich.text import Text
+
+    if not len(frame):
+        console.print(Text("(no rows)"))
+        return
+    shown = [str(column) for column in frame.columns if column not in _NOT_RANKED]
+    # The percent changes, what a ranking is most often by, right after the code and dates:
+    # on a narrow terminal columns are left out from the right.
+    dates = ("code", "timestamp_str", "date", "previous_date")
+    first = [c for c in shown if c in dates or c.endswith("_change_percent")]
+    columns = [*first, *(c for c in shown if c not in first)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[column]) for column in columns]
+    table = MarketTable(title, columns, numeric)
+    places = [_decimal_places(frame[column]) for column in columns]
+    for row in frame[columns].itertuples(index=False):
+        table.rows.append([_cell(v, digits) for v, digits in zip(row, places, strict=True)])
+    view, left_out = _fitted(console, table)
+    console.print(view)
+    if left_out:
+        names = ", ".join(_header(column) for column in left_out)
+        console.print(
+            Text(f"Left out for the terminal's width: {names} (-o FILE writes every column).")
+        )
 
 
 def _header(column: str) -> str:

@@ -106,3 +106,54 @@ def test_a_sync_that_stored_rows_names_the_top_movers(
     assert us_top[1] in lines[0]
     assert lines[1].startswith(f"HK movers: {hk_top[0]} ")
     assert "movers" not in again  # nothing new stored, nothing moved
+
+
+@pytest.mark.parametrize("command", ["screen", "changes"])
+def test_a_file_that_is_no_store_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite")
+    for path, meaning in ((junk, "not an SQLite file"), (tmp_path, "is a directory")):
+        assert main([command, "--store", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith(f"aiomoomoo {command}: ")
+        assert meaning in err
+
+
+def test_a_ranking_on_a_narrow_terminal_keeps_its_order_and_whole_numbers() -> None:
+    pytest.importorskip("rich")
+    from rich.console import Console
+
+    from aiomoomoo.cli._terminal import show_ranked
+
+    frame = pd.DataFrame(
+        {
+            "code": ["US.TSLA", "HK.00700", "US.AAPL"],
+            "timestamp_str": ["2026-04-30"] * 3,
+            "shares_short": pd.array([81_200_000, None, 111_000_000], dtype="Int64"),
+            "close_price": [292.0, 467.8, 271.25],
+            "shares_short_change_percent": [-10.82, 7.27, -2.99],
+        }
+    )
+    out = io.StringIO()
+    show_ranked(frame, Console(file=out, width=40, markup=False), title="US and HK changes")
+    text = out.getvalue()
+    # The given order, not regrouped by market; the percent change right after the date.
+    assert [line.split()[0] for line in text.splitlines() if line[:3] in ("US.", "HK.")] == [
+        "US.TSLA",
+        "HK.00700",
+        "US.AAPL",
+    ]
+    assert "-10.82" in text
+    assert "7.27" in text
+    # Columns that do not fit are left out whole and named, never cut.
+    assert "81,200,000" not in text
+    said = " ".join(text.split())
+    assert "Left out for the terminal's width: shares short, close price" in said
+    wide = io.StringIO()
+    show_ranked(frame, Console(file=wide, width=200, markup=False), title="US and HK changes")
+    assert "81,200,000" in wide.getvalue()
+    assert "271.25" in wide.getvalue()
+    assert "292.00" in wide.getvalue()  # one number of decimals per column
